@@ -1,0 +1,77 @@
+// Command recourse is the Recourse service and its operator tools:
+//
+//	recourse serve                       run the HTTP service and webhook worker
+//	recourse migrate up|status           apply or list schema migrations
+//	recourse token create --name N --role R   print a new API token (once)
+//	recourse token list | revoke ID      list or revoke API tokens
+//	recourse replay EVENT_ID | --all     put dead-lettered webhook events back
+//	recourse version                     print the version
+//
+// Settings come from RECOURSE_* environment variables and DATABASE_URL;
+// flags override them (recourse serve -h lists them).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "recourse:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: recourse <command> [flags]
+
+commands:
+  serve                              run the HTTP service and webhook worker
+  migrate up | status                apply pending migrations, or list them
+  token create --name N --role R     create an API token and print it once
+  token list                         list API tokens (never their secrets)
+  token revoke ID                    revoke an API token
+  replay EVENT_ID | --all            put dead-lettered webhook events back to pending
+  version                            print the version
+
+Settings come from RECOURSE_* environment variables and DATABASE_URL;
+flags override them. 'recourse serve -h' lists every setting.
+`
+
+// run is the whole program, callable from tests: args without the program
+// name, the environment through getenv, output to stdout and stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, rest, getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, rest, getenv, stdout, stderr)
+	case "replay":
+		return replayCmd(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "recourse", versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/recourse-hq/recourse/internal/auth"
+	"github.com/recourse-hq/recourse/internal/clock"
+	"github.com/recourse-hq/recourse/internal/config"
+	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/internal/metrics"
+	"github.com/recourse-hq/recourse/migrations"
+	"github.com/recourse-hq/recourse/webhooks"
+)
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func openDB(ctx context.Context, cfg config.Config) (*db.DB, error) {
+	return db.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath, db.Options{MaxConns: cfg.DBMaxConns})
+}
+
+// service is the wired application: storage, HTTP handlers, intake, worker.
+type service struct {
+	cfg     config.Config
+	log     *slog.Logger
+	clock   clock.Clock
+	db      *db.DB
+	metrics *metrics.Metrics
+	echo    *echo.Echo
+	intake  *webhooks.Intake
+	worker  *webhooks.Worker
+}
+
+func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.Clock) (*service, error) {
+	d, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{cfg: cfg, log: log, clock: clk, db: d, metrics: metrics.New()}
+	if cfg.AutoMigrate {
+		applied, err := migrations.Up(ctx, d, clk.Now)
+		if err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info("migrations applied", "versions", applied)
+		}
+	}
+
+	inbox := webhooks.NewInbox(d)
+	registry := webhooks.NewRegistry()
+	registerHandlers(registry)
+	s.metrics.RegisterInbox(func(ctx context.Context) (int64, time.Duration, error) {
+		return inbox.Backlog(ctx, clk.Now())
+	}, log)
+	concurrency := cfg.WorkerConcurrency
+	s.worker = webhooks.NewWorker(d, inbox, registry, clk, log, s.metrics, webhooks.WorkerConfig{
+		Concurrency: concurrency, MaxAttempts: cfg.WorkerMaxAttempts, Lease: cfg.WorkerLease,
+		PollInterval: cfg.WorkerPoll, BackoffBase: cfg.WorkerBackoffBase, BackoffMax: cfg.WorkerBackoffMax,
+	})
+	notify := func() {}
+	if cfg.WorkerEnabled {
+		notify = s.worker.Notify
+	}
+	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
+		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
+	}, notify)
+
+	e := httpx.New(httpx.Options{Logger: log, Metrics: s.metrics, APIMaxBody: cfg.APIMaxBody})
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	s.intake.Register(e)
+
+	tokens := auth.NewTokenStore(d, clk)
+	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
+	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
+	s.echo = e
+	return s, nil
+}
+
+// registerHandlers wires the domain packages' event handlers.
+func registerHandlers(r *webhooks.Registry) {}
+
+// ready answers 200 when the database answers and no migration is pending.
+func (s *service) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "migrations": "ok"}
+	status := http.StatusOK
+	if err := s.db.Ping(ctx); err != nil {
+		checks["database"] = "unreachable"
+		status = http.StatusServiceUnavailable
+		s.log.Warn("readiness: database unreachable", "err", err)
+	} else if n, err := migrations.Pending(ctx, s.db); err != nil {
+		checks["migrations"] = "unknown"
+		status = http.StatusServiceUnavailable
+	} else if n > 0 {
+		checks["migrations"] = fmt.Sprintf("%d pending", n)
+		status = http.StatusServiceUnavailable
+	}
+	word := "ready"
+	if status != http.StatusOK {
+		word = "not_ready"
+	}
+	return c.JSON(status, map[string]any{"status": word, "checks": checks})
+}
+
+// run serves on ln until ctx is cancelled, then shuts down gracefully: stop
+// taking requests and finish those in flight, flush the intake, let the
+// worker finish the event in hand, close the database.
+func (s *service) run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	if s.cfg.WorkerEnabled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker.Run(workerCtx)
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("recourse serving", "addr", ln.Addr().String(), "database", string(s.db.Dialect), "version", versionString(),
+		"worker", s.cfg.WorkerEnabled, "webhook_secrets", len(s.cfg.WebhookSecrets))
+	if len(s.cfg.WebhookSecrets) == 0 {
+		s.log.Warn("no Stripe webhook secret configured: POST /webhooks/stripe answers 503 until RECOURSE_STRIPE_WEBHOOK_SECRETS is set")
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("http shutdown incomplete", "err", err)
+	}
+	s.intake.Close()
+	stopWorker()
+	wg.Wait()
+	if err := s.db.Close(); err != nil {
+		s.log.Warn("close database", "err", err)
+	}
+	s.log.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	s, err := newService(ctx, cfg, log, clock.System{})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = s.db.Close()
+		s.intake.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	return s.run(ctx, ln)
+}

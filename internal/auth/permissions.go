@@ -1,0 +1,65 @@
+package auth
+
+import (
+	"sort"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/recourse-hq/recourse/internal/errs"
+)
+
+// Permission is one thing a role may do. The table below is the whole policy
+// of who may do what; handlers ask Require(perm) and nothing else.
+type Permission string
+
+// Permissions.
+const (
+	PermWebhookEventsRead   Permission = "webhook_events:read"
+	PermWebhookEventsReplay Permission = "webhook_events:replay"
+	PermTokensManage        Permission = "tokens:manage"
+)
+
+// grants is read-only after package initialisation.
+var grants = map[Permission][]Role{
+	PermWebhookEventsRead:   {RoleAdmin},
+	PermWebhookEventsReplay: {RoleAdmin},
+	PermTokensManage:        {RoleAdmin},
+}
+
+// Allowed reports whether role has perm.
+func Allowed(role Role, perm Permission) bool {
+	for _, r := range grants[perm] {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Table returns every permission with the roles that hold it, for docs and
+// the policy endpoint.
+func Table() map[Permission][]Role {
+	out := make(map[Permission][]Role, len(grants))
+	for p, rs := range grants {
+		cp := append([]Role(nil), rs...)
+		sort.Slice(cp, func(i, j int) bool { return cp[i] < cp[j] })
+		out[p] = cp
+	}
+	return out
+}
+
+// Require refuses the request with 403 unless the principal's role has perm.
+func Require(perm Permission) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, ok := FromContext(c.Request().Context())
+			if !ok {
+				return errs.New(errs.EUNAUTHORIZED, "authentication required")
+			}
+			if !Allowed(p.Role, perm) {
+				return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not %s", p.Role, perm)
+			}
+			return next(c)
+		}
+	}
+}

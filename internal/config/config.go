@@ -1,0 +1,205 @@
+// Package config reads Recourse's settings from RECOURSE_* environment
+// variables (and DATABASE_URL), with command-line flags overriding them.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the service. The zero value is not useful: use
+// Load, or Defaults for tests.
+type Config struct {
+	HTTPAddr          string
+	DatabaseURL       string
+	SQLitePath        string
+	DBMaxConns        int
+	AutoMigrate       bool
+	WebhookSecrets    []string
+	WebhookTolerance  time.Duration
+	WebhookMaxBody    int64
+	APIMaxBody        int64
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	WorkerEnabled     bool
+	WorkerConcurrency int
+	WorkerMaxAttempts int
+	WorkerLease       time.Duration
+	WorkerPoll        time.Duration
+	WorkerBackoffBase time.Duration
+	WorkerBackoffMax  time.Duration
+	LogLevel          string
+	LogFormat         string
+}
+
+// Setting documents one configuration knob; the README table lists these.
+type Setting struct {
+	Env, Flag, Default, Help string
+}
+
+// settings is the single list of knobs: environment name, flag, default, help.
+var settings = []Setting{
+	{"RECOURSE_HTTP_ADDR", "http-addr", ":8080", "address the HTTP server listens on"},
+	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://…); empty means the embedded SQLite file"},
+	{"RECOURSE_SQLITE_PATH", "sqlite-path", "./data/recourse.db", "SQLite file used when DATABASE_URL is empty"},
+	{"RECOURSE_DB_MAX_CONNS", "db-max-conns", "20", "maximum open PostgreSQL connections (SQLite always uses one writer)"},
+	{"RECOURSE_AUTO_MIGRATE", "migrate", "true", "apply pending migrations when serve starts"},
+	{"RECOURSE_STRIPE_WEBHOOK_SECRETS", "stripe-webhook-secrets", "", "comma-separated Stripe webhook signing secrets (whsec_…); any one may match, for rotation"},
+	{"RECOURSE_WEBHOOK_TOLERANCE", "webhook-tolerance", "300s", "how old a Stripe-Signature timestamp may be"},
+	{"RECOURSE_WEBHOOK_MAX_BODY", "webhook-max-body", "1048576", "largest webhook body accepted, in bytes (larger gets 413)"},
+	{"RECOURSE_API_MAX_BODY", "api-max-body", "1048576", "largest API request body, in bytes"},
+	{"RECOURSE_HTTP_READ_HEADER_TIMEOUT", "read-header-timeout", "5s", "time allowed to read request headers"},
+	{"RECOURSE_HTTP_READ_TIMEOUT", "read-timeout", "30s", "time allowed to read a whole request"},
+	{"RECOURSE_HTTP_WRITE_TIMEOUT", "write-timeout", "30s", "time allowed to write a response"},
+	{"RECOURSE_HTTP_IDLE_TIMEOUT", "idle-timeout", "120s", "how long an idle keep-alive connection is kept"},
+	{"RECOURSE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long a graceful shutdown waits for in-flight work"},
+	{"RECOURSE_WORKER_ENABLED", "worker", "true", "run the webhook inbox worker in this process"},
+	{"RECOURSE_WORKER_CONCURRENCY", "worker-concurrency", "4", "events processed at once by this process"},
+	{"RECOURSE_WORKER_MAX_ATTEMPTS", "worker-max-attempts", "8", "attempts before an event is dead-lettered"},
+	{"RECOURSE_WORKER_LEASE", "worker-lease", "2m", "how long a claimed event stays reserved if its worker dies"},
+	{"RECOURSE_WORKER_POLL_INTERVAL", "worker-poll-interval", "1s", "how often an idle worker looks for due events"},
+	{"RECOURSE_WORKER_BACKOFF_BASE", "worker-backoff-base", "10s", "first retry delay; doubles per attempt"},
+	{"RECOURSE_WORKER_BACKOFF_MAX", "worker-backoff-max", "1h", "longest retry delay"},
+	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
+}
+
+// Settings returns the documented settings, in order.
+func Settings() []Setting { return append([]Setting(nil), settings...) }
+
+// Defaults returns the configuration with every default applied and no
+// environment consulted.
+func Defaults() Config {
+	c, err := Load(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		panic(err) // defaults are constants; a failure is a programming error
+	}
+	return c
+}
+
+// Load builds the configuration: defaults, then environment (via getenv),
+// then flags in args. It returns an error naming the bad setting.
+func Load(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	vals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		def := s.Default
+		if v, ok := lookup(getenv, s.Env); ok {
+			def = v
+		}
+		vals[s.Env] = fs.String(s.Flag, def, fmt.Sprintf("%s (env %s, default %q)", s.Help, s.Env, s.Default))
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var c Config
+	p := parser{vals: vals}
+	c.HTTPAddr = p.str("RECOURSE_HTTP_ADDR")
+	c.DatabaseURL = p.str("DATABASE_URL")
+	c.SQLitePath = p.str("RECOURSE_SQLITE_PATH")
+	c.DBMaxConns = p.int("RECOURSE_DB_MAX_CONNS")
+	c.AutoMigrate = p.bool("RECOURSE_AUTO_MIGRATE")
+	c.WebhookSecrets = splitList(p.str("RECOURSE_STRIPE_WEBHOOK_SECRETS"))
+	c.WebhookTolerance = p.dur("RECOURSE_WEBHOOK_TOLERANCE")
+	c.WebhookMaxBody = int64(p.int("RECOURSE_WEBHOOK_MAX_BODY"))
+	c.APIMaxBody = int64(p.int("RECOURSE_API_MAX_BODY"))
+	c.ReadHeaderTimeout = p.dur("RECOURSE_HTTP_READ_HEADER_TIMEOUT")
+	c.ReadTimeout = p.dur("RECOURSE_HTTP_READ_TIMEOUT")
+	c.WriteTimeout = p.dur("RECOURSE_HTTP_WRITE_TIMEOUT")
+	c.IdleTimeout = p.dur("RECOURSE_HTTP_IDLE_TIMEOUT")
+	c.ShutdownTimeout = p.dur("RECOURSE_SHUTDOWN_TIMEOUT")
+	c.WorkerEnabled = p.bool("RECOURSE_WORKER_ENABLED")
+	c.WorkerConcurrency = p.int("RECOURSE_WORKER_CONCURRENCY")
+	c.WorkerMaxAttempts = p.int("RECOURSE_WORKER_MAX_ATTEMPTS")
+	c.WorkerLease = p.dur("RECOURSE_WORKER_LEASE")
+	c.WorkerPoll = p.dur("RECOURSE_WORKER_POLL_INTERVAL")
+	c.WorkerBackoffBase = p.dur("RECOURSE_WORKER_BACKOFF_BASE")
+	c.WorkerBackoffMax = p.dur("RECOURSE_WORKER_BACKOFF_MAX")
+	c.LogLevel = p.str("RECOURSE_LOG_LEVEL")
+	c.LogFormat = p.str("RECOURSE_LOG_FORMAT")
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports the first setting out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.WebhookMaxBody <= 0 || c.APIMaxBody <= 0:
+		return fmt.Errorf("body limits must be positive")
+	case c.WorkerConcurrency < 1:
+		return fmt.Errorf("RECOURSE_WORKER_CONCURRENCY must be at least 1")
+	case c.WorkerMaxAttempts < 1:
+		return fmt.Errorf("RECOURSE_WORKER_MAX_ATTEMPTS must be at least 1")
+	case c.WorkerLease < time.Second:
+		return fmt.Errorf("RECOURSE_WORKER_LEASE must be at least 1s")
+	case c.WebhookTolerance <= 0:
+		return fmt.Errorf("RECOURSE_WEBHOOK_TOLERANCE must be positive")
+	case c.DBMaxConns < 1:
+		return fmt.Errorf("RECOURSE_DB_MAX_CONNS must be at least 1")
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return fmt.Errorf("RECOURSE_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	return nil
+}
+
+func lookup(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type parser struct {
+	vals map[string]*string
+	err  error
+}
+
+func (p *parser) str(env string) string { return strings.TrimSpace(*p.vals[env]) }
+
+func (p *parser) int(env string) int {
+	n, err := strconv.Atoi(p.str(env))
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%s: %q is not a whole number", env, p.str(env))
+	}
+	return n
+}
+
+func (p *parser) bool(env string) bool {
+	b, err := strconv.ParseBool(p.str(env))
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%s: %q is not true or false", env, p.str(env))
+	}
+	return b
+}
+
+func (p *parser) dur(env string) time.Duration {
+	d, err := time.ParseDuration(p.str(env))
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%s: %q is not a duration (e.g. 30s, 5m)", env, p.str(env))
+	}
+	return d
+}

@@ -1,0 +1,115 @@
+// Package webhooks receives Stripe webhooks: it verifies each delivery's
+// signature over the raw bytes, stores the event in an inbox before
+// acknowledging it, and runs a worker that hands each stored event to the
+// handlers registered for its type, exactly once, with retries and a dead
+// letter for events that keep failing.
+package webhooks
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/recourse-hq/recourse/internal/errs"
+)
+
+// Status is where an inbox event is in its life.
+type Status string
+
+// Inbox statuses.
+const (
+	StatusPending   Status = "pending"
+	StatusProcessed Status = "processed"
+	StatusIgnored   Status = "ignored"
+	StatusDead      Status = "dead"
+)
+
+// ParseStatus returns the status named s, or EINVALID.
+func ParseStatus(s string) (Status, error) {
+	switch Status(s) {
+	case StatusPending, StatusProcessed, StatusIgnored, StatusDead:
+		return Status(s), nil
+	}
+	return "", errs.Coded(errs.EINVALID, "invalid_status", "status must be pending, processed, ignored or dead (got %q)", s)
+}
+
+// Event is a stored provider event as handlers see it.
+type Event struct {
+	ID         string    // provider event id, e.g. evt_…
+	Type       string    // e.g. invoice.payment_failed
+	Created    time.Time // when the provider created the event
+	Livemode   bool
+	Account    string // Connect account, if any
+	APIVersion string
+	ObjectType string // data.object.object, e.g. "invoice"
+	ObjectID   string // data.object.id
+	Payload    []byte // the raw body as delivered
+	Attempts   int    // attempts so far, including the current one
+}
+
+// envelope is the part of a Stripe event the intake reads: enough to index
+// it. The handlers read the rest from Payload.
+type envelope struct {
+	ID         string          `json:"id"`
+	Object     string          `json:"object"`
+	Type       string          `json:"type"`
+	Created    int64           `json:"created"`
+	Livemode   bool            `json:"livemode"`
+	Account    string          `json:"account"`
+	APIVersion string          `json:"api_version"`
+	Data       json.RawMessage `json:"data"`
+}
+
+type envelopeData struct {
+	Object struct {
+		ID     string `json:"id"`
+		Object string `json:"object"`
+	} `json:"object"`
+}
+
+// maxIDLen bounds the identifiers we index; Stripe's are far shorter.
+const maxIDLen = 255
+
+// parseEnvelope reads a verified payload. It returns EINVALID with code
+// malformed_json or malformed_event when the body is not a Stripe event.
+func parseEnvelope(payload []byte) (Event, error) {
+	var env envelope
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_json", "body is not valid JSON: %v", err)
+	}
+	switch {
+	case env.ID == "" || len(env.ID) > maxIDLen:
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no usable id")
+	case env.Object != "" && env.Object != "event":
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "body is a %q, not an event", env.Object)
+	case env.Type == "" || len(env.Type) > maxIDLen || strings.ContainsAny(env.Type, " \t\n"):
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no usable type")
+	case env.Created <= 0:
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no created time")
+	case len(env.Data) == 0 || string(env.Data) == "null":
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no data")
+	}
+	var data envelopeData
+	if err := json.Unmarshal(env.Data, &data); err != nil {
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event data is not an object: %v", err)
+	}
+	ev := Event{
+		ID:         env.ID,
+		Type:       env.Type,
+		Created:    time.Unix(env.Created, 0).UTC(),
+		Livemode:   env.Livemode,
+		Account:    env.Account,
+		APIVersion: env.APIVersion,
+		ObjectType: truncate(data.Object.Object),
+		ObjectID:   truncate(data.Object.ID),
+		Payload:    payload,
+	}
+	return ev, nil
+}
+
+func truncate(s string) string {
+	if len(s) > maxIDLen {
+		return s[:maxIDLen]
+	}
+	return s
+}

@@ -1,0 +1,332 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/httpx"
+)
+
+// Inbox is the durable store of received events.
+type Inbox struct {
+	db *db.DB
+}
+
+// NewInbox returns the inbox over d.
+func NewInbox(d *db.DB) *Inbox { return &Inbox{db: d} }
+
+// Record is an inbox row as operators see it.
+type Record struct {
+	Seq           int64      `json:"-"`
+	EventID       string     `json:"id"`
+	Type          string     `json:"type"`
+	Created       time.Time  `json:"created"`
+	Livemode      bool       `json:"livemode"`
+	Account       *string    `json:"account"`
+	APIVersion    *string    `json:"api_version"`
+	ObjectType    *string    `json:"object_type"`
+	ObjectID      *string    `json:"object_id"`
+	Status        Status     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	LastError     *string    `json:"last_error"`
+	ReceivedAt    time.Time  `json:"received_at"`
+	ProcessedAt   *time.Time `json:"processed_at"`
+	Payload       []byte     `json:"-"`
+}
+
+type inboxRow struct {
+	ID            int64
+	EventID       string
+	Type          string
+	Created       time.Time
+	Livemode      bool
+	Account       *string
+	APIVersion    *string
+	ObjectType    *string
+	ObjectID      *string
+	Payload       []byte
+	Status        string
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     *string
+	LeaseOwner    *string
+	LeaseUntil    *time.Time
+	ReceivedAt    time.Time
+	ProcessedAt   *time.Time
+}
+
+func (inboxRow) TableName() string { return "webhook_events" }
+
+func (r inboxRow) record() Record {
+	rec := Record{Seq: r.ID, EventID: r.EventID, Type: r.Type, Created: r.Created.UTC(), Livemode: r.Livemode,
+		Account: r.Account, APIVersion: r.APIVersion, ObjectType: r.ObjectType, ObjectID: r.ObjectID,
+		Status: Status(r.Status), Attempts: r.Attempts, LastError: r.LastError, ReceivedAt: r.ReceivedAt.UTC(),
+		ProcessedAt: r.ProcessedAt, Payload: r.Payload}
+	if rec.Status == StatusPending {
+		t := r.NextAttemptAt.UTC()
+		rec.NextAttemptAt = &t
+	}
+	return rec
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+const insertColumns = "(event_id, type, created, livemode, account, api_version, object_type, object_id, payload, status, attempts, next_attempt_at, received_at)"
+const insertArity = 13
+
+// InsertBatch stores events in one statement and one commit, and reports
+// which event ids were new. Duplicates (already stored, or repeated within the
+// batch) are left alone. Rows are sorted by event id so concurrent batches
+// lock unique-index entries in the same order and cannot deadlock.
+func (in *Inbox) InsertBatch(ctx context.Context, events []Event, now time.Time) (map[string]bool, error) {
+	sort.Slice(events, func(i, j int) bool { return events[i].ID < events[j].ID })
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO webhook_events ")
+	sb.WriteString(insertColumns)
+	sb.WriteString(" VALUES ")
+	args := make([]any, 0, len(events)*insertArity)
+	n := 0
+	for i, ev := range events {
+		if i > 0 && events[i-1].ID == ev.ID {
+			continue
+		}
+		if n > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		for k := 0; k < insertArity; k++ {
+			if k > 0 {
+				sb.WriteByte(',')
+			}
+			if in.db.Dialect == db.Postgres {
+				sb.WriteByte('$')
+				sb.WriteString(strconv.Itoa(n*insertArity + k + 1))
+			} else {
+				sb.WriteByte('?')
+			}
+		}
+		sb.WriteByte(')')
+		args = append(args, ev.ID, ev.Type, ev.Created.UTC(), ev.Livemode, nullable(ev.Account), nullable(ev.APIVersion),
+			nullable(ev.ObjectType), nullable(ev.ObjectID), ev.Payload, string(StatusPending), 0, now, now)
+		n++
+	}
+	sb.WriteString(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+	sqlDB, err := in.db.Gorm.DB()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sqlDB.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
+	}
+	defer rows.Close()
+	inserted := make(map[string]bool, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("insert inbox events: %w", err)
+		}
+		inserted[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert inbox events: %w", err)
+	}
+	return inserted, nil
+}
+
+const claimReturning = "id, event_id, type, created, livemode, account, api_version, object_type, object_id, payload, attempts"
+
+// Claim leases up to n due events to owner until now+lease and counts an
+// attempt on each. On PostgreSQL, SKIP LOCKED lets many processes claim at
+// once without taking the same row; SQLite has one writer, so the claim is
+// serialised anyway.
+func (in *Inbox) Claim(ctx context.Context, owner string, n int, now time.Time, lease time.Duration) ([]Event, error) {
+	lock := ""
+	if in.db.Dialect == db.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	q := `UPDATE webhook_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM webhook_events
+  WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+  ORDER BY next_attempt_at, id LIMIT ?` + lock + `)
+RETURNING ` + claimReturning
+	var rows []inboxRow
+	if err := in.db.WithContext(ctx).Raw(q, owner, now.Add(lease), now, now, n).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("claim inbox events: %w", err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = Event{ID: r.EventID, Type: r.Type, Created: r.Created.UTC(), Livemode: r.Livemode,
+			Account: deref(r.Account), APIVersion: deref(r.APIVersion), ObjectType: deref(r.ObjectType),
+			ObjectID: deref(r.ObjectID), Payload: r.Payload, Attempts: r.Attempts}
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// errLeaseLost means another worker took the event over after our lease ran out.
+var errLeaseLost = errors.New("lease on inbox event lost")
+
+// finishIn marks the event done with status inside tx, provided owner still
+// holds it. It is the first statement of the event's transaction, so the row
+// lock it takes keeps any other worker out until the effects commit.
+func finishIn(ctx context.Context, tx *gorm.DB, ev Event, owner string, status Status, now time.Time) error {
+	res := tx.WithContext(ctx).Exec(`UPDATE webhook_events SET status = ?, processed_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL
+WHERE event_id = ? AND lease_owner = ? AND status = 'pending'`, string(status), now, ev.ID, owner)
+	if res.Error != nil {
+		return fmt.Errorf("mark event %s %s: %w", ev.ID, status, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+// Fail records a failed attempt: the event goes back to pending until
+// nextAt, or to dead when dead is true. Only the lease holder may do this.
+func (in *Inbox) Fail(ctx context.Context, ev Event, owner, reason string, nextAt time.Time, dead bool) error {
+	status := StatusPending
+	if dead {
+		status = StatusDead
+	}
+	if len(reason) > 4000 {
+		reason = reason[:4000]
+	}
+	err := in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET status = ?, last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+WHERE event_id = ? AND lease_owner = ?`, string(status), reason, nextAt, ev.ID, owner).Error
+	if err != nil {
+		return fmt.Errorf("record failure of event %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// Release gives back events owner claimed but did not start, so they need
+// not wait out the lease (used on graceful shutdown).
+func (in *Inbox) Release(ctx context.Context, owner string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET lease_owner = NULL, lease_until = NULL, attempts = attempts - 1
+WHERE lease_owner = ? AND status = 'pending' AND event_id IN ?`, owner, ids).Error
+}
+
+// Filter narrows List.
+type Filter struct {
+	Status Status
+	Type   string
+}
+
+// List returns events newest first, a page at a time.
+func (in *Inbox) List(ctx context.Context, f Filter, page httpx.PageRequest) (httpx.List[Record], error) {
+	q := in.db.WithContext(ctx).Model(&inboxRow{}).
+		Select("id, event_id, type, created, livemode, account, api_version, object_type, object_id, status, attempts, next_attempt_at, last_error, received_at, processed_at")
+	if f.Status != "" {
+		q = q.Where("status = ?", string(f.Status))
+	}
+	if f.Type != "" {
+		q = q.Where("type = ?", f.Type)
+	}
+	var after int64
+	if ok, err := httpx.DecodeCursor(page.Cursor, &after); err != nil {
+		return httpx.List[Record]{}, err
+	} else if ok {
+		q = q.Where("id < ?", after)
+	}
+	var rows []inboxRow
+	if err := q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error; err != nil {
+		return httpx.List[Record]{}, fmt.Errorf("list inbox events: %w", err)
+	}
+	recs := make([]Record, len(rows))
+	for i, r := range rows {
+		recs[i] = r.record()
+	}
+	return httpx.NewList(recs, page.Limit, func(r Record) any { return r.Seq }), nil
+}
+
+// Get returns one event with its payload. ENOTFOUND if unknown.
+func (in *Inbox) Get(ctx context.Context, eventID string) (Record, error) {
+	var row inboxRow
+	err := in.db.WithContext(ctx).Where("event_id = ?", eventID).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Record{}, errs.NotFound("no webhook event %q", eventID)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("get inbox event %s: %w", eventID, err)
+	}
+	return row.record(), nil
+}
+
+// Replay puts a dead-lettered event back to pending with a fresh set of
+// attempts. ENOTFOUND if unknown; ECONFLICT if it is not dead (an event that
+// was applied is never applied twice).
+func (in *Inbox) Replay(ctx context.Context, eventID string, now time.Time) (Record, error) {
+	res := in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+WHERE event_id = ? AND status = 'dead'`, now, eventID)
+	if res.Error != nil {
+		return Record{}, fmt.Errorf("replay event %s: %w", eventID, res.Error)
+	}
+	rec, err := in.Get(ctx, eventID)
+	if err != nil {
+		return Record{}, err
+	}
+	if res.RowsAffected == 0 {
+		return rec, errs.Coded(errs.ECONFLICT, "not_dead", "event %s is %s, not dead: only dead-lettered events are replayed, and an applied event is never applied twice", eventID, rec.Status).
+			WithDetails(map[string]any{"status": rec.Status})
+	}
+	return rec, nil
+}
+
+// ReplayDead puts every dead-lettered event back to pending and returns how
+// many it moved.
+func (in *Inbox) ReplayDead(ctx context.Context, now time.Time) (int64, error) {
+	res := in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+WHERE status = 'dead'`, now)
+	if res.Error != nil {
+		return 0, fmt.Errorf("replay dead events: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// Backlog returns the number of pending events and the age of the oldest.
+func (in *Inbox) Backlog(ctx context.Context, now time.Time) (int64, time.Duration, error) {
+	var n int64
+	if err := in.db.WithContext(ctx).Raw("SELECT COUNT(*) FROM webhook_events WHERE status = 'pending'").Scan(&n).Error; err != nil {
+		return 0, 0, fmt.Errorf("count inbox backlog: %w", err)
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	// MIN over a DATETIME column comes back as text on SQLite; read the
+	// oldest row instead so both dialects hand back a time.
+	var oldest inboxRow
+	if err := in.db.WithContext(ctx).Select("received_at").Where("status = 'pending'").Order("received_at").Limit(1).Take(&oldest).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, 0, fmt.Errorf("read oldest inbox event: %w", err)
+	}
+	age := now.Sub(oldest.ReceivedAt)
+	if age < 0 {
+		age = 0
+	}
+	return n, age, nil
+}
