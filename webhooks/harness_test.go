@@ -41,14 +41,16 @@ func stripeEvent(id, typ string, created time.Time) []byte {
 		"id": id, "object": "event", "api_version": "2023-10-16", "created": created.Unix(),
 		"data":     map[string]any{"object": obj},
 		"livemode": false, "pending_webhooks": 1,
-		"request":  map[string]any{"id": nil, "idempotency_key": nil},
-		"type":     typ,
+		"request": map[string]any{"id": nil, "idempotency_key": nil},
+		"type":    typ,
 	}
 	b, _ := json.Marshal(ev)
 	return b
 }
 
-func newEventID() string { return fmt.Sprintf("evt_test%08d%d", evtSeq.Add(1), time.Now().UnixNano()%1e6) }
+func newEventID() string {
+	return fmt.Sprintf("evt_test%08d%d", evtSeq.Add(1), time.Now().UnixNano()%1e6)
+}
 
 func sign(payload []byte, secret string, t time.Time) string {
 	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: t}).Header

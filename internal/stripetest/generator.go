@@ -253,8 +253,8 @@ func (g *Generator) randStringLocked(n int, alphabet string) string {
 // idLengths holds the length of the part after the prefix for prefixes whose
 // ids are shorter than the usual 24 characters.
 var idLengths = map[string]int{
-	"cus_": 14,
-	"req_": 14,
+	"cus_":  14,
+	"req_":  14,
 	"acct_": 16,
 	"prod_": 14,
 }
@@ -281,16 +281,27 @@ func (g *Generator) NewID(prefix string) string {
 	return prefix + body + seqSuffix(seq)
 }
 
-// seqSuffix encodes seq in at least five letters. Because letters are never
-// digits, the suffix cannot extend a digit run, and because it is unique per
-// sequence number, so are ids.
+// seqSuffix encodes seq in letters only. Sequence numbers below 52⁵ are
+// scrambled by a bijection modulo 52⁵ (so ids look random) and encoded in
+// exactly five letters; larger ones are encoded plainly in six or more.
+// Because letters are never digits the suffix cannot extend a digit run, and
+// because the mapping is injective, ids are unique.
 func seqSuffix(seq uint64) string {
+	const base = uint64(len(letters))
+	const space = base * base * base * base * base
+	width := 5
+	if seq < space {
+		// 0x9E3779B1 is odd and not a multiple of 13, hence coprime with 52⁵.
+		seq = (seq*0x9E3779B1 + 0x5bd1e995) % space
+	} else {
+		width = 6
+	}
 	var buf [16]byte
 	i := len(buf)
-	for n := 0; n < 5 || seq > 0; n++ {
+	for n := 0; n < width || seq > 0; n++ {
 		i--
-		buf[i] = letters[seq%uint64(len(letters))]
-		seq /= uint64(len(letters))
+		buf[i] = letters[seq%base]
+		seq /= base
 	}
 	return string(buf[i:])
 }

@@ -294,16 +294,16 @@ func (s *story) fail(inv *InvoiceParams, next time.Time) {
 	s.emit("invoice.payment_failed", s.g.Invoice(*inv), nil)
 }
 
-// rollPeriod starts a new billing period at the story clock and returns the
+// rollPeriod starts a new billing period at the given time and returns the
 // previous_attributes of the change.
-func (s *story) rollPeriod(latestInvoice string) map[string]any {
+func (s *story) rollPeriod(at time.Time, latestInvoice string) map[string]any {
 	prev := map[string]any{
 		"current_period_end":   s.sub.CurrentPeriodEnd.Unix(),
 		"current_period_start": s.sub.CurrentPeriodStart.Unix(),
 		"latest_invoice":       nullable(s.sub.LatestInvoice),
 	}
-	s.sub.CurrentPeriodStart = s.t
-	s.sub.CurrentPeriodEnd = s.plan.Next(s.t)
+	s.sub.CurrentPeriodStart = at
+	s.sub.CurrentPeriodEnd = s.plan.Next(at)
 	s.sub.LatestInvoice = latestInvoice
 	return prev
 }
@@ -348,6 +348,7 @@ func (s *story) signupTrial(withPM bool, missingPM string) {
 		TrialMissingPaymentMethod: missingPM,
 		DefaultPaymentMethod:      s.pm,
 	}
+	g.normalizeSubscription(&s.sub)
 	inv := s.newInvoice("subscription_create", s.t, s.t, true)
 	s.sub.LatestInvoice = inv.ID
 	s.emit("customer.subscription.created", s.subObj(), nil)
@@ -376,6 +377,7 @@ func (s *story) signupPaid() paid {
 		ItemID:               g.NewID("si_"),
 		DefaultPaymentMethod: s.pm,
 	}
+	g.normalizeSubscription(&s.sub)
 	inv := s.newInvoice("subscription_create", s.t, s.t, false)
 	s.sub.LatestInvoice = inv.ID
 	s.emit("customer.subscription.created", s.subObj(), nil)
@@ -384,14 +386,15 @@ func (s *story) signupPaid() paid {
 	s.wait(3*time.Second, 45*time.Second)
 	s.request()
 	p := s.pay(&inv)
-	s.emit("customer.subscription.updated", s.subObjAfter(s.setStatus("active")))
+	s.emitSub("customer.subscription.updated", s.setStatus("active"))
 	return p
 }
 
-// subObjAfter returns the subscription object and the given
-// previous_attributes, for emit.
-func (s *story) subObjAfter(prev map[string]any) (map[string]any, map[string]any) {
-	return s.subObj(), prev
+// emitSub emits a subscription event with the current subscription state.
+// Pass prev from setStatus/rollPeriod: arguments are evaluated before the
+// object is built.
+func (s *story) emitSub(typ string, prev map[string]any) {
+	s.emit(typ, s.subObj(), prev)
 }
 
 // openCycle starts a renewal at the end of the current period: the
@@ -401,7 +404,7 @@ func (s *story) openCycle() InvoiceParams {
 	s.automatic()
 	s.at(s.sub.CurrentPeriodEnd)
 	inv := s.newInvoice("subscription_cycle", s.sub.CurrentPeriodStart, s.t, false)
-	s.emit("customer.subscription.updated", s.subObjAfter(s.rollPeriod(inv.ID)))
+	s.emitSub("customer.subscription.updated", s.rollPeriod(s.t, inv.ID))
 	s.noise("invoice.created", s.g.Invoice(inv), nil)
 	s.wait(time.Hour, time.Hour+5*time.Minute)
 	s.finalize(&inv)
@@ -446,7 +449,7 @@ func (g *Generator) TrialConverts(start time.Time) []Event {
 	s.finalize(&inv)
 	s.pay(&inv)
 	s.wait(time.Second, 3*time.Second)
-	prev := merge(s.rollPeriod(inv.ID), s.setStatus("active"))
+	prev := merge(s.rollPeriod(s.sub.TrialEnd, inv.ID), s.setStatus("active"))
 	s.emit("customer.subscription.updated", s.subObj(), prev)
 	return s.events()
 }
@@ -505,12 +508,12 @@ func (g *Generator) RenewalRecovers(start time.Time, failures int) []Event {
 		next := s.t.Add(retryGaps[k])
 		s.fail(&inv, next)
 		if k == 0 {
-			s.emit("customer.subscription.updated", s.subObjAfter(s.setStatus("past_due")))
+			s.emitSub("customer.subscription.updated", s.setStatus("past_due"))
 		}
 		s.at(next)
 	}
 	s.pay(&inv)
-	s.emit("customer.subscription.updated", s.subObjAfter(s.setStatus("active")))
+	s.emitSub("customer.subscription.updated", s.setStatus("active"))
 	return s.events()
 }
 
@@ -525,7 +528,7 @@ func (s *story) failAll() InvoiceParams {
 		}
 		s.fail(&inv, next)
 		if k == 0 {
-			s.emit("customer.subscription.updated", s.subObjAfter(s.setStatus("past_due")))
+			s.emitSub("customer.subscription.updated", s.setStatus("past_due"))
 		}
 		if !next.IsZero() {
 			s.at(next)
@@ -541,7 +544,7 @@ func (s *story) failAll() InvoiceParams {
 func (g *Generator) RenewalChurnsUnpaid(start time.Time) []Event {
 	s := g.newStory(StoryRenewalChurnsUnpaid, start, "")
 	inv := s.failAll()
-	s.emit("customer.subscription.updated", s.subObjAfter(s.setStatus("unpaid")))
+	s.emitSub("customer.subscription.updated", s.setStatus("unpaid"))
 	inv.Status = "uncollectible"
 	inv.MarkedUncollectibleAt = s.t
 	s.emit("invoice.marked_uncollectible", g.Invoice(inv), nil)
@@ -857,8 +860,8 @@ func (s *story) submitEvidence(d *disputeState, p paid, newStatus string) {
 	d.p.Evidence = map[string]any{
 		"customer_email_address": s.cust.Email,
 		"customer_name":          s.cust.Name,
-		"product_description":    s.plan.Name + " subscription (" + s.plan.Interval + "ly billing)",
-		"service_date":           time.Unix(p.charge.Created.Unix(), 0).UTC().Format("2006-01-02"),
+		"product_description":    s.plan.Name + " subscription, billed " + intervalAdverb(s.plan.Interval) + ".",
+		"service_date":           p.charge.Created.UTC().Format("2006-01-02"),
 		"uncategorized_text":     "Customer signed up on " + s.sub.Created.UTC().Format("January 2, 2006") + " and used the service during the billed period.",
 	}
 	switch d.p.Reason {
@@ -1022,4 +1025,16 @@ func (g *Generator) InquiryClosed(start time.Time) []Event {
 	d.p.Status = "warning_closed"
 	s.emit("charge.dispute.closed", s.disputeObj(d), prev)
 	return s.events()
+}
+
+func intervalAdverb(interval string) string {
+	switch interval {
+	case "day":
+		return "daily"
+	case "week":
+		return "weekly"
+	case "year":
+		return "yearly"
+	}
+	return "monthly"
 }
