@@ -17,6 +17,16 @@ const (
 	PermWebhookEventsRead   Permission = "webhook_events:read"
 	PermWebhookEventsReplay Permission = "webhook_events:replay"
 	PermTokensManage        Permission = "tokens:manage"
+
+	PermBillingRead    Permission = "billing:read"    // mirrored objects and timelines
+	PermCasesRead      Permission = "cases:read"      // list and view cases
+	PermCasesWrite     Permission = "cases:write"     // create, transition, note, assign, escalate, edit
+	PermDisputesWork   Permission = "disputes:work"   // evidence, submission, transitions of dispute cases
+	PermActionsRequest Permission = "actions:request" // request a case action
+	PermDisputeAccept  Permission = "disputes:accept" // accept a dispute (an irreversible loss)
+	PermActionsApprove Permission = "actions:approve" // approve or reject another person's action
+	PermAuditRead      Permission = "audit:read"
+	PermPolicyRead     Permission = "policy:read"
 )
 
 // grants is read-only after package initialisation.
@@ -24,6 +34,15 @@ var grants = map[Permission][]Role{
 	PermWebhookEventsRead:   {RoleAdmin},
 	PermWebhookEventsReplay: {RoleAdmin},
 	PermTokensManage:        {RoleAdmin},
+	PermBillingRead:         {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermCasesRead:           {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermCasesWrite:          {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermDisputesWork:        {RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermActionsRequest:      {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermDisputeAccept:       {RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermActionsApprove:      {RoleSupervisor, RoleAdmin},
+	PermAuditRead:           {RoleSupervisor, RoleAdmin},
+	PermPolicyRead:          {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
 }
 
 // Allowed reports whether role has perm.

@@ -4,6 +4,7 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,10 +48,23 @@ func New(opt Options) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = ErrorHandler(opt.Logger)
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		// Keep the id in the request context too, for logs and the audit log.
+		RequestIDHandler: func(c echo.Context, id string) {
+			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), requestIDKey{}, id)))
+		},
+	}))
 	e.Use(accessLog(opt.Logger, opt.Metrics))
 	e.Use(recoverPanics(opt.Logger))
 	return e
+}
+
+type requestIDKey struct{}
+
+// RequestIDFrom returns the id of the request ctx belongs to, or "".
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // StatusOf maps an error kind to its HTTP status.

@@ -14,7 +14,7 @@ import (
 
 // DefaultSecret is a webhook signing secret that tests can share when they
 // do not care about the value.
-const DefaultSecret = "whsec_stripetest0000000000000000000000000"
+const DefaultSecret = "whsec_stripetest_local_signing_secret"
 
 // Event is one webhook delivery: the envelope fields, the object it carries
 // and the encoded body.

@@ -59,8 +59,9 @@ func WithAccount(account string) Option {
 
 // WithCoreEventsOnly drops ancillary events from stories: customer.created,
 // invoice.created, invoice.finalized, invoice.payment_succeeded,
-// charge.succeeded, charge.failed and charge.refund.updated. Stripe sends
-// those too, so they are included by default.
+// charge.succeeded, charge.failed, charge.refund.updated and the invoice.paid
+// of a trial's $0 first invoice. Stripe sends those too, so they are
+// included by default. Ids of the remaining events do not change.
 func WithCoreEventsOnly() Option {
 	return func(g *Generator) { g.coreOnly = true }
 }
@@ -250,29 +251,34 @@ func (g *Generator) randStringLocked(n int, alphabet string) string {
 	return b.String()
 }
 
-// idLengths holds the length of the part after the prefix for prefixes whose
-// ids are shorter than the usual 24 characters.
-var idLengths = map[string]int{
+// shortIDs holds the length of the part after the prefix for prefixes whose
+// ids are shorter than the usual 24 characters and, like Stripe's customer,
+// product and request ids, do not start with "1".
+var shortIDs = map[string]int{
 	"cus_":  14,
 	"req_":  14,
-	"acct_": 16,
 	"prod_": 14,
 }
 
 // NewID returns a new id with the given prefix (for example "cus_" or
 // "ch_"), shaped like Stripe's: 14 characters after "cus_", "prod_" and
-// "req_", 24 otherwise, starting with "1" like Stripe's time-ordered ids.
-// Ids are unique per Generator and contain no long digit runs.
+// "req_", 16 after "acct_" and 24 otherwise, the longer ones starting with
+// "1" like Stripe's time-ordered ids. Ids are unique per Generator and
+// contain no long digit runs.
 func (g *Generator) NewID(prefix string) string {
-	n, ok := idLengths[prefix]
-	if !ok {
+	n, short := shortIDs[prefix]
+	switch {
+	case short:
+	case prefix == "acct_":
+		n = 16
+	default:
 		n = 24
 	}
 	g.mu.Lock()
 	g.seq++
 	seq := g.seq
 	var body string
-	if ok {
+	if short {
 		body = g.randStringLocked(n-5, alnum)
 	} else {
 		body = "1" + g.randStringLocked(n-6, alnum)

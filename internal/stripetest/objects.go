@@ -38,6 +38,13 @@ func orStr(s, def string) string {
 	return s
 }
 
+// fillID sets *id to a new id with the given prefix when it is empty.
+func (g *Generator) fillID(id *string, prefix string) {
+	if *id == "" {
+		*id = g.NewID(prefix)
+	}
+}
+
 func orTime(t, def time.Time) time.Time {
 	if t.IsZero() {
 		return def
@@ -206,8 +213,10 @@ func (g *Generator) Customer(p CustomerParams) map[string]any {
 		p.Name = orStr(p.Name, name)
 		p.Email = orStr(p.Email, email)
 	}
-	p.ID = orStr(p.ID, g.NewID("cus_"))
-	p.InvoicePrefix = orStr(p.InvoicePrefix, g.randString(8, "ABCDEF0123456789"))
+	g.fillID(&p.ID, "cus_")
+	if p.InvoicePrefix == "" {
+		p.InvoicePrefix = g.randString(8, "ABCDEF0123456789")
+	}
 	return map[string]any{
 		"id":             p.ID,
 		"object":         "customer",
@@ -295,8 +304,8 @@ type SubscriptionParams struct {
 }
 
 func (g *Generator) normalizeSubscription(p *SubscriptionParams) {
-	p.ID = orStr(p.ID, g.NewID("sub_"))
-	p.Customer = orStr(p.Customer, g.NewID("cus_"))
+	g.fillID(&p.ID, "sub_")
+	g.fillID(&p.Customer, "cus_")
 	p.Status = orStr(p.Status, "active")
 	p.Created = orTime(p.Created, g.now())
 	p.StartDate = orTime(p.StartDate, p.Created)
@@ -304,7 +313,7 @@ func (g *Generator) normalizeSubscription(p *SubscriptionParams) {
 	if p.Quantity == 0 {
 		p.Quantity = 1
 	}
-	p.ItemID = orStr(p.ItemID, g.NewID("si_"))
+	g.fillID(&p.ItemID, "si_")
 	if p.Status == "trialing" {
 		p.TrialStart = orTime(p.TrialStart, p.Created)
 		p.TrialEnd = orTime(p.TrialEnd, p.TrialStart.AddDate(0, 0, p.Plan.TrialDays))
@@ -474,8 +483,8 @@ type InvoiceParams struct {
 
 // Invoice returns an invoice object with a single subscription line item.
 func (g *Generator) Invoice(p InvoiceParams) map[string]any {
-	p.ID = orStr(p.ID, g.NewID("in_"))
-	p.Customer = orStr(p.Customer, g.NewID("cus_"))
+	g.fillID(&p.ID, "in_")
+	g.fillID(&p.Customer, "cus_")
 	p.Plan = g.planOr(p.Plan)
 	p.Status = orStr(p.Status, "paid")
 	p.Currency = orStr(p.Currency, p.Plan.Currency)
@@ -500,8 +509,8 @@ func (g *Generator) Invoice(p InvoiceParams) map[string]any {
 	}
 	attempted := p.AttemptCount > 0 || (p.Status == "paid" && p.AmountDue > 0)
 	if attempted && p.Status != "draft" {
-		p.Charge = orStr(p.Charge, g.NewID("ch_"))
-		p.PaymentIntent = orStr(p.PaymentIntent, g.NewID("pi_"))
+		g.fillID(&p.Charge, "ch_")
+		g.fillID(&p.PaymentIntent, "pi_")
 	}
 	if !draft {
 		p.FinalizedAt = orTime(p.FinalizedAt, p.Created)
@@ -716,13 +725,13 @@ var failureMessages = map[string]string{
 // Charge returns a card charge object. It carries only the card's last four
 // digits, never a full number.
 func (g *Generator) Charge(p ChargeParams) map[string]any {
-	p.ID = orStr(p.ID, g.NewID("ch_"))
+	g.fillID(&p.ID, "ch_")
 	if p.Amount == 0 {
 		p.Amount = g.pickPlan().UnitAmount
 	}
 	p.Currency = orStr(p.Currency, g.currency)
-	p.PaymentIntent = orStr(p.PaymentIntent, g.NewID("pi_"))
-	p.PaymentMethod = orStr(p.PaymentMethod, g.NewID("pm_"))
+	g.fillID(&p.PaymentIntent, "pi_")
+	g.fillID(&p.PaymentMethod, "pm_")
 	p.Status = orStr(p.Status, "succeeded")
 	p.Created = orTime(p.Created, g.now())
 	if p.Card.Brand == "" {
@@ -823,8 +832,6 @@ func (g *Generator) Charge(p ChargeParams) map[string]any {
 		"currency":                        p.Currency,
 		"customer":                        nullable(p.Customer),
 		"description":                     nullable(p.Description),
-		"destination":                     nil,
-		"dispute":                         nil,
 		"disputed":                        p.Disputed,
 		"failure_balance_transaction":     nil,
 		"failure_code":                    failureCode,
@@ -885,12 +892,12 @@ type RefundParams struct {
 
 // Refund returns a refund object.
 func (g *Generator) Refund(p RefundParams) map[string]any {
-	p.ID = orStr(p.ID, g.NewID("re_"))
+	g.fillID(&p.ID, "re_")
 	if p.Amount == 0 {
 		p.Amount = g.pickPlan().UnitAmount
 	}
-	p.Charge = orStr(p.Charge, g.NewID("ch_"))
-	p.PaymentIntent = orStr(p.PaymentIntent, g.NewID("pi_"))
+	g.fillID(&p.Charge, "ch_")
+	g.fillID(&p.PaymentIntent, "pi_")
 	p.Currency = orStr(p.Currency, g.currency)
 	p.Status = orStr(p.Status, "succeeded")
 	p.Reason = orStr(p.Reason, "requested_by_customer")
@@ -983,13 +990,13 @@ func endOfDay(t time.Time) time.Time {
 // Dispute returns a dispute object. All evidence fields are null unless set
 // in Evidence.
 func (g *Generator) Dispute(p DisputeParams) map[string]any {
-	p.ID = orStr(p.ID, g.NewID("dp_"))
+	g.fillID(&p.ID, "dp_")
 	if p.Amount == 0 {
 		p.Amount = g.pickPlan().UnitAmount
 	}
 	p.Currency = orStr(p.Currency, g.currency)
-	p.Charge = orStr(p.Charge, g.NewID("ch_"))
-	p.PaymentIntent = orStr(p.PaymentIntent, g.NewID("pi_"))
+	g.fillID(&p.Charge, "ch_")
+	g.fillID(&p.PaymentIntent, "pi_")
 	p.Reason = orStr(p.Reason, "fraudulent")
 	p.Status = orStr(p.Status, "needs_response")
 	p.Brand = orStr(p.Brand, "visa")
@@ -1104,14 +1111,17 @@ type EarlyFraudWarningParams struct {
 
 // EarlyFraudWarning returns a radar.early_fraud_warning object.
 func (g *Generator) EarlyFraudWarning(p EarlyFraudWarningParams) map[string]any {
+	g.fillID(&p.ID, "issfr_")
+	g.fillID(&p.Charge, "ch_")
+	g.fillID(&p.PaymentIntent, "pi_")
 	return map[string]any{
-		"id":             orStr(p.ID, g.NewID("issfr_")),
+		"id":             p.ID,
 		"object":         "radar.early_fraud_warning",
 		"actionable":     !p.Actioned,
-		"charge":         orStr(p.Charge, g.NewID("ch_")),
+		"charge":         p.Charge,
 		"created":        orTime(p.Created, g.now()).Unix(),
 		"fraud_type":     orStr(p.FraudType, "unauthorized_use_of_card"),
 		"livemode":       false,
-		"payment_intent": orStr(p.PaymentIntent, g.NewID("pi_")),
+		"payment_intent": p.PaymentIntent,
 	}
 }
