@@ -49,7 +49,9 @@ func TestAgainstStripeMock(t *testing.T) {
 			return c.CancelSubscription(ctx, billing.CancelRequest{Key: key("a4"), SubscriptionID: "sub_1", AtPeriodEnd: true, Feedback: "unused"})
 		}, "sub_"},
 		{"reactivate", func() (billing.Result, error) { return c.SetCancelAtPeriodEnd(ctx, "sub_1", false, key("a5")) }, "sub_"},
-		{"extend trial", func() (billing.Result, error) { return c.ExtendTrial(ctx, "sub_1", time.Now().Add(10*24*time.Hour), key("a6")) }, "sub_"},
+		{"extend trial", func() (billing.Result, error) {
+			return c.ExtendTrial(ctx, "sub_1", time.Now().Add(10*24*time.Hour), key("a6"))
+		}, "sub_"},
 		{"pause", func() (billing.Result, error) {
 			return c.PauseCollection(ctx, "sub_1", "keep_as_draft", &resumes, key("a7"))
 		}, "sub_"},
@@ -89,7 +91,7 @@ func TestAgainstStripeMock(t *testing.T) {
 
 type recorded struct {
 	method, path, idemKey, auth string
-	form                       url.Values
+	form                        url.Values
 }
 
 type recorder struct {
