@@ -1,0 +1,190 @@
+// Package actions runs compliance-aware case actions at the billing
+// provider — refund, cancel, reactivate, extend trial, pause and resume
+// collection, retry a payment, apply a credit, accept a dispute — safely:
+// policy is checked before the provider is touched, risky actions wait for a
+// second person's approval, every action is idempotent end to end (the
+// client's Idempotency-Key here, a key derived from the action id at the
+// provider), and every step lands on the case timeline and in the audit log.
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/recourse-hq/recourse/billing"
+)
+
+// Type is an action type.
+type Type string
+
+// Action types.
+const (
+	Refund                 Type = "refund"
+	CancelSubscription     Type = "cancel_subscription"
+	ReactivateSubscription Type = "reactivate_subscription"
+	ExtendTrial            Type = "extend_trial"
+	PauseCollection        Type = "pause_collection"
+	ResumeCollection       Type = "resume_collection"
+	RetryPayment           Type = "retry_payment"
+	ApplyCredit            Type = "apply_credit"
+	AcceptDispute          Type = "accept_dispute"
+)
+
+// Types lists every action type.
+func Types() []Type {
+	return []Type{Refund, CancelSubscription, ReactivateSubscription, ExtendTrial, PauseCollection,
+		ResumeCollection, RetryPayment, ApplyCredit, AcceptDispute}
+}
+
+// Status is where an action is.
+type Status string
+
+// Action statuses.
+const (
+	StatusPendingApproval Status = "pending_approval"
+	StatusExecuting       Status = "executing"
+	StatusSucceeded       Status = "succeeded"
+	StatusFailed          Status = "failed"
+	StatusRejected        Status = "rejected"
+)
+
+// Action is one requested action and what became of it.
+type Action struct {
+	ID                string          `json:"id"`
+	CaseID            string          `json:"case_id"`
+	Type              Type            `json:"type"`
+	Params            json.RawMessage `json:"params"`
+	Reason            string          `json:"reason"`
+	Status            Status          `json:"status"`
+	RequestedBy       string          `json:"requested_by"`
+	RequestedRole     string          `json:"requested_role"`
+	ApprovalRequired  bool            `json:"approval_required"`
+	ApprovalReasons   []string        `json:"approval_reasons"`
+	DecidedBy         *string         `json:"decided_by"`
+	DecidedAt         *time.Time      `json:"decided_at"`
+	DecisionNote      *string         `json:"decision_note"`
+	SubjectID         string          `json:"subject"` // the provider object acted on
+	Amount            *int64          `json:"amount"`
+	Currency          *string         `json:"currency"`
+	ProviderKey       string          `json:"idempotency_key"` // sent to the provider
+	ProviderObjectID  *string         `json:"provider_object_id"`
+	ProviderRequestID *string         `json:"provider_request_id"`
+	ProviderStatus    *string         `json:"provider_status"`
+	Result            json.RawMessage `json:"result"`
+	Error             *ActionError    `json:"error"`
+	Attempts          int             `json:"attempts"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+	ExecutedAt        *time.Time      `json:"executed_at"`
+}
+
+// ActionError is why an action failed, in the provider's words.
+type ActionError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type row struct {
+	ID                string
+	CaseID            string
+	Type              string
+	Params            string
+	Reason            string
+	Status            string
+	RequestedBy       string
+	RequestedRole     string
+	ClientKey         string
+	RequestHash       string
+	ProviderKey       string
+	ApprovalReasons   *string
+	DecidedBy         *string
+	DecidedAt         *time.Time
+	DecisionNote      *string
+	SubjectID         *string
+	Amount            *int64
+	Currency          *string
+	ProviderObjectID  *string
+	ProviderRequestID *string
+	ProviderStatus    *string
+	Result            *string
+	ErrorCode         *string
+	ErrorMessage      *string
+	Attempts          int
+	LeaseUntil        *time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	ExecutedAt        *time.Time
+}
+
+func (row) TableName() string { return "actions" }
+
+func (r row) action() Action {
+	a := Action{ID: r.ID, CaseID: r.CaseID, Type: Type(r.Type), Params: json.RawMessage(r.Params), Reason: r.Reason,
+		Status: Status(r.Status), RequestedBy: r.RequestedBy, RequestedRole: r.RequestedRole, DecidedBy: r.DecidedBy,
+		DecidedAt: r.DecidedAt, DecisionNote: r.DecisionNote, Amount: r.Amount, Currency: r.Currency,
+		ProviderKey: r.ProviderKey, ProviderObjectID: r.ProviderObjectID, ProviderRequestID: r.ProviderRequestID,
+		ProviderStatus: r.ProviderStatus, Attempts: r.Attempts, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		ExecutedAt: r.ExecutedAt, ApprovalReasons: []string{}}
+	if r.SubjectID != nil {
+		a.SubjectID = *r.SubjectID
+	}
+	if r.ApprovalReasons != nil && *r.ApprovalReasons != "" {
+		_ = json.Unmarshal([]byte(*r.ApprovalReasons), &a.ApprovalReasons)
+	}
+	a.ApprovalRequired = len(a.ApprovalReasons) > 0
+	if r.Result != nil {
+		a.Result = json.RawMessage(*r.Result)
+	}
+	if r.ErrorCode != nil {
+		a.Error = &ActionError{Code: *r.ErrorCode, Message: deref(r.ErrorMessage)}
+	}
+	return a
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// CaseRef is what actions need to know about a case.
+type CaseRef struct {
+	ID           string
+	Kind         string
+	State        string
+	Status       string // open, closed
+	Customer     string
+	Subscription string
+	Invoice      string
+	Charge       string
+	Dispute      string
+}
+
+// Cases is the slice of the case service that actions use. Every method
+// works inside tx, the action's transaction.
+type Cases interface {
+	// Lookup returns the case; errs ENOTFOUND when unknown.
+	Lookup(ctx context.Context, tx *gorm.DB, caseID string) (CaseRef, error)
+	// Record appends a timeline entry to the case. actor is a person's name
+	// or "system"; a person's entry counts as the case's first response.
+	Record(ctx context.Context, tx *gorm.DB, caseID, actor, entryType, summary, eventID string) error
+	// OpenCaseFor returns the open case of kind on subject, if any.
+	OpenCaseFor(ctx context.Context, tx *gorm.DB, kind, subjectID string) (CaseRef, bool, error)
+}
+
+// Mirror is the slice of the billing mirror that policy checks read.
+type Mirror interface {
+	Customer(ctx context.Context, id string) (billing.Customer, error)
+	Subscription(ctx context.Context, id string) (billing.Subscription, error)
+	Invoice(ctx context.Context, id string) (billing.Invoice, error)
+	Charge(ctx context.Context, id string) (billing.Charge, error)
+	Dispute(ctx context.Context, id string) (billing.Dispute, error)
+	DisputesByCharge(ctx context.Context, chargeID string) ([]billing.Dispute, error)
+	FraudWarningsByCharge(ctx context.Context, chargeID string) ([]billing.FraudWarning, error)
+}

@@ -1,0 +1,515 @@
+package actions
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/internal/audit"
+	"github.com/recourse-hq/recourse/internal/auth"
+	"github.com/recourse-hq/recourse/internal/clock"
+	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/errs"
+)
+
+// Service requests, approves and executes actions.
+type Service struct {
+	db       *db.DB
+	clock    clock.Clock
+	log      *slog.Logger
+	provider billing.Provider
+	mirror   func(tx *gorm.DB) Mirror
+	cases    Cases
+	audit    *audit.Log
+	policy   Policy
+}
+
+// Config wires a Service.
+type Config struct {
+	DB       *db.DB
+	Clock    clock.Clock
+	Log      *slog.Logger
+	Provider billing.Provider // nil: every action is refused with 503 (no provider configured)
+	Mirror   func(tx *gorm.DB) Mirror
+	Cases    Cases
+	Audit    *audit.Log
+	Policy   Policy
+}
+
+// NewService returns the action service.
+func NewService(c Config) *Service {
+	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy}
+}
+
+// Policy returns the policy in force.
+func (s *Service) Policy() Policy { return s.policy }
+
+// Request is a client's request for an action on a case.
+type Request struct {
+	Type   Type            `json:"type"`
+	Params json.RawMessage `json:"params"`
+	Reason string          `json:"reason"`
+}
+
+func newActionID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "act_" + strings.ToLower(strings.TrimRight(hexTime(), "")) + hex.EncodeToString(b)
+}
+
+// hexTime makes ids sort by creation time.
+func hexTime() string { return fmt.Sprintf("%011x", time.Now().UnixMilli()) }
+
+func hashRequest(caseID string, r Request) string {
+	var params any
+	_ = json.Unmarshal(r.Params, &params) // canonical form: key order and spacing do not matter
+	b, _ := json.Marshal(struct {
+		Case   string
+		Type   Type
+		Params any
+		Reason string
+	}{caseID, r.Type, params, strings.TrimSpace(r.Reason)})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Outcome is the answer to a request: the action, and whether this call
+// replayed an earlier one with the same Idempotency-Key.
+type Outcome struct {
+	Action   Action
+	Replayed bool
+}
+
+// Request checks policy and records the action, then executes it unless it
+// must wait for approval. The same clientKey from the same person returns
+// the first action and executes nothing twice. Errors: EINVALID (bad
+// request), ENOTFOUND (case), EFORBIDDEN (role), ECONFLICT (policy refusal,
+// e.g. a disputed charge), EUNPROCESSABLE (amount over what is left, same
+// key with another request), EUNAVAILABLE (no provider configured).
+func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Request) (Outcome, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return Outcome{}, errs.New(errs.EUNAUTHORIZED, "authentication required")
+	}
+	clientKey = strings.TrimSpace(clientKey)
+	if clientKey == "" || len(clientKey) > 255 {
+		return Outcome{}, errs.Coded(errs.EINVALID, "idempotency_key_required", "an Idempotency-Key header (1–255 characters) is required for actions")
+	}
+	if s.provider == nil {
+		return Outcome{}, errs.Coded(errs.EUNAVAILABLE, "provider_not_configured", "no billing provider is configured (RECOURSE_STRIPE_API_KEY)")
+	}
+	hash := hashRequest(caseID, r)
+	if prev, found, err := s.byClientKey(ctx, p.Name, clientKey); err != nil {
+		return Outcome{}, err
+	} else if found {
+		if prev.hash != hash {
+			return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
+				"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)
+		}
+		a, err := s.resumeIfStuck(ctx, prev.action)
+		return Outcome{Action: a, Replayed: true}, err
+	}
+
+	var rec row
+	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
+		c, err := s.cases.Lookup(ctx, tx, caseID)
+		if err != nil {
+			return err
+		}
+		if err := authorize(p, c, r.Type); err != nil {
+			return err
+		}
+		if c.Status != "open" {
+			return errs.Coded(errs.ECONFLICT, "case_closed", "case %s is closed; reopen it before acting on it", c.ID)
+		}
+		pl, err := s.plan(ctx, tx, p, c, r)
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		id := newActionID()
+		paramsJSON, _ := json.Marshal(pl.params)
+		status := StatusExecuting
+		var reasons *string
+		if len(pl.approval) > 0 {
+			status = StatusPendingApproval
+			b, _ := json.Marshal(pl.approval)
+			reasons = ptr(string(b))
+		}
+		rec = row{ID: id, CaseID: c.ID, Type: string(r.Type), Params: string(paramsJSON), Reason: strings.TrimSpace(r.Reason),
+			Status: string(status), RequestedBy: p.Name, RequestedRole: string(p.Role), ClientKey: clientKey, RequestHash: hash,
+			ProviderKey: "recourse_" + id, ApprovalReasons: reasons, SubjectID: ptr(pl.subject), CreatedAt: now, UpdatedAt: now}
+		if pl.amount > 0 {
+			rec.Amount, rec.Currency = ptr(pl.amount), ptr(pl.currency)
+		}
+		if err := tx.WithContext(ctx).Create(&rec).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return errs.Coded(errs.ECONFLICT, "idempotency_key_in_flight", "a request with this Idempotency-Key is being processed; retry shortly")
+			}
+			return fmt.Errorf("record action: %w", err)
+		}
+		summary := fmt.Sprintf("%s requested %s", p.Name, pl.summary)
+		if r.Reason != "" {
+			summary += ": " + strings.TrimSpace(r.Reason)
+		}
+		if status == StatusPendingApproval {
+			summary += " — waiting for a supervisor's approval (" + strings.Join(pl.approval, "; ") + ")"
+		}
+		if err := s.cases.Record(ctx, tx, c.ID, p.Name, "action_requested", summary, ""); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, tx, audit.Entry{Action: "action.request." + string(r.Type), CaseID: c.ID,
+			ObjectType: "action", ObjectID: id, After: audit.Marshal(rec.action()), Detail: summary})
+	})
+	if err != nil {
+		if errs.Is(err, errs.ECONFLICT) || errs.Is(err, errs.EUNPROCESSABLE) || errs.Is(err, errs.EFORBIDDEN) {
+			s.auditRefusal(ctx, caseID, r, err)
+		}
+		return Outcome{}, err
+	}
+	a := rec.action()
+	if a.Status == StatusExecuting {
+		a, err = s.execute(ctx, a)
+	}
+	return Outcome{Action: a}, err
+}
+
+func (s *Service) auditRefusal(ctx context.Context, caseID string, r Request, cause error) {
+	e, _ := errs.As(cause)
+	detail := cause.Error()
+	if e != nil {
+		detail = e.Code + ": " + e.Message
+	}
+	if err := s.audit.Record(context.WithoutCancel(ctx), nil, audit.Entry{Action: "action.refused." + string(r.Type), CaseID: caseID, Detail: detail}); err != nil {
+		s.log.Warn("audit of refused action failed", "err", err)
+	}
+}
+
+type stored struct {
+	action Action
+	hash   string
+}
+
+func (s *Service) byClientKey(ctx context.Context, actor, key string) (stored, bool, error) {
+	var r row
+	err := s.db.WithContext(ctx).Where("requested_by = ? AND client_key = ?", actor, key).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return stored{}, false, nil
+	}
+	if err != nil {
+		return stored{}, false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return stored{action: r.action(), hash: r.RequestHash}, true, nil
+}
+
+// Get returns one action. ENOTFOUND if unknown.
+func (s *Service) Get(ctx context.Context, id string) (Action, error) {
+	var r row
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Action{}, errs.NotFound("no action %q", id)
+	}
+	if err != nil {
+		return Action{}, fmt.Errorf("get action %s: %w", id, err)
+	}
+	return r.action(), nil
+}
+
+// ForCase lists a case's actions, oldest first.
+func (s *Service) ForCase(ctx context.Context, caseID string) ([]Action, error) {
+	var rows []row
+	if err := s.db.WithContext(ctx).Where("case_id = ?", caseID).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list actions of case %s: %w", caseID, err)
+	}
+	out := make([]Action, len(rows))
+	for i, r := range rows {
+		out[i] = r.action()
+	}
+	return out, nil
+}
+
+// Decide approves or rejects a pending action. The decider must hold
+// actions:approve and must not be the requester (four eyes). Errors:
+// ENOTFOUND, EFORBIDDEN, ECONFLICT (not pending), EINVALID (no reason).
+func (s *Service) Decide(ctx context.Context, id string, approve bool, note string) (Action, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return Action{}, errs.New(errs.EUNAUTHORIZED, "authentication required")
+	}
+	note = strings.TrimSpace(note)
+	if note == "" {
+		return Action{}, errs.Coded(errs.EINVALID, "reason_required", "a reason is required to approve or reject")
+	}
+	var out row
+	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
+		var r row
+		if err := tx.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return errs.NotFound("no action %q", id)
+			}
+			return err
+		}
+		if r.RequestedBy == p.Name {
+			return errs.Coded(errs.EFORBIDDEN, "four_eyes", "you requested action %s; another supervisor must decide it", id)
+		}
+		if Status(r.Status) != StatusPendingApproval {
+			return errs.Coded(errs.ECONFLICT, "not_pending", "action %s is %s, not pending approval", id, r.Status).
+				WithDetails(map[string]any{"status": r.Status})
+		}
+		before := r.action()
+		next, verb := StatusExecuting, "approved"
+		if !approve {
+			next, verb = StatusRejected, "rejected"
+		}
+		now := s.clock.Now()
+		res := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", id, string(StatusPendingApproval)).
+			Updates(map[string]any{"status": string(next), "decided_by": p.Name, "decided_at": now, "decision_note": note, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errs.Coded(errs.ECONFLICT, "not_pending", "action %s was decided concurrently", id)
+		}
+		if err := tx.WithContext(ctx).Where("id = ?", id).Take(&out).Error; err != nil {
+			return err
+		}
+		summary := fmt.Sprintf("%s %s %s (%s): %s", p.Name, verb, describe(out.action()), id, note)
+		if err := s.cases.Record(ctx, tx, r.CaseID, p.Name, "action_"+verb, summary, ""); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, tx, audit.Entry{Action: "action." + verb, CaseID: r.CaseID, ObjectType: "action", ObjectID: id,
+			Before: audit.Marshal(before), After: audit.Marshal(out.action()), Detail: note})
+	})
+	if err != nil {
+		return Action{}, err
+	}
+	a := out.action()
+	if a.Status == StatusExecuting {
+		return s.execute(ctx, a)
+	}
+	return a, nil
+}
+
+// resumeIfStuck re-executes an action left executing by a crash (or an
+// unreachable provider) once its lease has run out.
+func (s *Service) resumeIfStuck(ctx context.Context, a Action) (Action, error) {
+	if a.Status != StatusExecuting {
+		return a, nil
+	}
+	return s.execute(ctx, a)
+}
+
+// ResumeStuck re-executes every action still executing after the policy's
+// stuck_after, with its original idempotency key, and returns how many it
+// tried.
+func (s *Service) ResumeStuck(ctx context.Context) (int, error) {
+	var rows []row
+	cutoff := s.clock.Now().Add(-s.policy.StuckAfter.D())
+	if err := s.db.WithContext(ctx).Where("status = ? AND updated_at < ?", string(StatusExecuting), cutoff).Order("updated_at").Limit(50).Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("find stuck actions: %w", err)
+	}
+	for _, r := range rows {
+		if _, err := s.execute(ctx, r.action()); err != nil && !errs.Is(err, errs.EUNAVAILABLE) && !errs.Is(err, errs.ERATELIMIT) && !errs.Is(err, errs.EUNPROCESSABLE) {
+			s.log.Warn("resume stuck action", "action_id", r.ID, "err", err)
+		}
+	}
+	return len(rows), nil
+}
+
+// Run resumes stuck actions every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.ResumeStuck(ctx); err != nil {
+				s.log.Warn("resume stuck actions", "err", err)
+			}
+		}
+	}
+}
+
+// leaseFor is how long one execution attempt owns an action.
+const leaseFor = 30 * time.Second
+
+// execute calls the provider for an executing action and records the
+// outcome. Only the holder of the action's lease calls the provider, always
+// with the action's own idempotency key, so concurrent or repeated
+// executions cannot act twice.
+func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
+	now := s.clock.Now()
+	res := s.db.WithContext(ctx).Model(&row{}).
+		Where("id = ? AND status = ? AND (lease_until IS NULL OR lease_until < ?)", a.ID, string(StatusExecuting), now).
+		Updates(map[string]any{"lease_until": now.Add(leaseFor), "attempts": gorm.Expr("attempts + 1"), "updated_at": now})
+	if res.Error != nil {
+		return a, fmt.Errorf("lease action %s: %w", a.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		// Someone else is executing it, or it finished meanwhile.
+		return s.Get(ctx, a.ID)
+	}
+	var params Params
+	if err := json.Unmarshal(a.Params, &params); err != nil {
+		return a, fmt.Errorf("action %s params: %w", a.ID, err)
+	}
+	key := billing.Key{IdempotencyKey: a.ProviderKey, ActionID: a.ID, CaseID: a.CaseID}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	result, callErr := s.call(pctx, a.Type, params, key)
+	cancel()
+
+	var pe *billing.ProviderError
+	if callErr != nil && errors.As(callErr, &pe) && pe.Retryable {
+		// Outcome unknown: stay executing; a retry (the client's, or the
+		// resumer's) uses the same key, so the provider acts at most once.
+		msg := pe.Message
+		_ = s.db.WithContext(context.WithoutCancel(ctx)).Model(&row{}).Where("id = ?", a.ID).
+			Updates(map[string]any{"error_code": "provider_" + pe.Type, "error_message": msg, "lease_until": nil, "updated_at": s.clock.Now()}).Error
+		s.auditCall(ctx, a, "retryable_error", pe.RequestID, msg)
+		cur, _ := s.Get(ctx, a.ID)
+		return cur, billing.AsCoded(callErr)
+	}
+	var out row
+	err := s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+		now := s.clock.Now()
+		upd := map[string]any{"lease_until": nil, "updated_at": now, "executed_at": now}
+		var summary, entryType string
+		if callErr != nil {
+			code, msg, reqID := "provider_error", callErr.Error(), ""
+			if pe != nil {
+				code, msg, reqID = "provider_"+pe.Type, pe.Message, pe.RequestID
+				if pe.Code != "" {
+					code = pe.Code
+				}
+			}
+			upd["status"], upd["error_code"], upd["error_message"] = string(StatusFailed), code, msg
+			if reqID != "" {
+				upd["provider_request_id"] = reqID
+			}
+			entryType = "action_failed"
+			summary = fmt.Sprintf("%s failed at the provider: %s", capitalize(describe(a)), msg)
+		} else {
+			resJSON, _ := json.Marshal(result)
+			upd["status"], upd["provider_object_id"], upd["provider_request_id"], upd["provider_status"], upd["result"] =
+				string(StatusSucceeded), result.ObjectID, nullable(result.RequestID), nullable(result.Status), string(resJSON)
+			upd["error_code"], upd["error_message"] = nil, nil
+			entryType = "action_succeeded"
+			summary = fmt.Sprintf("%s done: %s", capitalize(describe(a)), result.ObjectID)
+			if result.Status != "" {
+				summary += " (" + result.Status + ")"
+			}
+		}
+		r := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", a.ID, string(StatusExecuting)).Updates(upd)
+		if r.Error != nil {
+			return r.Error
+		}
+		if err := tx.WithContext(ctx).Where("id = ?", a.ID).Take(&out).Error; err != nil {
+			return err
+		}
+		if r.RowsAffected == 0 {
+			return nil // finished by another execution meanwhile
+		}
+		if err := s.cases.Record(ctx, tx, a.CaseID, "system", entryType, summary, ""); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, tx, audit.Entry{Action: "action.provider_call." + string(a.Type), CaseID: a.CaseID, ObjectType: "action",
+			ObjectID: a.ID, Before: audit.Marshal(a), After: audit.Marshal(out.action()), ProviderRequestID: deref(out.ProviderRequestID), Detail: summary})
+	})
+	if err != nil {
+		return a, fmt.Errorf("record outcome of action %s (the provider call is done; a retry with the same key is safe): %w", a.ID, err)
+	}
+	final := out.action()
+	if final.Status == StatusSucceeded && a.Type == CancelSubscription && params.ProratedRefund > 0 {
+		s.requestProratedRefund(ctx, final, params)
+	}
+	if final.Status == StatusFailed {
+		return final, billing.AsCoded(callErr)
+	}
+	return final, nil
+}
+
+func (s *Service) auditCall(ctx context.Context, a Action, outcome, reqID, msg string) {
+	if err := s.audit.Record(context.WithoutCancel(ctx), nil, audit.Entry{Action: "action.provider_call." + string(a.Type) + "." + outcome,
+		CaseID: a.CaseID, ObjectType: "action", ObjectID: a.ID, ProviderRequestID: reqID, Detail: msg}); err != nil {
+		s.log.Warn("audit provider call", "err", err)
+	}
+}
+
+// requestProratedRefund files the refund that follows a cancellation with a
+// prorated refund; it goes through the refund rules like any other.
+func (s *Service) requestProratedRefund(ctx context.Context, parent Action, p Params) {
+	body, _ := json.Marshal(map[string]any{"amount": p.ProratedRefund, "charge": p.RefundCharge, "refund_reason": "requested_by_customer"})
+	actx := auth.WithPrincipal(context.WithoutCancel(ctx), auth.Principal{Name: parent.RequestedBy, Role: auth.Role(parent.RequestedRole)})
+	_, err := s.Request(actx, parent.CaseID, parent.ID+"/prorated-refund", Request{Type: Refund, Params: body,
+		Reason: "prorated refund after cancellation (" + parent.ID + ")"})
+	if err != nil {
+		s.log.Warn("prorated refund after cancellation was not filed", "action_id", parent.ID, "err", err)
+		_ = s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+			return s.cases.Record(ctx, tx, parent.CaseID, "system", "action_failed", "Prorated refund after cancellation was not filed: "+err.Error(), "")
+		})
+	}
+}
+
+// call makes the provider call for an action.
+func (s *Service) call(ctx context.Context, t Type, p Params, key billing.Key) (billing.Result, error) {
+	switch t {
+	case Refund:
+		return s.provider.Refund(ctx, billing.RefundRequest{Key: key, ChargeID: p.Charge, PaymentIntentID: p.PaymentIntent, Amount: p.Amount, Reason: p.RefundReason, Note: p.Comment})
+	case CancelSubscription:
+		return s.provider.CancelSubscription(ctx, billing.CancelRequest{Key: key, SubscriptionID: p.Subscription, AtPeriodEnd: p.Mode == "period_end", Feedback: p.Feedback, Comment: p.Comment})
+	case ReactivateSubscription:
+		return s.provider.SetCancelAtPeriodEnd(ctx, p.Subscription, false, key)
+	case ExtendTrial:
+		return s.provider.ExtendTrial(ctx, p.Subscription, *p.TrialEnd, key)
+	case PauseCollection:
+		return s.provider.PauseCollection(ctx, p.Subscription, p.Behavior, p.ResumesAt, key)
+	case ResumeCollection:
+		return s.provider.ResumeCollection(ctx, p.Subscription, key)
+	case RetryPayment:
+		return s.provider.PayInvoice(ctx, p.Invoice, key)
+	case ApplyCredit:
+		return s.provider.CreditBalance(ctx, billing.CreditRequest{Key: key, CustomerID: p.Customer, Amount: p.Amount, Currency: p.Currency, Description: p.Description})
+	case AcceptDispute:
+		return s.provider.CloseDispute(ctx, p.Dispute, key)
+	}
+	return billing.Result{}, &billing.ProviderError{Type: "invalid_request_error", Message: "unknown action type " + string(t)}
+}
+
+// lockSubject serialises policy checks on one provider object (on
+// PostgreSQL; SQLite has one writer already), so two concurrent refunds
+// cannot both pass the "amount left" check.
+func lockSubject(ctx context.Context, d *db.DB, tx *gorm.DB, subject string) error {
+	if d.Dialect != db.Postgres || subject == "" {
+		return nil
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(subject))
+	return tx.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(?)", int64(h.Sum64()>>1)).Error
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
