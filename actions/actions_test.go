@@ -42,13 +42,17 @@ func TestEveryActionAgainstStripeMock(t *testing.T) {
 			{"agent", "refund", "charged twice", map[string]any{"amount": 1500}, nil},
 			{"agent", "extend_trial", "onboarding delays", map[string]any{"days": 7}, nil},
 			{"agent", "pause_collection", "customer travelling", map[string]any{"days": 30, "behavior": "keep_as_draft"}, nil},
-			{"agent", "resume_collection", "back home", nil, func() { h.setSub(c.Subscription, func(s *billing.Subscription) { s.PauseCollection = "keep_as_draft" }) }},
+			{"agent", "resume_collection", "back home", nil, func() {
+				h.setSub(c.Subscription, func(s *billing.Subscription) { s.PauseCollection = "keep_as_draft" })
+			}},
 			{"agent", "apply_credit", "service outage goodwill", map[string]any{"amount": 500}, nil},
 			{"agent", "cancel_subscription", "too expensive", map[string]any{"mode": "period_end", "feedback": "too_expensive", "retention_offer": "declined"}, func() {
 				h.setSub(c.Subscription, func(s *billing.Subscription) { s.PauseCollection = ""; s.Status = "active" })
 			}},
 			{"agent", "reactivate_subscription", "changed their mind", nil, func() { h.setSub(c.Subscription, func(s *billing.Subscription) { s.CancelAtPeriodEnd = true }) }},
-			{"agent", "retry_payment", "customer updated card", nil, func() { h.setInvoice(c.Invoice, func(i *billing.Invoice) { i.Status = "open"; i.AmountRemaining = 4900 }) }},
+			{"agent", "retry_payment", "customer updated card", nil, func() {
+				h.setInvoice(c.Invoice, func(i *billing.Invoice) { i.Status = "open"; i.AmountRemaining = 4900 })
+			}},
 		}
 		for i, st := range steps {
 			if st.mutate != nil {
