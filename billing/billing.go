@@ -211,6 +211,10 @@ type Change struct {
 	// changed, no second timeline fact was recorded, and Summary is the fact
 	// recorded the first time.
 	Duplicate bool
+	// ActionCaseID is set (by the webhook dispatcher, not the mirror) when
+	// the event is the provider's echo of a Recourse action taken on that
+	// case: case handling then records it there and opens no new case.
+	ActionCaseID string
 	// Previous is the event's data.previous_attributes (updated events).
 	Previous map[string]any
 
