@@ -37,6 +37,12 @@ type Config struct {
 	WorkerBackoffMax  time.Duration
 	LogLevel          string
 	LogFormat         string
+	StripeAPIKey      string
+	StripeAPIBase     string
+	StripeTimeout     time.Duration
+	StripeRetries     int
+	PolicyFile        string
+	SweepInterval     time.Duration
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -67,6 +73,12 @@ var settings = []Setting{
 	{"RECOURSE_WORKER_POLL_INTERVAL", "worker-poll-interval", "1s", "how often an idle worker looks for due events"},
 	{"RECOURSE_WORKER_BACKOFF_BASE", "worker-backoff-base", "10s", "first retry delay; doubles per attempt"},
 	{"RECOURSE_WORKER_BACKOFF_MAX", "worker-backoff-max", "1h", "longest retry delay"},
+	{"RECOURSE_STRIPE_API_KEY", "stripe-api-key", "", "Stripe secret or restricted key (sk_…/rk_…) for case actions; empty disables actions (503)"},
+	{"RECOURSE_STRIPE_API_BASE", "stripe-api-base", "https://api.stripe.com", "Stripe API base URL (point it at stripe-mock for testing)"},
+	{"RECOURSE_STRIPE_TIMEOUT", "stripe-timeout", "20s", "timeout of one Stripe API request"},
+	{"RECOURSE_STRIPE_MAX_RETRIES", "stripe-max-retries", "2", "stripe-go network retries (same idempotency key)"},
+	{"RECOURSE_POLICY_FILE", "policy-file", "", "YAML policy file (action limits, approval thresholds, windows, SLA targets); empty uses the defaults"},
+	{"RECOURSE_SWEEP_INTERVAL", "sweep-interval", "1m", "how often SLA breaches and stuck actions are swept"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -128,6 +140,12 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.WorkerBackoffMax = p.dur("RECOURSE_WORKER_BACKOFF_MAX")
 	c.LogLevel = p.str("RECOURSE_LOG_LEVEL")
 	c.LogFormat = p.str("RECOURSE_LOG_FORMAT")
+	c.StripeAPIKey = p.str("RECOURSE_STRIPE_API_KEY")
+	c.StripeAPIBase = p.str("RECOURSE_STRIPE_API_BASE")
+	c.StripeTimeout = p.dur("RECOURSE_STRIPE_TIMEOUT")
+	c.StripeRetries = p.int("RECOURSE_STRIPE_MAX_RETRIES")
+	c.PolicyFile = p.str("RECOURSE_POLICY_FILE")
+	c.SweepInterval = p.dur("RECOURSE_SWEEP_INTERVAL")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -149,6 +167,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_WEBHOOK_TOLERANCE must be positive")
 	case c.DBMaxConns < 1:
 		return fmt.Errorf("RECOURSE_DB_MAX_CONNS must be at least 1")
+	case c.SweepInterval < time.Second:
+		return fmt.Errorf("RECOURSE_SWEEP_INTERVAL must be at least 1s")
+	case c.StripeTimeout <= 0:
+		return fmt.Errorf("RECOURSE_STRIPE_TIMEOUT must be positive")
 	}
 	switch c.LogFormat {
 	case "json", "text":
