@@ -5,6 +5,7 @@
 //	recourse token create --name N --role R   print a new API token (once)
 //	recourse token list | revoke ID      list or revoke API tokens
 //	recourse replay EVENT_ID | --all     put dead-lettered webhook events back
+//	recourse demo                        play a realistic business as signed Stripe events
 //	recourse version                     print the version
 //
 // Settings come from RECOURSE_* environment variables and DATABASE_URL;
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokenCmd(ctx, rest, getenv, stdout, stderr)
 	case "replay":
 		return replayCmd(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, stderr)
 	case "version", "--version", "-v":

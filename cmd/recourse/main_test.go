@@ -172,7 +172,7 @@ func TestServeEndToEnd(t *testing.T) {
 			if code, m := in.do("GET", "/healthz", "", nil, nil); code != 200 || m["status"] != "ok" {
 				t.Fatalf("healthz: %d %v", code, m)
 			}
-			p, sig := signedEvent("evt_e2e_1", "customer.created")
+			p, sig := signedEvent("evt_e2e_1", "product.created")
 			if code, m := in.do("POST", "/webhooks/stripe", "", p, map[string]string{"Stripe-Signature": sig}); code != 200 {
 				t.Fatalf("deliver: %d %v", code, m)
 			}

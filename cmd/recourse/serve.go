@@ -13,6 +13,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/recourse-hq/recourse/actions"
+	"github.com/recourse-hq/recourse/billing"
+	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
+	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
@@ -47,8 +52,17 @@ type service struct {
 	db      *db.DB
 	metrics *metrics.Metrics
 	echo    *echo.Echo
+	inbox   *webhooks.Inbox
 	intake  *webhooks.Intake
 	worker  *webhooks.Worker
+	cases   *cases.Service
+	actions *actions.Service
+}
+
+// close releases what newService opened, for a service that never ran.
+func (s *service) close() {
+	s.intake.Close()
+	_ = s.db.Close()
 }
 
 func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.Clock) (*service, error) {
@@ -68,9 +82,35 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		}
 	}
 
+	policy, err := loadPolicy(cfg.PolicyFile)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	auditLog := audit.New(d, clk)
+	store := billing.NewStore(d, clk)
+	actionMirror, caseMirror := mirrorFor(store)
+	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
+		Logger: log, Registerer: s.metrics.Registry})
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	var provider billing.Provider
+	if cfg.StripeAPIKey != "" {
+		if provider, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
+			Timeout: cfg.StripeTimeout, MaxNetworkRetries: int64(cfg.StripeRetries), Logger: log}); err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+	}
+	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Mirror: actionMirror,
+		Cases: caseRefs{s.cases}, Audit: auditLog, Policy: policy.Actions})
+
 	inbox := webhooks.NewInbox(d)
+	s.inbox = inbox
 	registry := webhooks.NewRegistry()
-	registerHandlers(registry)
+	webhooks.RegisterBilling(registry, store, s.actions, s.cases)
 	s.metrics.RegisterInbox(func(ctx context.Context) (int64, time.Duration, error) {
 		return inbox.Backlog(ctx, clk.Now())
 	}, log)
@@ -98,12 +138,12 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	tokens := auth.NewTokenStore(d, clk)
 	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
+	store.Register(api)
+	s.cases.Register(api)
+	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	s.echo = e
 	return s, nil
 }
-
-// registerHandlers wires the domain packages' event handlers.
-func registerHandlers(r *webhooks.Registry) {}
 
 // ready answers 200 when the database answers and no migration is pending.
 func (s *service) ready(c echo.Context) error {
@@ -145,10 +185,19 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	if s.cfg.WorkerEnabled {
-		wg.Add(1)
+		wg.Add(3)
 		go func() {
 			defer wg.Done()
 			s.worker.Run(workerCtx)
+		}()
+		// SLA sweeps and stuck-action recovery run where the worker runs.
+		go func() {
+			defer wg.Done()
+			s.cases.Run(workerCtx, s.cfg.SweepInterval)
+		}()
+		go func() {
+			defer wg.Done()
+			s.actions.Run(workerCtx, s.cfg.SweepInterval)
 		}()
 	}
 	errc := make(chan error, 1)
@@ -195,8 +244,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		_ = s.db.Close()
-		s.intake.Close()
+		s.close()
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	return s.run(ctx, ln)

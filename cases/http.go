@@ -1,0 +1,460 @@
+package cases
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/looplab/fsm"
+
+	"github.com/recourse-hq/recourse/internal/auth"
+	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/httpx"
+)
+
+// Register adds the case routes to g, the authenticated /api/v1 group:
+//
+//	GET   /cases                     list (filters, sort, keyset cursor)      cases:read
+//	POST  /cases                     open a manual case                       cases:write
+//	GET   /cases/:id                 case, linked objects, timeline           cases:read
+//	GET   /cases/:id/timeline        timeline, oldest first                   cases:read
+//	POST  /cases/:id/transitions     fire an event (disputes: disputes:work)  cases:write
+//	POST  /cases/:id/assign          assignee and/or team                     cases:write
+//	POST  /cases/:id/notes           internal note (card numbers masked)      cases:write
+//	POST  /cases/:id/escalate        move to an escalation team               cases:write
+//	PATCH /cases/:id                 priority, tags, business line            cases:write
+//	GET   /case-kinds                every kind's lifecycle and diagram       cases:read
+func (s *Service) Register(g *echo.Group) {
+	read := auth.Require(auth.PermCasesRead)
+	write := auth.Require(auth.PermCasesWrite)
+	g.GET("/cases", s.handleList, read)
+	g.POST("/cases", s.handleCreate, write)
+	g.GET("/cases/:id", s.handleGet, read)
+	g.GET("/cases/:id/timeline", s.handleTimeline, read)
+	g.POST("/cases/:id/transitions", s.handleTransition, write)
+	g.POST("/cases/:id/assign", s.handleAssign, write)
+	g.POST("/cases/:id/notes", s.handleNote, write)
+	g.POST("/cases/:id/escalate", s.handleEscalate, write)
+	g.PATCH("/cases/:id", s.handlePatch, write)
+	g.GET("/case-kinds", s.handleKinds, read)
+}
+
+// principal returns the authenticated caller; Require has run before.
+func principal(c echo.Context) (auth.Principal, error) {
+	p, ok := auth.FromContext(c.Request().Context())
+	if !ok {
+		return auth.Principal{}, errs.New(errs.EUNAUTHORIZED, "authentication required")
+	}
+	return p, nil
+}
+
+// forViewer trims a case's allowed transitions to what the caller may fire.
+func forViewer(p auth.Principal, c Case) Case {
+	if checkCaseAccess(p, c, true) != nil {
+		c.AllowedTransitions = []string{}
+	}
+	return c
+}
+
+// listParams are the query parameters GET /cases accepts.
+var listParams = map[string]bool{"kind": true, "state": true, "status": true, "assignee": true, "team": true,
+	"priority": true, "business_line": true, "customer": true, "subject": true, "sla": true,
+	"created_after": true, "created_before": true, "sort": true, "limit": true, "cursor": true}
+
+// parseFilter reads the list filters, refusing unknown parameters and bad
+// values (EINVALID).
+func parseFilter(c echo.Context) (Filter, error) {
+	var f Filter
+	q := c.QueryParams()
+	for k, vs := range q {
+		if !listParams[k] {
+			return f, errs.Coded(errs.EINVALID, "invalid_parameter", "unknown query parameter %q", k)
+		}
+		if len(vs) > 1 {
+			return f, errs.Coded(errs.EINVALID, "invalid_parameter", "query parameter %q given more than once", k)
+		}
+	}
+	var err error
+	if v := q.Get("kind"); v != "" {
+		if f.Kind, err = ParseKind(v); err != nil {
+			return f, err
+		}
+	}
+	if v := q.Get("state"); v != "" {
+		known := false
+		for _, lc := range lifecycles {
+			if (f.Kind == "" || lc.Kind == f.Kind) && lc.HasState(v) {
+				known = true
+			}
+		}
+		if !known {
+			return f, errs.Coded(errs.EINVALID, "invalid_state", "%q is not a state of %s cases", v, orAll(f.Kind))
+		}
+		f.State = v
+	}
+	if v := q.Get("status"); v != "" {
+		if f.Status, err = ParseStatus(v); err != nil {
+			return f, err
+		}
+	}
+	if v := q.Get("assignee"); v != "" {
+		f.Assignee = v
+	}
+	if v := q.Get("team"); v != "" {
+		if f.Team, err = ParseTeam(v); err != nil {
+			return f, err
+		}
+	}
+	if v := q.Get("priority"); v != "" {
+		if f.Priority, err = ParsePriority(v); err != nil {
+			return f, err
+		}
+	}
+	f.BusinessLine = q.Get("business_line")
+	f.Customer = q.Get("customer")
+	f.Subject = q.Get("subject")
+	switch v := SLAFilter(q.Get("sla")); v {
+	case "", SLABreached, SLADueSoon:
+		f.SLA = v
+	default:
+		return f, errs.Coded(errs.EINVALID, "invalid_sla", "sla must be breached or due_soon (got %q)", v)
+	}
+	for name, dst := range map[string]*time.Time{"created_after": &f.CreatedAfter, "created_before": &f.CreatedBefore} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, errs.Coded(errs.EINVALID, "invalid_"+name, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", name)
+			}
+			*dst = t.UTC()
+		}
+	}
+	switch v := Sort(q.Get("sort")); v {
+	case "":
+		f.Sort = SortCreatedDesc
+	case SortCreated, SortCreatedDesc, SortPriority, SortSLA:
+		f.Sort = v
+	default:
+		return f, errs.Coded(errs.EINVALID, "invalid_sort", "sort must be created_at, -created_at, priority or sla (got %q)", v)
+	}
+	return f, nil
+}
+
+func orAll(k Kind) string {
+	if k == "" {
+		return "any"
+	}
+	return string(k)
+}
+
+func (s *Service) handleList(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	f, err := parseFilter(c)
+	if err != nil {
+		return err
+	}
+	page, err := httpx.ParsePage(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.List(c.Request().Context(), f, page)
+	if err != nil {
+		return err
+	}
+	for i := range list.Data {
+		list.Data[i] = forViewer(p, list.Data[i])
+	}
+	return c.JSON(http.StatusOK, list)
+}
+
+// caseDetail is GET /cases/{id}: the case, its linked mirrored objects and
+// its timeline.
+type caseDetail struct {
+	Case
+	Linked   Linked          `json:"linked"`
+	Timeline []TimelineEntry `json:"timeline"`
+}
+
+func (s *Service) handleGet(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	cs, err := s.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	tl, err := s.st.timeline(ctx, s.db.Gorm, cs.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, caseDetail{Case: forViewer(p, cs), Linked: s.LinkedObjects(ctx, cs), Timeline: tl})
+}
+
+func (s *Service) handleTimeline(c echo.Context) error {
+	tl, err := s.Timeline(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": tl})
+}
+
+// linksRequest are the links an agent may give a manual case.
+type linksRequest struct {
+	Customer     *string `json:"customer"`
+	Subscription *string `json:"subscription"`
+	Invoice      *string `json:"invoice"`
+	Charge       *string `json:"charge"`
+	Dispute      *string `json:"dispute"`
+	Refund       *string `json:"refund"`
+}
+
+// createRequest is the body of POST /cases.
+type createRequest struct {
+	Kind         string       `json:"kind"`
+	Channel      string       `json:"channel"`
+	Priority     *string      `json:"priority"`
+	Title        string       `json:"title"`
+	Description  *string      `json:"description"`
+	Links        linksRequest `json:"links"`
+	BusinessLine *string      `json:"business_line"`
+	Tags         []string     `json:"tags"`
+}
+
+func (s *Service) handleCreate(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var req createRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	kind, err := ParseKind(req.Kind)
+	if err != nil {
+		return err
+	}
+	in := ManualCase{Kind: kind, Channel: Channel(req.Channel), Title: req.Title, Description: deref(req.Description),
+		BusinessLine: deref(req.BusinessLine), Tags: req.Tags,
+		Links: Links{Customer: req.Links.Customer, Subscription: req.Links.Subscription, Invoice: req.Links.Invoice,
+			Charge: req.Links.Charge, Dispute: req.Links.Dispute, Refund: req.Links.Refund}}
+	if req.Priority != nil {
+		if in.Priority, err = ParsePriority(*req.Priority); err != nil {
+			return err
+		}
+	}
+	cs, err := s.OpenManual(c.Request().Context(), p, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, forViewer(p, cs))
+}
+
+// transitionRequest is the body of POST /cases/{id}/transitions.
+type transitionRequest struct {
+	Event   string `json:"event"`
+	Reason  string `json:"reason"`
+	Version *int64 `json:"version"`
+}
+
+func (s *Service) handleTransition(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var req transitionRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Event) == "" {
+		return errs.Coded(errs.EINVALID, "invalid_event", "event is required")
+	}
+	cs, err := s.Transition(c.Request().Context(), p, c.Param("id"), TransitionRequest{Event: req.Event, Reason: req.Reason, Version: req.Version})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, forViewer(p, cs))
+}
+
+// optString is a JSON field that may be absent, null or a string.
+type optString struct {
+	Set   bool
+	Value *string
+}
+
+// UnmarshalJSON records that the field was present; null leaves Value nil.
+func (o *optString) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Value = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	o.Value = &s
+	return nil
+}
+
+// assignRequest is the body of POST /cases/{id}/assign.
+type assignRequest struct {
+	Assignee optString `json:"assignee"`
+	Team     *string   `json:"team"`
+}
+
+func (s *Service) handleAssign(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var req assignRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	ar := AssignRequest{Assignee: req.Assignee.Value, Unassign: req.Assignee.Set && req.Assignee.Value == nil}
+	if req.Team != nil {
+		t, err := ParseTeam(*req.Team)
+		if err != nil {
+			return err
+		}
+		ar.Team = &t
+	}
+	cs, err := s.Assign(c.Request().Context(), p, c.Param("id"), ar)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, forViewer(p, cs))
+}
+
+// noteRequest is the body of POST /cases/{id}/notes.
+type noteRequest struct {
+	Body string `json:"body"`
+}
+
+func (s *Service) handleNote(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var req noteRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	e, err := s.AddNote(c.Request().Context(), p, c.Param("id"), req.Body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, e)
+}
+
+// escalateRequest is the body of POST /cases/{id}/escalate.
+type escalateRequest struct {
+	Team   string `json:"team"`
+	Reason string `json:"reason"`
+}
+
+func (s *Service) handleEscalate(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var req escalateRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	cs, err := s.Escalate(c.Request().Context(), p, c.Param("id"), Team(req.Team), req.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, forViewer(p, cs))
+}
+
+// patchRequest is the body of PATCH /cases/{id}.
+type patchRequest struct {
+	Priority     *string   `json:"priority"`
+	Tags         *[]string `json:"tags"`
+	BusinessLine optString `json:"business_line"`
+	Version      *int64    `json:"version"`
+}
+
+func (s *Service) handlePatch(c echo.Context) error {
+	p, err := principal(c)
+	if err != nil {
+		return err
+	}
+	var req patchRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	ur := UpdateRequest{Tags: req.Tags, Version: req.Version, BusinessLine: req.BusinessLine.Value,
+		ClearBusinessLine: req.BusinessLine.Set && req.BusinessLine.Value == nil}
+	if req.Priority != nil {
+		pr, err := ParsePriority(*req.Priority)
+		if err != nil {
+			return err
+		}
+		ur.Priority = &pr
+	}
+	cs, err := s.Update(c.Request().Context(), p, c.Param("id"), ur)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, forViewer(p, cs))
+}
+
+// kindInfo describes one kind for clients: what GET /case-kinds serves.
+type kindInfo struct {
+	Kind            Kind              `json:"kind"`
+	Team            Team              `json:"team"`
+	DefaultPriority Priority          `json:"default_priority"`
+	Manual          bool              `json:"manual"`
+	Initial         string            `json:"initial"`
+	InquiryInitial  string            `json:"inquiry_initial,omitempty"`
+	States          []string          `json:"states"`
+	Closed          map[string]string `json:"closed_states"`
+	Events          []eventInfo       `json:"events"`
+	Mermaid         string            `json:"mermaid"`
+}
+
+type eventInfo struct {
+	Name   string   `json:"name"`
+	From   []string `json:"from"`
+	To     string   `json:"to"`
+	Manual bool     `json:"manual"`
+}
+
+func (s *Service) handleKinds(c echo.Context) error {
+	out := make([]kindInfo, 0, len(lifecycles))
+	for _, lc := range lifecycles {
+		ki := kindInfo{Kind: lc.Kind, Team: lc.Team, DefaultPriority: lc.DefaultPriority, Initial: lc.Initial,
+			InquiryInitial: lc.InquiryInitial, States: lc.States(), Closed: lc.Closed}
+		for _, k := range ManualKinds() {
+			ki.Manual = ki.Manual || k == lc.Kind
+		}
+		for _, e := range lc.Events {
+			from := append([]string(nil), e.Src...)
+			sort.Strings(from)
+			ki.Events = append(ki.Events, eventInfo{Name: e.Name, From: from, To: e.Dst, Manual: lc.IsManual(e.Name)})
+		}
+		d, err := lc.Diagram()
+		if err != nil {
+			return err
+		}
+		ki.Mermaid = d
+		out = append(out, ki)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+// Diagram renders the kind's lifecycle as a Mermaid state diagram (from its
+// initial state).
+func (lc Lifecycle) Diagram() (string, error) {
+	return fsm.VisualizeWithType(lc.machine(lc.Initial), fsm.MERMAID)
+}

@@ -1,0 +1,222 @@
+package cases
+
+import (
+	"fmt"
+	"time"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("48h", "90m") in JSON and YAML (through encoding.TextMarshaler).
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes d as "48h0m0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 4h, 30m, 72h)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// SLATarget is how long a case of one kind and priority may take to get its
+// first response and its resolution, counted from creation.
+type SLATarget struct {
+	FirstResponse Duration `json:"first_response" yaml:"first_response"`
+	Resolution    Duration `json:"resolution" yaml:"resolution"`
+}
+
+// Escalation is what the sweeper does to a case when it marks a breach.
+type Escalation struct {
+	// BumpPriority raises the priority one step (urgent stays urgent).
+	BumpPriority bool `json:"bump_priority" yaml:"bump_priority"`
+	// Team, when set, moves the case to that team's queue (and unassigns it).
+	Team Team `json:"team,omitempty" yaml:"team,omitempty"`
+}
+
+// KindSLA is one kind's targets per priority and its escalation on breach.
+type KindSLA struct {
+	Targets  map[Priority]SLATarget `json:"targets" yaml:"targets"`
+	OnBreach Escalation             `json:"on_breach" yaml:"on_breach"`
+}
+
+// PriorityRules raise a dispute's default priority.
+type PriorityRules struct {
+	// DisputeUrgentAmount: a dispute of at least this many minor units is
+	// urgent (0 disables the rule).
+	DisputeUrgentAmount int64 `json:"dispute_urgent_amount" yaml:"dispute_urgent_amount"`
+	// DisputeUrgentWithin: a dispute whose evidence is due within this long
+	// is urgent.
+	DisputeUrgentWithin Duration `json:"dispute_urgent_within" yaml:"dispute_urgent_within"`
+}
+
+// SLAPolicy is the case SLA policy: targets per kind × priority, the dispute
+// safety margin, what "due soon" means, escalation on breach and the
+// priority rules. It is the `sla` section of the operator's policy file;
+// decode it over DefaultSLAPolicy() and call Normalize so that what the file
+// leaves out keeps its default.
+type SLAPolicy struct {
+	Kinds map[Kind]KindSLA `json:"kinds" yaml:"kinds"`
+	// DisputeMargin: a dispute's resolution is due this long before its
+	// evidence due_by (never later than due_by).
+	DisputeMargin Duration `json:"dispute_margin" yaml:"dispute_margin"`
+	// DueSoon is the window of the sla=due_soon list filter.
+	DueSoon  Duration      `json:"due_soon" yaml:"due_soon"`
+	Priority PriorityRules `json:"priority" yaml:"priority"`
+}
+
+func targets(fr, res [4]time.Duration) map[Priority]SLATarget {
+	m := make(map[Priority]SLATarget, 4)
+	for i, p := range Priorities() {
+		m[p] = SLATarget{FirstResponse: Duration(fr[i]), Resolution: Duration(res[i])}
+	}
+	return m
+}
+
+// DefaultSLAPolicy returns the built-in policy. Targets are listed low,
+// normal, high, urgent.
+func DefaultSLAPolicy() SLAPolicy {
+	const h, d = time.Hour, 24 * time.Hour
+	bump := Escalation{BumpPriority: true}
+	standard := KindSLA{Targets: targets([4]time.Duration{48 * h, 24 * h, 4 * h, 1 * h}, [4]time.Duration{7 * d, 3 * d, 2 * d, 1 * d}), OnBreach: bump}
+	return SLAPolicy{
+		Kinds: map[Kind]KindSLA{
+			// A dispute's resolution follows its evidence due_by; these apply
+			// when it has none.
+			KindDispute:         {Targets: targets([4]time.Duration{24 * h, 8 * h, 4 * h, 1 * h}, [4]time.Duration{14 * d, 10 * d, 7 * d, 5 * d}), OnBreach: bump},
+			KindFraudWarning:    {Targets: targets([4]time.Duration{24 * h, 8 * h, 2 * h, 1 * h}, [4]time.Duration{7 * d, 3 * d, 2 * d, 1 * d}), OnBreach: bump},
+			KindPaymentFailure:  {Targets: targets([4]time.Duration{48 * h, 24 * h, 4 * h, 2 * h}, [4]time.Duration{14 * d, 7 * d, 3 * d, 2 * d}), OnBreach: bump},
+			KindTrialConversion: {Targets: targets([4]time.Duration{24 * h, 12 * h, 4 * h, 2 * h}, [4]time.Duration{5 * d, 3 * d, 2 * d, 1 * d}), OnBreach: bump},
+			KindCancellation:    standard,
+			KindRefundFailure:   {Targets: targets([4]time.Duration{48 * h, 24 * h, 4 * h, 1 * h}, [4]time.Duration{7 * d, 3 * d, 2 * d, 1 * d}), OnBreach: Escalation{BumpPriority: true}},
+			KindRefundRequest:   standard,
+			KindBillingInquiry:  standard,
+		},
+		DisputeMargin: Duration(48 * h),
+		DueSoon:       Duration(4 * h),
+		Priority:      PriorityRules{DisputeUrgentAmount: 100_000, DisputeUrgentWithin: Duration(72 * h)},
+	}
+}
+
+// Normalize fills what p leaves out from the defaults: missing kinds,
+// missing priorities of a kind, zero durations.
+func (p *SLAPolicy) Normalize() {
+	def := DefaultSLAPolicy()
+	if p.Kinds == nil {
+		p.Kinds = map[Kind]KindSLA{}
+	}
+	for _, k := range Kinds() {
+		ks, ok := p.Kinds[k]
+		if !ok {
+			p.Kinds[k] = def.Kinds[k]
+			continue
+		}
+		if ks.Targets == nil {
+			ks.Targets = map[Priority]SLATarget{}
+		}
+		for _, pr := range Priorities() {
+			t := ks.Targets[pr]
+			dt := def.Kinds[k].Targets[pr]
+			if t.FirstResponse == 0 {
+				t.FirstResponse = dt.FirstResponse
+			}
+			if t.Resolution == 0 {
+				t.Resolution = dt.Resolution
+			}
+			ks.Targets[pr] = t
+		}
+		p.Kinds[k] = ks
+	}
+	if p.DisputeMargin == 0 {
+		p.DisputeMargin = def.DisputeMargin
+	}
+	if p.DueSoon == 0 {
+		p.DueSoon = def.DueSoon
+	}
+	if p.Priority.DisputeUrgentWithin == 0 {
+		p.Priority.DisputeUrgentWithin = def.Priority.DisputeUrgentWithin
+	}
+}
+
+// Validate reports the first setting out of range: unknown kinds,
+// priorities or teams, negative durations.
+func (p SLAPolicy) Validate() error {
+	for k, ks := range p.Kinds {
+		if _, ok := LifecycleOf(k); !ok {
+			return fmt.Errorf("sla.kinds: unknown kind %q", k)
+		}
+		for pr, t := range ks.Targets {
+			if pr.Rank() == 0 {
+				return fmt.Errorf("sla.kinds.%s.targets: unknown priority %q", k, pr)
+			}
+			if t.FirstResponse < 0 || t.Resolution < 0 {
+				return fmt.Errorf("sla.kinds.%s.targets.%s: durations must not be negative", k, pr)
+			}
+		}
+		if ks.OnBreach.Team != "" {
+			if _, err := ParseTeam(string(ks.OnBreach.Team)); err != nil {
+				return fmt.Errorf("sla.kinds.%s.on_breach.team: unknown team %q", k, ks.OnBreach.Team)
+			}
+		}
+	}
+	if p.DisputeMargin < 0 || p.DueSoon < 0 || p.Priority.DisputeUrgentWithin < 0 || p.Priority.DisputeUrgentAmount < 0 {
+		return fmt.Errorf("sla: durations and amounts must not be negative")
+	}
+	return nil
+}
+
+// target returns the policy for kind at priority (defaults when missing).
+func (p SLAPolicy) target(kind Kind, pr Priority) SLATarget {
+	if t, ok := p.Kinds[kind].Targets[pr]; ok && t.FirstResponse > 0 && t.Resolution > 0 {
+		return t
+	}
+	return DefaultSLAPolicy().Kinds[kind].Targets[pr]
+}
+
+// dueTimes returns the first-response and resolution due times of a case of
+// kind and priority created at now; evidenceDueBy (disputes) moves the
+// resolution due time, see disputeResolutionDue.
+func (p SLAPolicy) dueTimes(kind Kind, pr Priority, now time.Time, evidenceDueBy *time.Time) (time.Time, time.Time) {
+	t := p.target(kind, pr)
+	fr := now.Add(t.FirstResponse.D())
+	res := now.Add(t.Resolution.D())
+	if evidenceDueBy != nil && !evidenceDueBy.IsZero() {
+		res = p.disputeResolutionDue(*evidenceDueBy, now)
+	}
+	if fr.After(res) {
+		fr = res
+	}
+	return fr, res
+}
+
+// disputeResolutionDue is due_by minus the safety margin, never later than
+// due_by; when less than twice the margin is left, half of what is left is
+// kept as the margin so the due time stays ahead of now.
+func (p SLAPolicy) disputeResolutionDue(dueBy, now time.Time) time.Time {
+	margin := p.DisputeMargin.D()
+	left := dueBy.Sub(now)
+	if left <= 0 {
+		return dueBy
+	}
+	if left < 2*margin {
+		margin = left / 2
+	}
+	return dueBy.Add(-margin)
+}
+
+// disputePriority is high, or urgent for a large amount or a near deadline.
+func (p SLAPolicy) disputePriority(amount int64, dueBy *time.Time, now time.Time) Priority {
+	if p.Priority.DisputeUrgentAmount > 0 && amount >= p.Priority.DisputeUrgentAmount {
+		return PriorityUrgent
+	}
+	if dueBy != nil && !dueBy.IsZero() && dueBy.Sub(now) <= p.Priority.DisputeUrgentWithin.D() {
+		return PriorityUrgent
+	}
+	return PriorityHigh
+}

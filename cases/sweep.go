@@ -1,0 +1,152 @@
+package cases
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/recourse-hq/recourse/internal/audit"
+)
+
+// sweepBatch is how many cases one sweep transaction marks.
+const sweepBatch = 200
+
+// SLA names, as metric labels and on the timeline.
+const (
+	slaFirstResponse = "first_response"
+	slaResolution    = "resolution"
+)
+
+// SweepSLAs marks every open case whose first-response or resolution due
+// time has passed and is not yet marked: it sets the breach time (and the
+// case's breached flag), writes an sla_breached entry (actor system) on the
+// timeline and in the audit log, escalates per the kind's policy (priority
+// bump and/or a move to a team), and counts the breach in
+// recourse_case_sla_breaches_total{kind,sla}. It returns how many breaches it
+// marked. Each breach is marked once, even with several sweepers running
+// (rows are locked with SKIP LOCKED on PostgreSQL and re-checked by version).
+func (s *Service) SweepSLAs(ctx context.Context) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, cases, err := s.sweepOnce(ctx)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if cases < sweepBatch || n == 0 {
+			break
+		}
+	}
+	return total, ctx.Err()
+}
+
+type breach struct {
+	kind Kind
+	sla  string
+}
+
+// sweepOnce marks one batch and returns the breaches marked and the number
+// of cases it looked at.
+func (s *Service) sweepOnce(ctx context.Context) (int, int, error) {
+	now := s.clock.Now()
+	var marked []breach
+	var seen int
+	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
+		marked = marked[:0]
+		cands, err := s.st.breachCandidates(ctx, tx, now, sweepBatch)
+		if err != nil {
+			return err
+		}
+		seen = len(cands)
+		for _, c := range cands {
+			bs, err := s.markBreach(ctx, tx, c, now)
+			if err != nil {
+				return err
+			}
+			marked = append(marked, bs...)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sweep SLAs: %w", err)
+	}
+	for _, b := range marked {
+		s.metrics.breaches.WithLabelValues(string(b.kind), b.sla).Inc()
+	}
+	return len(marked), seen, nil
+}
+
+// markBreach marks c's past-due SLAs and escalates it.
+func (s *Service) markBreach(ctx context.Context, tx *gorm.DB, c Case, now time.Time) ([]breach, error) {
+	next := c
+	var out []breach
+	var parts []string
+	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseBreachedAt == nil && c.SLA.FirstResponseDue.Before(now) {
+		next.SLA.FirstResponseBreachedAt = &now
+		out = append(out, breach{c.Kind, slaFirstResponse})
+		parts = append(parts, "first response was due "+c.SLA.FirstResponseDue.UTC().Format(time.RFC3339))
+	}
+	if c.SLA.ResolutionBreachedAt == nil && c.SLA.ResolutionDue.Before(now) {
+		next.SLA.ResolutionBreachedAt = &now
+		out = append(out, breach{c.Kind, slaResolution})
+		parts = append(parts, "resolution was due "+c.SLA.ResolutionDue.UTC().Format(time.RFC3339))
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	rule := s.sla.Kinds[c.Kind].OnBreach
+	var esc []string
+	if rule.BumpPriority && c.Priority != PriorityUrgent {
+		next.Priority = c.Priority.Bump()
+		esc = append(esc, fmt.Sprintf("priority %s → %s", c.Priority, next.Priority))
+	}
+	if rule.Team != "" && rule.Team != c.Team {
+		next.Team, next.Assignee = rule.Team, nil
+		esc = append(esc, fmt.Sprintf("moved from %s to %s", c.Team, rule.Team))
+	}
+	if err := s.save(ctx, tx, c, &next); err != nil {
+		return nil, err
+	}
+	summary := "SLA breached: " + strings.Join(parts, "; ")
+	if len(esc) > 0 {
+		summary += " — escalated: " + strings.Join(esc, ", ")
+	}
+	if _, err := s.st.appendEntry(ctx, tx, TimelineEntry{CaseID: c.ID, At: now, Actor: SystemActor, ActorType: ActorSystem,
+		Type: EntrySLABreached, Summary: summary}); err != nil {
+		return nil, err
+	}
+	if err := s.audit.Record(ctx, tx, audit.Entry{Actor: SystemActor, Role: SystemActor, Action: "case.sla_breach", CaseID: c.ID,
+		ObjectType: "case", ObjectID: c.ID, Before: audit.Marshal(c), After: audit.Marshal(next), Detail: summary}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Run sweeps SLAs now and then every interval until ctx is cancelled,
+// logging failures (a failed sweep is retried at the next tick).
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
+		n, err := s.SweepSLAs(sctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("cases: SLA sweep failed", "err", err, "marked", n)
+		case n > 0:
+			s.log.Info("cases: SLA breaches marked", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
