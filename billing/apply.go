@@ -158,7 +158,7 @@ func (s *Store) Apply(ctx context.Context, ev ProviderEvent) (Change, error) {
 	ch := Change{
 		EventID: env.ID, EventType: typ, EventCreated: env.Created,
 		RequestID: env.RequestID, IdempotencyKey: env.IdempotencyKey,
-		Object: kind, ObjectID: id, Previous: env.Previous,
+		Object: kind, ObjectID: id, Previous: env.Previous, EventObject: env.Object,
 	}
 
 	if entry, found, err := s.timelineEntryByEvent(ctx, env.ID); err != nil {

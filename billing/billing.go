@@ -211,6 +211,11 @@ type Change struct {
 	// changed, no second timeline fact was recorded, and Summary is the fact
 	// recorded the first time.
 	Duplicate bool
+	// EventObject is data.object exactly as this event carried it: the
+	// object's state at the time of the event, which for a stale event is
+	// older than the mirror's (e.g. whether a trial reminder went out
+	// without a payment method).
+	EventObject map[string]any
 	// ActionCaseID is set (by the webhook dispatcher, not the mirror) when
 	// the event is the provider's echo of a Recourse action taken on that
 	// case: case handling then records it there and opens no new case.

@@ -761,6 +761,14 @@ func trialTarget(status string) string {
 	return ""
 }
 
+// present reports whether a JSON value is set (not null, not "").
+func present(v any) bool {
+	if s, ok := v.(string); ok {
+		return s != ""
+	}
+	return v != nil
+}
+
 // lacksPaymentMethod reports whether neither the subscription nor its
 // customer (when mirrored) has a default payment method.
 func (a *applier) lacksPaymentMethod(sub billing.Subscription) (bool, error) {
@@ -784,8 +792,15 @@ func (a *applier) trial(sub billing.Subscription) error {
 	isTWE := a.ch.EventType == evTrialWillEnd
 	lacks := false
 	if isTWE {
+		// Judge the reminder by the subscription as the reminder found it:
+		// a card added later (or a reminder delivered late) does not undo
+		// that the trial was about to end without one.
+		snap := sub
+		if a.ch.EventObject != nil {
+			snap.HasDefaultPaymentMethod = present(a.ch.EventObject["default_payment_method"]) || present(a.ch.EventObject["default_source"])
+		}
 		var err error
-		if lacks, err = a.lacksPaymentMethod(sub); err != nil {
+		if lacks, err = a.lacksPaymentMethod(snap); err != nil {
 			return err
 		}
 	}

@@ -322,7 +322,7 @@ func (st store) appendEntry(ctx context.Context, tx *gorm.DB, e TimelineEntry) (
 // timeline returns case id's entries, oldest first.
 func (st store) timeline(ctx context.Context, g *gorm.DB, caseID string) ([]TimelineEntry, error) {
 	var rows []entryRow
-	if err := g.WithContext(ctx).Where("case_id = ?", caseID).Order("id").Find(&rows).Error; err != nil {
+	if err := g.WithContext(ctx).Where("case_id = ?", caseID).Order("at, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("timeline of %s: %w", caseID, err)
 	}
 	out := make([]TimelineEntry, len(rows))

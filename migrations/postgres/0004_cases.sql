@@ -104,7 +104,7 @@ CREATE TABLE case_timeline (
     CONSTRAINT case_timeline_stripe_event_check CHECK (actor_type <> 'stripe' OR event_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX case_timeline_event_idx ON case_timeline (case_id, event_id, type) WHERE event_id IS NOT NULL;
-CREATE INDEX case_timeline_case_idx ON case_timeline (case_id, id);
+CREATE INDEX case_timeline_case_idx ON case_timeline (case_id, at, id);
 
 CREATE FUNCTION case_timeline_append_only() RETURNS trigger AS $$
 BEGIN
