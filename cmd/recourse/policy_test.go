@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recourse-hq/recourse/cases"
+)
+
+// The shipped example is a valid policy file, and settings it names win.
+func TestPolicyExampleLoads(t *testing.T) {
+	p, err := loadPolicy("../../policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Actions.Refund.AgentLimit != 10000 || p.Actions.Retry.MaxPerInvoice != 3 {
+		t.Fatalf("actions: %+v", p.Actions)
+	}
+	if got := p.SLA.Kinds[cases.KindRefundFailure].OnBreach.Team; got != "payments" {
+		t.Fatalf("sla escalation team = %q", got)
+	}
+	// Kinds the file leaves out keep their defaults.
+	if p.SLA.Kinds[cases.KindBillingInquiry].Targets["normal"].Resolution == 0 {
+		t.Fatal("defaults not filled in")
+	}
+}
+
+func TestPolicyFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		path := filepath.Join(dir, "p.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for body, want := range map[string]string{
+		"actions:\n  refund:\n    agent_limt: 5\n": "agent_limt",
+		"actions:\n  pause:\n    max_length: soon\n": "duration",
+		"actions:\n  credit:\n    min: 10\n    max: 5\n": "credit",
+	} {
+		if _, err := loadPolicy(write(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want mention of %q", body, err, want)
+		}
+	}
+	p, err := loadPolicy(write("actions:\n  refund:\n    agent_limit: 2500\n"))
+	if err != nil || p.Actions.Refund.AgentLimit != 2500 || p.Actions.Refund.Window.D() != 180*24*time.Hour {
+		t.Fatalf("partial file: %+v %v", p.Actions.Refund, err)
+	}
+	if _, err := loadPolicy(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
