@@ -9,6 +9,10 @@ help: ## list the targets
 run: ## run the service on the embedded SQLite store (./data/recourse.db)
 	$(GO) run ./cmd/recourse serve
 
+.PHONY: demo
+demo: ## run an embedded instance full of realistic cases (signed Stripe events) and print tokens
+	$(GO) run ./cmd/recourse demo
+
 .PHONY: test
 test: ## run every test with -race on SQLite and PostgreSQL (starts what it needs)
 	./scripts/test.sh
