@@ -176,7 +176,7 @@ func accessLog(log *slog.Logger, m *metrics.Metrics) echo.MiddlewareFunc {
 				slog.String("path", c.Request().URL.Path),
 				slog.Int("status", status),
 				slog.Int64("bytes", c.Response().Size),
-				slog.Duration("duration", elapsed),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("remote", c.RealIP()),
 			)
 			return nil
