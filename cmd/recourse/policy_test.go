@@ -38,8 +38,8 @@ func TestPolicyFileErrors(t *testing.T) {
 		return path
 	}
 	for body, want := range map[string]string{
-		"actions:\n  refund:\n    agent_limt: 5\n": "agent_limt",
-		"actions:\n  pause:\n    max_length: soon\n": "duration",
+		"actions:\n  refund:\n    agent_limt: 5\n":       "agent_limt",
+		"actions:\n  pause:\n    max_length: soon\n":     "duration",
 		"actions:\n  credit:\n    min: 10\n    max: 5\n": "credit",
 	} {
 		if _, err := loadPolicy(write(body)); err == nil || !strings.Contains(err.Error(), want) {
