@@ -542,32 +542,5 @@ func days(d time.Duration) string {
 	return fmt.Sprintf("%d days", n)
 }
 
-// zeroDecimal currencies have no minor unit.
-var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true,
-	"mga": true, "pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true}
-
-// money formats minor units for people: $49.00, €12.50, ¥500, 12.50 SEK.
-func money(amount int64, currency string) string {
-	cur := strings.ToLower(currency)
-	neg := ""
-	if amount < 0 {
-		neg, amount = "-", -amount
-	}
-	var num string
-	if zeroDecimal[cur] {
-		num = fmt.Sprintf("%d", amount)
-	} else {
-		num = fmt.Sprintf("%d.%02d", amount/100, amount%100)
-	}
-	switch cur {
-	case "usd":
-		return neg + "$" + num
-	case "eur":
-		return neg + "€" + num
-	case "gbp":
-		return neg + "£" + num
-	case "jpy":
-		return neg + "¥" + num
-	}
-	return neg + num + " " + strings.ToUpper(cur)
-}
+// money formats minor units for people ($49.00, €12.50, 12.50 SEK).
+func money(amount int64, currency string) string { return billing.FormatMoney(amount, currency) }

@@ -16,13 +16,13 @@
 package cases
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
 
@@ -473,15 +473,4 @@ func deref(p *string) string {
 func timep(t time.Time) *time.Time { return &t }
 
 // formatMoney renders minor units for people: 4900 usd → "49.00 USD".
-func formatMoney(amount int64, currency string) string {
-	cur := strings.ToUpper(currency)
-	switch strings.ToLower(currency) {
-	case "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf":
-		return fmt.Sprintf("%d %s", amount, cur)
-	}
-	sign := ""
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	return fmt.Sprintf("%s%d.%02d %s", sign, amount/100, amount%100, cur)
-}
+func formatMoney(amount int64, currency string) string { return billing.FormatMoney(amount, currency) }
