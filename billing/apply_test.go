@@ -429,7 +429,7 @@ func TestApplyEachEventType(t *testing.T) {
 			obj: func(f *fixture) map[string]any {
 				return dispute(f, stripetest.DisputeParams{ID: "dp_Lost", Status: "lost", PastDue: true})
 			},
-			summary: "Dispute lost: $49.00 (subscription_canceled), no evidence submitted in time", severity: SeverityCritical},
+			summary: "Dispute lost: $49.00 (subscription_canceled), no evidence submitted", severity: SeverityCritical},
 		{name: "inquiry opened", typ: "charge.dispute.created",
 			obj: func(f *fixture) map[string]any {
 				return dispute(f, stripetest.DisputeParams{ID: "dp_Inquiry", Status: "warning_needs_response"})

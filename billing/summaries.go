@@ -472,8 +472,13 @@ func disputeSummary(env envelope, d Dispute) (string, string) {
 			return summary(fact{"Dispute won: " + amount + " (" + reason + ")", SeverityInfo})
 		case "lost":
 			text := "Dispute lost: " + amount + " (" + reason + ")"
-			if d.PastDue && !d.HasEvidence {
-				text += ", no evidence submitted in time"
+			// evidence_details.past_due means the last evidence went in late,
+			// not that the deadline passed; no submission at all is the tell.
+			switch {
+			case d.SubmissionCount == 0 && !d.HasEvidence:
+				text += ", no evidence submitted"
+			case d.PastDue:
+				text += ", evidence submitted late"
 			}
 			return summary(fact{text, SeverityCritical})
 		case "warning_closed":
