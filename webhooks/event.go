@@ -7,6 +7,7 @@ package webhooks
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -57,11 +58,13 @@ type envelope struct {
 	Livemode   bool            `json:"livemode"`
 	Account    string          `json:"account"`
 	APIVersion string          `json:"api_version"`
-	Data       json.RawMessage `json:"data"`
+	// Data is decoded in the same pass (no RawMessage copy and re-parse):
+	// the intake only needs the object's id and type.
+	Data *envelopeData `json:"data"`
 }
 
 type envelopeData struct {
-	Object struct {
+	Object *struct {
 		ID     string `json:"id"`
 		Object string `json:"object"`
 	} `json:"object"`
@@ -75,7 +78,11 @@ const maxIDLen = 255
 func parseEnvelope(payload []byte) (Event, error) {
 	var env envelope
 	if err := json.Unmarshal(payload, &env); err != nil {
-		return Event{}, errs.Coded(errs.EINVALID, "malformed_json", "body is not valid JSON: %v", err)
+		var se *json.SyntaxError
+		if errors.As(err, &se) || !json.Valid(payload) {
+			return Event{}, errs.Coded(errs.EINVALID, "malformed_json", "body is not valid JSON: %v", err)
+		}
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "body is not a Stripe event: %v", err)
 	}
 	switch {
 	case env.ID == "" || len(env.ID) > maxIDLen:
@@ -86,13 +93,10 @@ func parseEnvelope(payload []byte) (Event, error) {
 		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no usable type")
 	case env.Created <= 0:
 		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no created time")
-	case len(env.Data) == 0 || string(env.Data) == "null":
-		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no data")
+	case env.Data == nil || env.Data.Object == nil:
+		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event has no data.object")
 	}
-	var data envelopeData
-	if err := json.Unmarshal(env.Data, &data); err != nil {
-		return Event{}, errs.Coded(errs.EINVALID, "malformed_event", "event data is not an object: %v", err)
-	}
+	obj := env.Data.Object
 	ev := Event{
 		ID:         env.ID,
 		Type:       env.Type,
@@ -100,8 +104,8 @@ func parseEnvelope(payload []byte) (Event, error) {
 		Livemode:   env.Livemode,
 		Account:    env.Account,
 		APIVersion: env.APIVersion,
-		ObjectType: truncate(data.Object.Object),
-		ObjectID:   truncate(data.Object.ID),
+		ObjectType: truncate(obj.Object),
+		ObjectID:   truncate(obj.ID),
 		Payload:    payload,
 	}
 	return ev, nil

@@ -59,7 +59,10 @@ type submitResult struct {
 // onStore, if not nil, is called after new events are committed.
 func NewIntake(inbox *Inbox, c clock.Clock, log *slog.Logger, m *metrics.Metrics, cfg IntakeConfig, onStore func()) *Intake {
 	if cfg.Committers < 1 {
-		cfg.Committers = 4
+		// One committer gathers every waiting delivery into one batch; on
+		// the benchmark machine more committers made smaller batches and
+		// cost more CPU than their overlap saved (docs/benchmarks.md).
+		cfg.Committers = 1
 	}
 	if cfg.MaxBatch < 1 {
 		cfg.MaxBatch = 128
