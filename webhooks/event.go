@@ -51,13 +51,13 @@ type Event struct {
 // envelope is the part of a Stripe event the intake reads: enough to index
 // it. The handlers read the rest from Payload.
 type envelope struct {
-	ID         string          `json:"id"`
-	Object     string          `json:"object"`
-	Type       string          `json:"type"`
-	Created    int64           `json:"created"`
-	Livemode   bool            `json:"livemode"`
-	Account    string          `json:"account"`
-	APIVersion string          `json:"api_version"`
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	Created    int64  `json:"created"`
+	Livemode   bool   `json:"livemode"`
+	Account    string `json:"account"`
+	APIVersion string `json:"api_version"`
 	// Data is decoded in the same pass (no RawMessage copy and re-parse):
 	// the intake only needs the object's id and type.
 	Data *envelopeData `json:"data"`
