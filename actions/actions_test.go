@@ -3,11 +3,13 @@ package actions_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
@@ -358,5 +360,24 @@ func TestSubscriptionPolicies(t *testing.T) {
 			t.Fatalf("credit over threshold: %d %v", r.status, r.body)
 		}
 		_ = fs
+	})
+}
+
+// A charge the mirror has never seen is checked against the provider's
+// copy (stripe-mock's charge: $1.00, created in 2009).
+func TestUnmirroredObjectsAreReadFromTheProvider(t *testing.T) {
+	m := stripemock.Start(t)
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		h := newHarnessWithFetcher(t, d, m.URL)
+		h.cases.mu.Lock()
+		h.cases.cases["c9"] = actions.CaseRef{ID: "c9", Kind: "refund_request", Status: "open", Charge: "ch_unmirrored"}
+		h.cases.mu.Unlock()
+		if r := h.act("c9", "agent", "u1", "refund", map[string]any{"amount": 101}, "x"); r.status != 422 || r.code() != "amount_exceeds_refundable" {
+			t.Fatalf("over the provider's amount: %d %v", r.status, r.body)
+		}
+		r := h.act("c9", "agent", "u2", "refund", map[string]any{"amount": 50}, "goodwill")
+		if r.status != 202 || !strings.Contains(fmt.Sprint(r.body["approval_reasons"]), "refund window") {
+			t.Fatalf("old charge from provider: %d %v", r.status, r.body)
+		}
 	})
 }

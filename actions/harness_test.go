@@ -201,7 +201,21 @@ type harness struct {
 	provider billing.Provider
 }
 
+func newHarnessWithFetcher(t *testing.T, d *db.DB, base string) *harness {
+	t.Helper()
+	c, err := stripeprovider.New(stripeprovider.Config{APIKey: "sk_test_123", APIBase: base, Timeout: 5 * time.Second, MaxNetworkRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHarnessOpts(t, d, c, c)
+}
+
 func newHarness(t *testing.T, d *db.DB, provider billing.Provider) *harness {
+	t.Helper()
+	return newHarnessOpts(t, d, provider, nil)
+}
+
+func newHarnessOpts(t *testing.T, d *db.DB, provider billing.Provider, fetcher billing.Fetcher) *harness {
 	t.Helper()
 	h := &harness{t: t, db: d, clock: clock.NewManual(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)),
 		cases:  &fakeCases{cases: map[string]actions.CaseRef{}, timeline: map[string][]string{}},
@@ -209,7 +223,7 @@ func newHarness(t *testing.T, d *db.DB, provider billing.Provider) *harness {
 		tokens: map[string]string{}, provider: provider}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	al := audit.New(d, h.clock)
-	h.svc = actions.NewService(actions.Config{DB: d, Clock: h.clock, Log: log, Provider: provider,
+	h.svc = actions.NewService(actions.Config{DB: d, Clock: h.clock, Log: log, Provider: provider, Fetcher: fetcher,
 		Mirror: func(*gorm.DB) actions.Mirror { return h.mirror }, Cases: h.cases, Audit: al, Policy: actions.DefaultPolicy()})
 	e := httpx.New(httpx.Options{Logger: log, Metrics: metrics.New()})
 	ts := auth.NewTokenStore(d, h.clock)

@@ -45,6 +45,9 @@ func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c Cas
 	}
 	reason := strings.TrimSpace(r.Reason)
 	m := s.mirror(tx)
+	if s.fetcher != nil {
+		m = fallbackMirror{Mirror: m, f: s.fetcher}
+	}
 	switch r.Type {
 	case Refund:
 		return s.planRefund(ctx, tx, m, p, c, rp, reason)
@@ -73,7 +76,7 @@ func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c Cas
 // notMirrored explains that policy cannot be checked yet.
 func notMirrored(kind, id string, err error) error {
 	if errs.Is(err, errs.ENOTFOUND) {
-		return errs.Coded(errs.EUNPROCESSABLE, "not_mirrored", "%s %s is not in Recourse's billing mirror yet, so policy cannot be checked; retry once its webhook has arrived", kind, id)
+		return errs.Coded(errs.EUNPROCESSABLE, "not_found", "%s %s is not known to Recourse or the billing provider, so policy cannot be checked", kind, id)
 	}
 	return err
 }

@@ -29,6 +29,7 @@ type Service struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	provider billing.Provider
+	fetcher  billing.Fetcher
 	mirror   func(tx *gorm.DB) Mirror
 	cases    Cases
 	audit    *audit.Log
@@ -41,15 +42,18 @@ type Config struct {
 	Clock    clock.Clock
 	Log      *slog.Logger
 	Provider billing.Provider // nil: every action is refused with 503 (no provider configured)
-	Mirror   func(tx *gorm.DB) Mirror
-	Cases    Cases
-	Audit    *audit.Log
-	Policy   Policy
+	// Fetcher, when set, supplies objects the mirror lacks (usually the
+	// same Stripe client as Provider).
+	Fetcher billing.Fetcher
+	Mirror  func(tx *gorm.DB) Mirror
+	Cases   Cases
+	Audit   *audit.Log
+	Policy  Policy
 }
 
 // NewService returns the action service.
 func NewService(c Config) *Service {
-	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy}
+	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy}
 }
 
 // Policy returns the policy in force.

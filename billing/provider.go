@@ -133,3 +133,15 @@ func AsCoded(err error) error {
 	e.Err = err
 	return e.WithDetails(details)
 }
+
+// Fetcher reads objects from the provider, for policy checks on objects the
+// mirror has never seen (older than the Recourse install, or whose webhooks
+// have not arrived). Methods return an errs ENOTFOUND error when the
+// provider has no such object.
+type Fetcher interface {
+	FetchCharge(ctx context.Context, id string) (Charge, error)
+	FetchSubscription(ctx context.Context, id string) (Subscription, error)
+	FetchInvoice(ctx context.Context, id string) (Invoice, error)
+	FetchDispute(ctx context.Context, id string) (Dispute, error)
+	FetchDisputesByCharge(ctx context.Context, chargeID string) ([]Dispute, error)
+}

@@ -97,14 +97,17 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	var provider billing.Provider
+	var fetcher billing.Fetcher
 	if cfg.StripeAPIKey != "" {
-		if provider, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
+		var sc *stripeprovider.Client
+		if sc, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
 			Timeout: cfg.StripeTimeout, MaxNetworkRetries: int64(cfg.StripeRetries), Logger: log}); err != nil {
 			_ = d.Close()
 			return nil, err
 		}
+		provider, fetcher = sc, sc
 	}
-	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Mirror: actionMirror,
+	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: caseRefs{s.cases}, Audit: auditLog, Policy: policy.Actions})
 
 	inbox := webhooks.NewInbox(d)
