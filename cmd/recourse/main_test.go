@@ -180,6 +180,26 @@ func TestServeEndToEnd(t *testing.T) {
 			if code, _ := in.do("GET", "/api/v1/webhook-events", agent, nil, nil); code != 403 {
 				t.Fatalf("agent listing events: %d", code)
 			}
+			// Admins manage tokens over the API too; agents may not.
+			if code, _ := in.do("GET", "/api/v1/tokens", agent, nil, nil); code != 403 {
+				t.Fatalf("agent listing tokens: %d", code)
+			}
+			code, tok := in.do("POST", "/api/v1/tokens", admin, []byte(`{"name":"Robin","role":"analyst"}`), nil)
+			if code != 201 || !strings.HasPrefix(fmt.Sprint(tok["token"]), "rct_") {
+				t.Fatalf("create token: %d %v", code, tok)
+			}
+			if code, _ := in.do("GET", "/api/v1/cases", tok["token"].(string), nil, nil); code != 200 {
+				t.Fatalf("new token: %d", code)
+			}
+			if code, _ := in.do("DELETE", fmt.Sprintf("/api/v1/tokens/%v", tok["id"]), admin, nil, nil); code != 204 {
+				t.Fatalf("revoke: %d", code)
+			}
+			if code, _ := in.do("GET", "/api/v1/cases", tok["token"].(string), nil, nil); code != 401 {
+				t.Fatalf("revoked token: %d", code)
+			}
+			if code, _ := in.do("POST", "/api/v1/tokens", admin, []byte(`{"name":"x","role":"root"}`), nil); code != 400 {
+				t.Fatalf("bad role: %d", code)
+			}
 			if code, m := in.do("GET", "/api/v1/nope", admin, nil, nil); code != 404 || m["error"] == nil {
 				t.Fatalf("unknown route: %d %v", code, m)
 			}

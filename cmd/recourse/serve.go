@@ -144,6 +144,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	store.Register(api)
 	s.cases.Register(api)
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
+	auth.NewTokenHTTP(tokens, func(ctx context.Context, action, id, detail string) error {
+		return auditLog.Record(ctx, nil, audit.Entry{Action: action, ObjectType: "api_token", ObjectID: id, Detail: detail})
+	}).Register(api)
 	s.echo = e
 	return s, nil
 }
