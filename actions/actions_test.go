@@ -79,6 +79,13 @@ func TestEveryActionAgainstStripeMock(t *testing.T) {
 		if r := h.act("d1", "agent", "acc1", "accept_dispute", nil, "no evidence"); r.status != 403 {
 			t.Fatalf("agent accept_dispute: %d %v", r.status, r.body)
 		}
+		// Anyone asking to refund a chargeback learns why not (409), agents included.
+		if r := h.act("d1", "agent", "ref1", "refund", nil, "customer asked"); r.status != 409 || r.code() != "charge_disputed" {
+			t.Fatalf("agent refund on chargeback: %d %v", r.status, r.body)
+		}
+		if r := h.act("d1", "agent", "pause1", "pause_collection", map[string]any{"days": 3}, "x"); r.status != 403 {
+			t.Fatalf("agent other action on dispute case: %d %v", r.status, r.body)
+		}
 		if r := h.act("d1", "analyst", "acc1", "accept_dispute", nil, "no evidence of delivery"); r.status != 201 || r.body["status"] != "succeeded" {
 			t.Fatalf("analyst accept_dispute: %d %v", r.status, r.body)
 		}

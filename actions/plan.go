@@ -19,7 +19,9 @@ func authorize(p auth.Principal, c CaseRef, t Type) error {
 	switch {
 	case t == AcceptDispute && !auth.Allowed(p.Role, auth.PermDisputeAccept):
 		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not accept disputes; an analyst or supervisor can", p.Role)
-	case c.Kind == "dispute" && !auth.Allowed(p.Role, auth.PermDisputesWork):
+	case c.Kind == "dispute" && t != Refund && !auth.Allowed(p.Role, auth.PermDisputesWork):
+		// Refunds are decided in planRefund, after the double-loss check, so
+		// anyone asking learns why a chargeback is never refunded.
 		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not act on dispute cases", p.Role)
 	case !auth.Allowed(p.Role, auth.PermActionsRequest):
 		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not request actions", p.Role)
@@ -132,6 +134,9 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 	}
 	if ch.Disputed && len(disputes) == 0 {
 		return plan{}, errs.Coded(errs.ECONFLICT, "charge_disputed", "charge %s is marked disputed; refunding it would lose the money twice. Wait for the dispute to reach Recourse and work it instead.", chargeID)
+	}
+	if c.Kind == "dispute" && !auth.Allowed(p.Role, auth.PermDisputesWork) {
+		return plan{}, errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not act on dispute cases; an analyst decides whether to refund an inquiry", p.Role)
 	}
 	// An open early fraud warning is worked in its own case.
 	if fw, open, err := s.cases.OpenCaseFor(ctx, tx, "fraud_warning", chargeID); err != nil {
