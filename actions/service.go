@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strings"
 	"time"
@@ -496,12 +495,10 @@ func (s *Service) call(ctx context.Context, t Type, p Params, key billing.Key) (
 // PostgreSQL; SQLite has one writer already), so two concurrent refunds
 // cannot both pass the "amount left" check.
 func lockSubject(ctx context.Context, d *db.DB, tx *gorm.DB, subject string) error {
-	if d.Dialect != db.Postgres || subject == "" {
+	if subject == "" {
 		return nil
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(subject))
-	return tx.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(?)", int64(h.Sum64()>>1)).Error
+	return d.Dialect.AdvisoryXactLock(ctx, tx, db.LockActionSubject, subject)
 }
 
 func nullable(s string) any {

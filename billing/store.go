@@ -317,10 +317,7 @@ func upsert[R any, P mirrorRow[R]](ctx context.Context, s *Store, in P, decide f
 // lockRow loads the row with id into dst, locking it FOR UPDATE on
 // PostgreSQL. It reports false when there is none.
 func (s *Store) lockRow(ctx context.Context, dst any, id string) (bool, error) {
-	q := s.conn(ctx)
-	if s.db.Dialect == db.Postgres {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
+	q := s.db.Dialect.ForUpdate(s.conn(ctx))
 	err := q.Where("id = ?", id).Take(dst).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return false, nil

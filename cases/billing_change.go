@@ -237,17 +237,11 @@ func (a *applier) summary() string {
 // one object cannot both create a case, open or closed. The unique indexes
 // back this up.
 func (a *applier) lockSubject(kind Kind, subject string) error {
-	if a.s.db.Dialect != db.Postgres {
-		return nil // SQLite: one writer at a time
-	}
-	if err := a.tx.WithContext(a.ctx).Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", advisoryClass, string(kind)+":"+subject).Error; err != nil {
+	if err := a.s.db.Dialect.AdvisoryXactLock(a.ctx, a.tx, db.LockCaseSubject, string(kind)+":"+subject); err != nil {
 		return fmt.Errorf("lock %s %s: %w", kind, subject, err)
 	}
 	return nil
 }
-
-// advisoryClass is the first key of the cases' advisory locks.
-const advisoryClass = 7_460_004
 
 // ensure finds the case of kind on subject and applies p to it, or, when
 // there is none and create is true, opens one from fresh() with p applied.

@@ -163,10 +163,7 @@ type store struct {
 
 // lock adds FOR UPDATE on PostgreSQL (SQLite has one writer anyway).
 func (st store) lock(q *gorm.DB) *gorm.DB {
-	if st.dialect == db.Postgres {
-		return q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	return q
+	return st.dialect.ForUpdate(q)
 }
 
 // get returns case id; ENOTFOUND when there is none. forUpdate locks the
@@ -520,9 +517,7 @@ func (st store) breachCandidates(ctx context.Context, tx *gorm.DB, now time.Time
 	q := tx.WithContext(ctx).
 		Where("status = 'open' AND ((first_responded_at IS NULL AND first_response_breached_at IS NULL AND first_response_due < ?) OR (resolution_breached_at IS NULL AND resolution_due < ?))", now.UTC(), now.UTC()).
 		Order("resolution_due, id").Limit(n)
-	if st.dialect == db.Postgres {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-	}
+	q = st.dialect.ForUpdateSkipLocked(q)
 	var rows []caseRow
 	if err := q.Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("find SLA breaches: %w", err)

@@ -35,9 +35,6 @@ type Status struct {
 	AppliedAt *time.Time
 }
 
-// advisoryLockKey serialises migrators across processes on PostgreSQL.
-const advisoryLockKey = 7_460_000_001
-
 // All returns the migrations for dialect d in version order.
 func All(d db.Dialect) ([]Migration, error) {
 	dir := string(d)
@@ -98,10 +95,8 @@ func Up(ctx context.Context, d *db.DB, now func() time.Time) ([]int, error) {
 	}
 	var applied []int
 	err = d.Transact(ctx, func(tx *gorm.DB) error {
-		if d.Dialect == db.Postgres {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", advisoryLockKey).Error; err != nil {
-				return fmt.Errorf("lock migrations: %w", err)
-			}
+		if err := d.Dialect.AdvisoryXactLock(ctx, tx, db.LockMigrations, "schema"); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
 		}
 		if err := ensureTable(ctx, tx); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -86,8 +84,9 @@ func nullable(s string) any {
 	return s
 }
 
-const insertColumns = "(event_id, type, created, livemode, account, api_version, object_type, object_id, payload, status, attempts, next_attempt_at, received_at)"
-const insertArity = 13
+// insertColumns are the columns InsertBatch writes, in order.
+var insertColumns = []string{"event_id", "type", "created", "livemode", "account", "api_version", "object_type", "object_id",
+	"payload", "status", "attempts", "next_attempt_at", "received_at"}
 
 // InsertBatch stores events in one statement and one commit, and reports
 // which event ids were new. Duplicates (already stored, or repeated within the
@@ -95,42 +94,19 @@ const insertArity = 13
 // lock unique-index entries in the same order and cannot deadlock.
 func (in *Inbox) InsertBatch(ctx context.Context, events []Event, now time.Time) (map[string]bool, error) {
 	sort.Slice(events, func(i, j int) bool { return events[i].ID < events[j].ID })
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO webhook_events ")
-	sb.WriteString(insertColumns)
-	sb.WriteString(" VALUES ")
-	args := make([]any, 0, len(events)*insertArity)
-	n := 0
+	values := make([][]any, 0, len(events))
 	for i, ev := range events {
 		if i > 0 && events[i-1].ID == ev.ID {
 			continue
 		}
-		if n > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('(')
-		for k := 0; k < insertArity; k++ {
-			if k > 0 {
-				sb.WriteByte(',')
-			}
-			if in.db.Dialect == db.Postgres {
-				sb.WriteByte('$')
-				sb.WriteString(strconv.Itoa(n*insertArity + k + 1))
-			} else {
-				sb.WriteByte('?')
-			}
-		}
-		sb.WriteByte(')')
-		args = append(args, ev.ID, ev.Type, ev.Created.UTC(), ev.Livemode, nullable(ev.Account), nullable(ev.APIVersion),
-			nullable(ev.ObjectType), nullable(ev.ObjectID), ev.Payload, string(StatusPending), 0, now, now)
-		n++
+		values = append(values, []any{ev.ID, ev.Type, ev.Created.UTC(), ev.Livemode, nullable(ev.Account), nullable(ev.APIVersion),
+			nullable(ev.ObjectType), nullable(ev.ObjectID), ev.Payload, string(StatusPending), 0, now, now})
 	}
-	sb.WriteString(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
-	sqlDB, err := in.db.Gorm.DB()
-	if err != nil {
-		return nil, err
+	n := len(values)
+	if n == 0 {
+		return map[string]bool{}, nil
 	}
-	rows, err := sqlDB.QueryContext(ctx, sb.String(), args...)
+	rows, err := in.db.InsertReturning(ctx, "webhook_events", insertColumns, values, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
 	if err != nil {
 		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
 	}
@@ -156,14 +132,10 @@ const claimReturning = "id, event_id, type, created, livemode, account, api_vers
 // once without taking the same row; SQLite has one writer, so the claim is
 // serialised anyway.
 func (in *Inbox) Claim(ctx context.Context, owner string, n int, now time.Time, lease time.Duration) ([]Event, error) {
-	lock := ""
-	if in.db.Dialect == db.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
 	q := `UPDATE webhook_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM webhook_events
   WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-  ORDER BY next_attempt_at, id LIMIT ?` + lock + `)
+  ORDER BY next_attempt_at, id LIMIT ?` + in.db.Dialect.SkipLockedSQL() + `)
 RETURNING ` + claimReturning
 	var rows []inboxRow
 	if err := in.db.WithContext(ctx).Raw(q, owner, now.Add(lease), now, now, n).Scan(&rows).Error; err != nil {

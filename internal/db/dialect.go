@@ -1,0 +1,132 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// The dialect seam. These are the only operations the two databases spell
+// differently; domain code calls them and never branches on the dialect
+// itself (a test greps for `Dialect ==` outside this package).
+//
+//	operation            PostgreSQL                          SQLite
+//	ForUpdate            SELECT … FOR UPDATE                 plain SELECT (one writer; _txlock=immediate)
+//	ForUpdateSkipLocked  SELECT … FOR UPDATE SKIP LOCKED     plain SELECT (one writer)
+//	SkipLockedSQL        " FOR UPDATE SKIP LOCKED"           ""
+//	AdvisoryXactLock     pg_advisory_xact_lock(class, hashtext(key))   no-op (one writer)
+//	InsertReturning      INSERT … VALUES ($1,…),(…) … RETURNING …       same with ? placeholders
+//
+// SQLite runs on one connection and opens every transaction with BEGIN
+// IMMEDIATE, so a transaction already holds the only write lock there is:
+// every lock below would be redundant.
+
+// LockClass names what an advisory lock serialises; it is the first half of
+// the lock key, so two classes never block each other.
+type LockClass int32
+
+// Advisory lock classes. Keep them distinct; the values are part of the
+// protocol between processes of different versions, so never renumber one.
+const (
+	// LockMigrations serialises migrators (key: "schema").
+	LockMigrations LockClass = 7_460_001
+	// LockCaseSubject serialises find-or-create of a case (key: kind:subject).
+	LockCaseSubject LockClass = 7_460_004
+	// LockActionSubject serialises action policy checks on one provider
+	// object (key: the object's provider id).
+	LockActionSubject LockClass = 7_460_005
+)
+
+// ForUpdate adds a row lock (FOR UPDATE) to q on PostgreSQL; the rows stay
+// locked until the transaction ends. On SQLite q is returned unchanged.
+func (d Dialect) ForUpdate(q *gorm.DB) *gorm.DB {
+	if d == Postgres {
+		return q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return q
+}
+
+// ForUpdateSkipLocked adds FOR UPDATE SKIP LOCKED to q on PostgreSQL, so
+// several workers can claim rows at once without taking the same one. On
+// SQLite q is returned unchanged.
+func (d Dialect) ForUpdateSkipLocked(q *gorm.DB) *gorm.DB {
+	if d == Postgres {
+		return q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+	}
+	return q
+}
+
+// SkipLockedSQL is the suffix that locks the rows of a raw sub-SELECT and
+// skips those another transaction holds: " FOR UPDATE SKIP LOCKED" on
+// PostgreSQL, "" on SQLite.
+func (d Dialect) SkipLockedSQL() string {
+	if d == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// AdvisoryXactLock takes the advisory lock (class, key) inside tx and holds
+// it until tx ends; another transaction asking for the same (class, key)
+// waits. On SQLite it does nothing (one writer at a time already).
+func (d Dialect) AdvisoryXactLock(ctx context.Context, tx *gorm.DB, class LockClass, key string) error {
+	if d != Postgres {
+		return nil
+	}
+	if err := tx.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", int32(class), key).Error; err != nil {
+		return fmt.Errorf("advisory lock %d/%s: %w", class, key, err)
+	}
+	return nil
+}
+
+// placeholder is the n-th (1-based) bind parameter.
+func (d Dialect) placeholder(n int) string {
+	if d == Postgres {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?"
+}
+
+// InsertReturning inserts rows (each with one value per column) into table
+// in one statement, followed by suffix (e.g. "ON CONFLICT (id) DO NOTHING
+// RETURNING id"), on the root connection pool, outside any transaction, and
+// returns the rows the statement returns. The caller closes them. Table,
+// columns and suffix are SQL text: never pass user input there.
+func (d *DB) InsertReturning(ctx context.Context, table string, columns []string, rows [][]any, suffix string) (*sql.Rows, error) {
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("insert into %s: no rows", table)
+	}
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES ")
+	args := make([]any, 0, len(rows)*len(columns))
+	for i, r := range rows {
+		if len(r) != len(columns) {
+			return nil, fmt.Errorf("insert into %s: row %d has %d values for %d columns", table, i, len(r), len(columns))
+		}
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		for k := range r {
+			if k > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(d.Dialect.placeholder(len(args) + 1))
+			args = append(args, r[k])
+		}
+		sb.WriteByte(')')
+	}
+	if suffix != "" {
+		sb.WriteString(" " + suffix)
+	}
+	sqlDB, err := d.Gorm.DB()
+	if err != nil {
+		return nil, err
+	}
+	return sqlDB.QueryContext(ctx, sb.String(), args...)
+}
