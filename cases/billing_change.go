@@ -324,6 +324,7 @@ func (a *applier) open(c Case, p plan) error {
 	if res, closed := lc.Closed[c.State]; closed {
 		c.Status, c.Resolution, c.ClosedAt = StatusClosed, &res, &a.now
 	}
+	late := a.s.sla.startClocks(&c, a.now)
 	inserted, err := a.s.st.insert(a.ctx, a.tx, c)
 	if err != nil {
 		return err
@@ -350,8 +351,10 @@ func (a *applier) open(c Case, p plan) error {
 	if len(fired) > 0 {
 		e.FromState, e.Transition = strp(from), strp(strings.Join(fired, ","))
 	}
-	_, err = a.s.st.appendEntry(a.ctx, a.tx, e)
-	return err
+	if _, err = a.s.st.appendEntry(a.ctx, a.tx, e); err != nil || !late {
+		return err
+	}
+	return a.s.recordOpenedLate(a.ctx, a.tx, c)
 }
 
 // applyTo applies p to the existing case c and records the event on its

@@ -259,6 +259,12 @@ type SLA struct {
 	Breached                bool       `json:"breached"`
 	FirstResponseBreachedAt *time.Time `json:"first_response_breached_at"`
 	ResolutionBreachedAt    *time.Time `json:"resolution_breached_at"`
+	// Role is what the case's state does to the clocks (running, paused,
+	// stopped); PausedAt is when they stopped (nil while running);
+	// PausedTotal is the paused time already added back to the due times.
+	Role        SLARole    `json:"role"`
+	PausedAt    *time.Time `json:"paused_at"`
+	PausedTotal Duration   `json:"paused_total"`
 }
 
 // Case is one unit of work. It is also the JSON shape the API serves.

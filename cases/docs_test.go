@@ -50,7 +50,8 @@ func generatedDocs() (string, error) {
 			lc.OpenedBy, lc.ClosedBy, strings.Join(manual, ", "), strings.Join(closed, ", "))
 	}
 	b.WriteString("\n### Lifecycles\n\n")
-	b.WriteString("Generated with `fsm.VisualizeWithType(f, fsm.MERMAID)` from each kind's one `fsm.Events` declaration in `cases/lifecycle.go`.\n")
+	b.WriteString("Generated with `fsm.VisualizeWithType(f, fsm.MERMAID)` from each kind's one `fsm.Events` declaration in `cases/lifecycle.go`. " +
+		"States are styled by their SLA role, declared beside the FSM: running (plain), paused (amber: waiting on someone else, the clocks stop), stopped (grey: nothing left for us to do).\n")
 	for _, lc := range lifecycles {
 		d, err := lc.Diagram()
 		if err != nil {
@@ -65,9 +66,16 @@ func generatedDocs() (string, error) {
 		if lc.InquiryInitial != "" {
 			fmt.Fprintf(&b, "\nInquiries start in `%s`.\n", lc.InquiryInitial)
 		}
+		var roles []string
+		for _, r := range SLARoles() {
+			if sts := lc.StatesWithRole(r); len(sts) > 0 {
+				roles = append(roles, string(r)+" in `"+strings.Join(sts, "`, `")+"`")
+			}
+		}
+		fmt.Fprintf(&b, "\nSLA clocks: %s.\n", strings.Join(roles, "; "))
 	}
 	b.WriteString("\n### Default SLA targets\n\n")
-	b.WriteString("First response / resolution, from creation (`DefaultSLAPolicy()`). Every kind escalates on breach by bumping the priority one step.\n\n")
+	b.WriteString("First response / resolution, from creation, counted while the case's clocks run (`DefaultSLAPolicy()`). Every kind escalates on breach by bumping the priority one step.\n\n")
 	b.WriteString("| kind | low | normal | high | urgent |\n| --- | --- | --- | --- | --- |\n")
 	pol := DefaultSLAPolicy()
 	for _, k := range Kinds() {

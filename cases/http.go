@@ -419,8 +419,10 @@ type kindInfo struct {
 	InquiryInitial  string            `json:"inquiry_initial,omitempty"`
 	States          []string          `json:"states"`
 	Closed          map[string]string `json:"closed_states"`
-	Events          []eventInfo       `json:"events"`
-	Mermaid         string            `json:"mermaid"`
+	// SLARoles gives every state its SLA role: running, paused or stopped.
+	SLARoles map[string]SLARole `json:"sla_roles"`
+	Events   []eventInfo        `json:"events"`
+	Mermaid  string             `json:"mermaid"`
 }
 
 type eventInfo struct {
@@ -435,6 +437,7 @@ func (s *Service) handleKinds(c echo.Context) error {
 	for _, lc := range lifecycles {
 		ki := kindInfo{Kind: lc.Kind, Team: lc.Team, DefaultPriority: lc.DefaultPriority, Initial: lc.Initial,
 			InquiryInitial: lc.InquiryInitial, States: lc.States(), Closed: lc.Closed}
+		ki.SLARoles = lc.slaRoles()
 		for _, k := range ManualKinds() {
 			ki.Manual = ki.Manual || k == lc.Kind
 		}
@@ -454,7 +457,11 @@ func (s *Service) handleKinds(c echo.Context) error {
 }
 
 // Diagram renders the kind's lifecycle as a Mermaid state diagram (from its
-// initial state).
+// initial state), its states styled by SLA role (see slaClasses).
 func (lc Lifecycle) Diagram() (string, error) {
-	return fsm.VisualizeWithType(lc.machine(lc.Initial), fsm.MERMAID)
+	d, err := fsm.VisualizeWithType(lc.machine(lc.Initial), fsm.MERMAID)
+	if err != nil {
+		return "", err
+	}
+	return d + lc.slaClasses(), nil
 }

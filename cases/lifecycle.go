@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/looplab/fsm"
 
@@ -36,6 +37,12 @@ type Lifecycle struct {
 	Subject string
 	// OpenedBy and ClosedBy describe, for people, what drives the kind.
 	OpenedBy, ClosedBy string
+	// SLA gives every state its SLA role: running (the clocks run: the
+	// next move is ours), paused (waiting on the customer, the issuer or a
+	// partner team: the clocks stop and the paused time is added back to
+	// the due times when the case moves on) or stopped (nothing is left for
+	// us to do; every closed state). See SLARole.
+	SLA map[string]SLARole
 }
 
 // lifecycles declares every kind's lifecycle, once. Event names are the
@@ -59,6 +66,13 @@ var lifecycles = []Lifecycle{
 		Subject:         "dispute",
 		OpenedBy:        "`charge.dispute.created` (inquiries too, tagged `inquiry`), or any later dispute event when that one was missed",
 		ClosedBy:        "the dispute's status: `won`, `lost`, `warning_closed` (`charge.dispute.closed`)",
+		SLA: map[string]SLARole{
+			"warning_needs_response": SLARunning, "needs_response": SLARunning, "preparing_evidence": SLARunning,
+			// Evidence (or the inquiry response) is with the issuer, who
+			// decides in 60–75 days: nothing for us to do but wait.
+			"warning_under_review": SLAPaused, "under_review": SLAPaused,
+			"won": SLAStopped, "lost": SLAStopped, "warning_closed": SLAStopped,
+		},
 	},
 	{
 		Kind: KindFraudWarning, Initial: "needs_review",
@@ -74,6 +88,10 @@ var lifecycles = []Lifecycle{
 		Subject:         "charge",
 		OpenedBy:        "`radar.early_fraud_warning.created` (one case per charge; the warning is linked)",
 		ClosedBy:        "a refund of the charge, or a dispute opening on it (linked)",
+		SLA: map[string]SLARole{
+			"needs_review": SLARunning,
+			"refunded":     SLAStopped, "disputed": SLAStopped, "dismissed": SLAStopped,
+		},
 	},
 	{
 		Kind: KindPaymentFailure, Initial: "failing",
@@ -92,6 +110,11 @@ var lifecycles = []Lifecycle{
 		Subject:         "invoice",
 		OpenedBy:        "`invoice.payment_failed` on a subscription invoice (one case per invoice; a new failure reopens it)",
 		ClosedBy:        "`invoice.paid` → `recovered`; subscription canceled/unpaid → `churned`; invoice uncollectible/void → `written_off` (when both, `churned`; a later payment still makes it `recovered`)",
+		SLA: map[string]SLARole{
+			"failing":           SLARunning,
+			"awaiting_customer": SLAPaused, // the customer was asked to update their card
+			"recovered":         SLAStopped, "churned": SLAStopped, "written_off": SLAStopped, "dismissed": SLAStopped,
+		},
 	},
 	{
 		Kind: KindTrialConversion, Initial: "trial_ending",
@@ -109,6 +132,11 @@ var lifecycles = []Lifecycle{
 		Subject:         "subscription",
 		OpenedBy:        "`customer.subscription.trial_will_end` when neither subscription nor customer has a default payment method (a new one reopens a dismissed case)",
 		ClosedBy:        "subscription `active` → `converted`; `canceled`, `paused`, `unpaid`, `incomplete_expired` → `lost`",
+		SLA: map[string]SLARole{
+			"trial_ending":      SLARunning,
+			"awaiting_customer": SLAPaused, // the customer was asked to add a payment method
+			"converted":         SLAStopped, "lost": SLAStopped, "dismissed": SLAStopped,
+		},
 	},
 	{
 		Kind: KindCancellation, Initial: "requested",
@@ -125,6 +153,11 @@ var lifecycles = []Lifecycle{
 		Subject:         "subscription",
 		OpenedBy:        "`cancel_at_period_end` turning true, or an agent",
 		ClosedBy:        "`cancel_at_period_end` back to false → `retained`; `customer.subscription.deleted` → `canceled`",
+		SLA: map[string]SLARole{
+			"requested":         SLARunning,
+			"retention_offered": SLAPaused, // the customer is considering the offer
+			"retained":          SLAStopped, "canceled": SLAStopped,
+		},
 	},
 	{
 		Kind: KindRefundFailure, Initial: "failed",
@@ -139,6 +172,10 @@ var lifecycles = []Lifecycle{
 		Subject:         "refund",
 		OpenedBy:        "a refund whose status is `failed` (`refund.failed`, `refund.updated`, `charge.refund.updated`)",
 		ClosedBy:        "an agent",
+		SLA: map[string]SLARole{
+			"failed": SLARunning, "investigating": SLARunning,
+			"resolved": SLAStopped,
+		},
 	},
 	{
 		Kind: KindRefundRequest, Initial: "new",
@@ -157,6 +194,11 @@ var lifecycles = []Lifecycle{
 		Subject:         "charge",
 		OpenedBy:        "an agent (chat, email, in_app, phone, internal)",
 		ClosedBy:        "an agent",
+		SLA: map[string]SLARole{
+			"new": SLARunning, "in_progress": SLARunning,
+			"waiting_on_customer": SLAPaused,
+			"refunded":            SLAStopped, "declined": SLAStopped,
+		},
 	},
 	{
 		Kind: KindBillingInquiry, Initial: "new",
@@ -173,6 +215,11 @@ var lifecycles = []Lifecycle{
 		DefaultPriority: PriorityNormal,
 		OpenedBy:        "an agent (chat, email, in_app, phone, internal)",
 		ClosedBy:        "an agent",
+		SLA: map[string]SLARole{
+			"new": SLARunning, "in_progress": SLARunning,
+			"waiting_on_customer": SLAPaused,
+			"resolved":            SLAStopped,
+		},
 	},
 }
 
@@ -191,6 +238,30 @@ func Lifecycles() []Lifecycle { return slices.Clone(lifecycles) }
 
 // machine builds a fresh FSM in state; one per operation, no callbacks.
 func (lc Lifecycle) machine(state string) *fsm.FSM { return fsm.NewFSM(state, lc.Events, nil) }
+
+// RoleOf returns the SLA role of state: as declared, else stopped for a
+// closed state and running for any other (the lifecycle test requires every
+// state to be declared).
+func (lc Lifecycle) RoleOf(state string) SLARole {
+	if r, ok := lc.SLA[state]; ok {
+		return r
+	}
+	if lc.IsClosed(state) {
+		return SLAStopped
+	}
+	return SLARunning
+}
+
+// StatesWithRole lists the kind's states whose SLA role is r, sorted.
+func (lc Lifecycle) StatesWithRole(r SLARole) []string {
+	var out []string
+	for _, st := range lc.States() {
+		if lc.RoleOf(st) == r {
+			out = append(out, st)
+		}
+	}
+	return out
+}
 
 // IsClosed reports whether state is one of the kind's closed states.
 func (lc Lifecycle) IsClosed(state string) bool {
@@ -327,4 +398,28 @@ func mustLifecycle(kind Kind) Lifecycle {
 		panic("cases: no lifecycle for kind " + string(kind))
 	}
 	return lc
+}
+
+// slaRoles returns the role of every state of the kind.
+func (lc Lifecycle) slaRoles() map[string]SLARole {
+	out := make(map[string]SLARole)
+	for _, st := range lc.States() {
+		out[st] = lc.RoleOf(st)
+	}
+	return out
+}
+
+// slaClasses is the Mermaid that styles a diagram's states by SLA role:
+// paused states amber, stopped ones grey, running ones left plain.
+func (lc Lifecycle) slaClasses() string {
+	var b strings.Builder
+	b.WriteString("    %% SLA roles: running (plain), paused (amber), stopped (grey)\n")
+	b.WriteString("    classDef paused fill:#fff3cd,stroke:#b08800\n")
+	b.WriteString("    classDef stopped fill:#e9ecef,stroke:#6c757d\n")
+	for _, r := range []SLARole{SLAPaused, SLAStopped} {
+		if sts := lc.StatesWithRole(r); len(sts) > 0 {
+			b.WriteString("    class " + strings.Join(sts, ", ") + " " + string(r) + "\n")
+		}
+	}
+	return b.String()
 }

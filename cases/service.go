@@ -243,6 +243,7 @@ func (s *Service) save(ctx context.Context, tx *gorm.DB, prev Case, next *Case) 
 		next.Resolution = nil
 		next.ClosedAt = nil
 	}
+	s.sla.followRole(next, now)
 	next.SLA.Breached = next.SLA.FirstResponseBreachedAt != nil || next.SLA.ResolutionBreachedAt != nil
 	next.Version = prev.Version + 1
 	next.UpdatedAt = now
@@ -733,6 +734,7 @@ func (s *Service) manualCase(in ManualCase) (Case, error) {
 		BusinessLine: bl, Channel: in.Channel, Tags: tags, Title: title, Description: desc, Subject: subject, Links: links,
 		Version: 1, CreatedAt: now, UpdatedAt: now}
 	c.SLA.FirstResponseDue, c.SLA.ResolutionDue = s.sla.dueTimes(c.Kind, pr, now, nil)
+	s.sla.startClocks(&c, now)
 	c.AllowedTransitions = lc.Available(c.State, true)
 	return c, nil
 }

@@ -220,3 +220,87 @@ func (p SLAPolicy) disputePriority(amount int64, dueBy *time.Time, now time.Time
 	}
 	return PriorityHigh
 }
+
+// SLARole says what a state does to a case's SLA clocks. Each kind declares
+// the role of every one of its states in its lifecycle (Lifecycle.SLA).
+type SLARole string
+
+// SLA roles.
+const (
+	// SLARunning: the next move is ours; the clocks run and the sweeper
+	// marks what falls past due.
+	SLARunning SLARole = "running"
+	// SLAPaused: waiting on someone else (the customer, the issuer, a
+	// partner team). The clocks stop; when the case moves back to a running
+	// state, the time spent paused is added to its due times. Nothing
+	// breaches while paused.
+	SLAPaused SLARole = "paused"
+	// SLAStopped: nothing is left for us to do (every closed state). Nothing
+	// breaches; a case reopened from here starts fresh clocks.
+	SLAStopped SLARole = "stopped"
+)
+
+// SLARoles lists the roles in the order docs and clients show them.
+func SLARoles() []SLARole { return []SLARole{SLARunning, SLAPaused, SLAStopped} }
+
+// followRole keeps c's clocks in step with the SLA role of its state, at
+// now. Entering a paused or stopped state records when the clocks stopped
+// (sla.paused_at); moving from there to a running state adds the time since
+// then to both due times and to sla.paused_total. A dispute's resolution due
+// time stays pinned to the evidence deadline (due_by − margin): the
+// provider's deadline does not wait for anybody. Every write of a case goes
+// through here (Service.save), so it is idempotent.
+func (p SLAPolicy) followRole(c *Case, now time.Time) {
+	role := mustLifecycle(c.Kind).RoleOf(c.State)
+	c.SLA.Role = role
+	switch {
+	case role != SLARunning && c.SLA.PausedAt == nil:
+		at := now
+		c.SLA.PausedAt = &at
+	case role == SLARunning && c.SLA.PausedAt != nil:
+		d := max(now.Sub(*c.SLA.PausedAt), 0)
+		c.SLA.PausedAt = nil
+		c.SLA.PausedTotal += Duration(d)
+		c.SLA.FirstResponseDue = c.SLA.FirstResponseDue.Add(d)
+		c.SLA.ResolutionDue = c.SLA.ResolutionDue.Add(d)
+		if c.EvidenceDueBy != nil && !c.EvidenceDueBy.IsZero() {
+			if pinned := p.disputeResolutionDue(*c.EvidenceDueBy, c.CreatedAt); c.SLA.ResolutionDue.After(pinned) {
+				c.SLA.ResolutionDue = pinned
+			}
+		}
+		if c.SLA.FirstResponseDue.After(c.SLA.ResolutionDue) {
+			c.SLA.FirstResponseDue = c.SLA.ResolutionDue
+		}
+	}
+}
+
+// startClocks sets the clocks of a case about to be opened at now (its
+// state, due times and evidence deadline already known) and reports whether
+// it is opened after its deadline: running, and its resolution already due
+// (a dispute first seen after its evidence due_by). Such a case is marked
+// breached at once — both clocks, in one mark — so the sweeper never finds
+// it late again: one breach, "opened after the deadline", and no escalation
+// (nobody here missed anything). Record it with recordOpenedLate once the
+// case is stored.
+func (p SLAPolicy) startClocks(c *Case, now time.Time) bool {
+	p.followRole(c, now)
+	if c.SLA.Role != SLARunning || c.SLA.ResolutionBreachedAt != nil || c.SLA.ResolutionDue.After(now) {
+		return false
+	}
+	at := now
+	c.SLA.ResolutionBreachedAt = &at
+	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseBreachedAt == nil && !c.SLA.FirstResponseDue.After(now) {
+		c.SLA.FirstResponseBreachedAt = &at
+	}
+	c.SLA.Breached = true
+	return true
+}
+
+// openedLateSummary is the timeline line of a case opened after its deadline.
+func openedLateSummary(c Case) string {
+	s := "SLA breached: opened after the deadline — resolution was due " + c.SLA.ResolutionDue.UTC().Format(time.RFC3339)
+	if c.EvidenceDueBy != nil {
+		s += " (evidence due_by " + c.EvidenceDueBy.UTC().Format(time.RFC3339) + ")"
+	}
+	return s
+}

@@ -51,6 +51,8 @@ type caseRow struct {
 	ResolutionBreachedAt    *time.Time
 	Breached                bool
 	EscalatedAt             *time.Time
+	SLAPausedAt             *time.Time `gorm:"column:sla_paused_at"`
+	SLAPausedTotalUS        int64      `gorm:"column:sla_paused_total_us"`
 	Version                 int64
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
@@ -84,6 +86,7 @@ func toRow(c Case) caseRow {
 		FirstRespondedAt: utcp(c.SLA.FirstRespondedAt), FirstResponseBreachedAt: utcp(c.SLA.FirstResponseBreachedAt),
 		ResolutionBreachedAt: utcp(c.SLA.ResolutionBreachedAt), Breached: c.SLA.Breached, EscalatedAt: utcp(c.EscalatedAt),
 		Version: c.Version, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), ClosedAt: utcp(c.ClosedAt),
+		SLAPausedAt: utcp(c.SLA.PausedAt), SLAPausedTotalUS: c.SLA.PausedTotal.D().Microseconds(),
 	}
 }
 
@@ -106,7 +109,9 @@ func (r caseRow) toCase() Case {
 		EscalatedAt: utcp(r.EscalatedAt), Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		ClosedAt: utcp(r.ClosedAt),
 	}
+	c.SLA.PausedAt, c.SLA.PausedTotal = utcp(r.SLAPausedAt), Duration(time.Duration(r.SLAPausedTotalUS)*time.Microsecond)
 	if lc, ok := LifecycleOf(c.Kind); ok {
+		c.SLA.Role = lc.RoleOf(c.State)
 		c.AllowedTransitions = lc.Available(c.State, true)
 	} else {
 		c.AllowedTransitions = []string{}
@@ -128,6 +133,7 @@ func (r caseRow) mutableColumns() map[string]any {
 		"first_responded_at": r.FirstRespondedAt, "first_response_breached_at": r.FirstResponseBreachedAt,
 		"resolution_breached_at": r.ResolutionBreachedAt, "breached": r.Breached, "escalated_at": r.EscalatedAt,
 		"version": r.Version, "updated_at": r.UpdatedAt, "closed_at": r.ClosedAt,
+		"sla_paused_at": r.SLAPausedAt, "sla_paused_total_us": r.SLAPausedTotalUS,
 	}
 }
 
@@ -428,6 +434,7 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 	case SLADueSoon:
 		soon := now.Add(dueSoon).UTC()
 		q = q.Where("status = 'open' AND breached = FALSE AND ((first_responded_at IS NULL AND first_response_due <= ?) OR resolution_due <= ?)", soon, soon)
+		q = q.Where("sla_paused_at IS NULL") // a paused clock is not about to run out
 	}
 	if !f.CreatedAfter.IsZero() {
 		q = q.Where("created_at > ?", f.CreatedAfter.UTC())
@@ -516,6 +523,7 @@ func contradicts(f Filter) bool {
 func (st store) breachCandidates(ctx context.Context, tx *gorm.DB, now time.Time, n int) ([]Case, error) {
 	q := tx.WithContext(ctx).
 		Where("status = 'open' AND ((first_responded_at IS NULL AND first_response_breached_at IS NULL AND first_response_due < ?) OR (resolution_breached_at IS NULL AND resolution_due < ?))", now.UTC(), now.UTC()).
+		Where("sla_paused_at IS NULL"). // paused and stopped clocks do not breach
 		Order("resolution_due, id").Limit(n)
 	q = st.dialect.ForUpdateSkipLocked(q)
 	var rows []caseRow

@@ -20,8 +20,9 @@ const (
 	slaResolution    = "resolution"
 )
 
-// SweepSLAs marks every open case whose first-response or resolution due
-// time has passed and is not yet marked: it sets the breach time (and the
+// SweepSLAs marks every open case whose clocks run (its state's SLA role is
+// running) and whose first-response or resolution due time has passed and
+// is not yet marked — never a paused or stopped one: it sets the breach time (and the
 // case's breached flag), writes an sla_breached entry (actor system) on the
 // timeline and in the audit log, escalates per the kind's policy (priority
 // bump and/or a move to a team), and counts the breach in
@@ -79,9 +80,14 @@ func (s *Service) sweepOnce(ctx context.Context) (int, int, error) {
 	return len(marked), seen, nil
 }
 
-// markBreach marks c's past-due SLAs and escalates it.
+// markBreach marks c's past-due SLAs and escalates it. Only running clocks
+// breach: a candidate whose state is paused or stopped (a row written before
+// its clocks were tracked) has its clocks stopped now instead.
 func (s *Service) markBreach(ctx context.Context, tx *gorm.DB, c Case, now time.Time) ([]breach, error) {
 	next := c
+	if mustLifecycle(c.Kind).RoleOf(c.State) != SLARunning {
+		return nil, s.save(ctx, tx, c, &next)
+	}
 	var out []breach
 	var parts []string
 	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseBreachedAt == nil && c.SLA.FirstResponseDue.Before(now) {
@@ -149,4 +155,19 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// recordOpenedLate writes the one breach mark of a case opened after its
+// deadline (see SLAPolicy.startClocks) on its timeline and in the audit log,
+// inside tx, right after the case is stored. It is not counted in
+// recourse_case_sla_breaches_total, which counts the sweeper's marks (after
+// their commit); the case shows in recourse_cases_open_breached.
+func (s *Service) recordOpenedLate(ctx context.Context, tx *gorm.DB, c Case) error {
+	summary := openedLateSummary(c)
+	if _, err := s.st.appendEntry(ctx, tx, TimelineEntry{CaseID: c.ID, At: c.CreatedAt, Actor: SystemActor, ActorType: ActorSystem,
+		Type: EntrySLABreached, Summary: summary}); err != nil {
+		return err
+	}
+	return s.audit.Record(ctx, tx, audit.Entry{Actor: SystemActor, Role: SystemActor, Action: "case.sla_breach", CaseID: c.ID,
+		ObjectType: "case", ObjectID: c.ID, After: audit.Marshal(c), Detail: summary})
 }
