@@ -101,8 +101,11 @@ func Open(ctx context.Context, url, sqlitePath string, opt Options) (*DB, error)
 }
 
 // SQLiteDSN is the connection string for the SQLite file at path: WAL so
-// readers never block the writer, a busy timeout, foreign keys on.
+// readers never block the writer, a busy timeout, foreign keys on. The path
+// is escaped for SQLite's URI syntax, so a '#', '?' or '%' in it names the
+// file rather than starting a fragment or the parameters.
 func SQLiteDSN(path string) string {
+	path = strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
 	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 

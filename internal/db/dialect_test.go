@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -181,4 +183,23 @@ func TestAdvisoryXactLock(t *testing.T) {
 			t.Fatal("same lock still waiting after the holder committed")
 		}
 	})
+}
+
+// TestSQLitePathWithURICharacters: a path with '#', '?' or '%' opens that
+// very file (SQLite's URI syntax would otherwise cut the path there).
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	path := filepath.Join(dir, "recourse.db")
+	d, err := db.Open(context.Background(), "", path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Gorm.Exec("CREATE TABLE probe (id INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at %s: %v", path, err)
+	}
 }
