@@ -419,10 +419,10 @@ type kindInfo struct {
 	InquiryInitial  string            `json:"inquiry_initial,omitempty"`
 	States          []string          `json:"states"`
 	Closed          map[string]string `json:"closed_states"`
+	Events          []eventInfo       `json:"events"`
+	Mermaid         string            `json:"mermaid"`
 	// SLARoles gives every state its SLA role: running, paused or stopped.
 	SLARoles map[string]SLARole `json:"sla_roles"`
-	Events   []eventInfo        `json:"events"`
-	Mermaid  string             `json:"mermaid"`
 }
 
 type eventInfo struct {
