@@ -412,3 +412,30 @@ func TestCaseKindsShowSLARoles(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepStopsUntrackedPausedClocks: a case in a paused state whose row
+// does not say so (written before its clocks were tracked) is not marked
+// breached by the sweeper; its clocks are stopped instead, and it then
+// resumes like any other.
+func TestSweepStopsUntrackedPausedClocks(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		a := newAPI(t, d)
+		c := a.create(auth.RoleAgent, inquiryBody("Invoice question"))
+		c = a.transition(auth.RoleAgent, c.ID, "await_customer")
+		if err := d.Gorm.Exec("UPDATE cases SET sla_paused_at = NULL WHERE id = ?", c.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		a.f.clock.Advance(5 * 24 * time.Hour)
+		a.sweep(0, "untracked paused case past its due times")
+		got := a.getCase(c.ID)
+		if got.SLA.Breached || got.SLA.PausedAt == nil || !got.SLA.PausedAt.Equal(a.f.clock.Now()) {
+			t.Fatalf("after the sweep: %+v", got.SLA)
+		}
+		a.f.clock.Advance(24 * time.Hour)
+		got = a.transition(auth.RoleAgent, c.ID, "customer_replied")
+		if got.SLA.PausedTotal.D() != 24*time.Hour || !got.SLA.ResolutionDue.Equal(c.SLA.ResolutionDue.Add(24*time.Hour)) {
+			t.Fatalf("resumed: %+v", got.SLA)
+		}
+	})
+}
