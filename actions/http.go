@@ -64,6 +64,10 @@ func (h *HTTP) request(c echo.Context) error {
 		}
 		return err
 	}
+	if out.Action.Status == StatusRefused && out.Action.Error != nil {
+		// A replay of an action that policy refused on re-check.
+		return errs.Coded(errs.ECONFLICT, out.Action.Error.Code, "%s", out.Action.Error.Message).WithDetails(map[string]any{"action": out.Action})
+	}
 	if out.Action.Status == StatusFailed && out.Action.Error != nil {
 		return errs.Coded(errs.EUNPROCESSABLE, "provider_refused", "%s", out.Action.Error.Message).WithDetails(map[string]any{"action": out.Action})
 	}
