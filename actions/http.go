@@ -10,6 +10,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/internal/pan"
 )
 
 // HTTP serves the action, approval, policy and audit endpoints.
@@ -53,7 +54,9 @@ func (h *HTTP) request(c echo.Context) error {
 	if err := httpx.Bind(c, &req); err != nil {
 		return err
 	}
-	out, err := h.svc.Request(c.Request().Context(), c.Param("id"), c.Request().Header.Get("Idempotency-Key"), req)
+	// The key is stored with the action: masked like any text a client sends.
+	key := pan.Mask(c.Request().Header.Get("Idempotency-Key"))
+	out, err := h.svc.Request(c.Request().Context(), c.Param("id"), key, req)
 	if out.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
