@@ -212,3 +212,110 @@ func TestRecheckDoesNotCountTheActionItself(t *testing.T) {
 		}
 	})
 }
+
+// down fails every subscription and invoice call as a network error.
+type down struct {
+	billing.Provider
+	on bool
+}
+
+func (d *down) ExtendTrial(ctx context.Context, sub string, end time.Time, k billing.Key) (billing.Result, error) {
+	if d.on {
+		return billing.Result{}, &billing.ProviderError{Type: "connection_error", Message: "connection refused", Retryable: true, Err: errors.New("refused")}
+	}
+	return d.Provider.ExtendTrial(ctx, sub, end, k)
+}
+
+func (d *down) PayInvoice(ctx context.Context, inv string, k billing.Key) (billing.Result, error) {
+	if d.on {
+		return billing.Result{}, &billing.ProviderError{Type: "connection_error", Message: "connection refused", Retryable: true, Err: errors.New("refused")}
+	}
+	return d.Provider.PayInvoice(ctx, inv, k)
+}
+
+// diedBeforeCall puts an action back as a process that died between
+// recording it and calling the provider leaves it: executing, never leased.
+func diedBeforeCall(t *testing.T, h *harness, id string) {
+	t.Helper()
+	if err := h.db.Gorm.Exec("UPDATE actions SET attempts = 0, lease_until = NULL, error_code = NULL, error_message = NULL WHERE id = ?", id).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func actionID(t *testing.T, r resp) string {
+	t.Helper()
+	if id, ok := r.body["id"].(string); ok {
+		return id
+	}
+	details, _ := r.body["error"].(map[string]any)["details"].(map[string]any)
+	a, _ := details["action"].(map[string]any)
+	id, _ := a["id"].(string)
+	if id == "" {
+		t.Fatalf("no action in %d %v", r.status, r.body)
+	}
+	return id
+}
+
+// Before the resumer calls the provider for an action that never reached
+// it, every rule is checked again: retry spacing against a retry made
+// meanwhile, and a trial that is no longer a trial.
+func TestResumerRechecksSubscriptionRules(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		fs, p := withFakeStripe(t)
+		prov := &down{Provider: p, on: true}
+		h := newHarness(t, d, prov)
+
+		// Retry spacing: retry A is left executing; a day later retry B goes
+		// through; A, resumed now, would retry within minutes of B.
+		c := h.seed("c1", "payment_failure", 4900)
+		h.mirror.mu.Lock()
+		inv := h.mirror.invoices[c.Invoice]
+		inv.Status, inv.AmountRemaining = "open", 4900
+		h.mirror.invoices[c.Invoice] = inv
+		h.mirror.mu.Unlock()
+		ra := h.act(c.ID, "agent", "ra", "retry_payment", nil, "card updated")
+		if ra.status != 503 {
+			t.Fatalf("retry with Stripe down: %d %v", ra.status, ra.body)
+		}
+		idA := actionID(t, ra)
+		diedBeforeCall(t, h, idA)
+		h.clock.Advance(25 * time.Hour)
+		prov.on = false
+		if rb := h.act(c.ID, "agent", "rb", "retry_payment", nil, "second try"); rb.status != 201 {
+			t.Fatalf("retry B: %d %v", rb.status, rb.body)
+		}
+		if n, err := h.svc.ResumeStuck(context.Background()); err != nil || n != 1 {
+			t.Fatalf("resume: %d %v", n, err)
+		}
+		if a, _ := h.svc.Get(context.Background(), idA); a.Status != actions.StatusRefused || a.Error == nil || a.Error.Code != "retry_too_soon" {
+			t.Fatalf("resumed retry A: %+v", a)
+		}
+		if n := fs.count("POST /v1/invoices/"); n != 1 {
+			t.Fatalf("%d invoice payments reached the provider, want 1 (B)", n)
+		}
+
+		// Trial: the extension waits, the trial converts meanwhile.
+		c2 := h.seed("c2", "trial_conversion", 4900)
+		end := h.clock.Now().Add(48 * time.Hour)
+		h.setSub(c2.Subscription, func(s *billing.Subscription) { s.Status = "trialing"; s.TrialEnd = &end })
+		prov.on = true
+		rt := h.act(c2.ID, "agent", "t1", "extend_trial", map[string]any{"days": 7}, "needs more time")
+		if rt.status != 503 {
+			t.Fatalf("extend with Stripe down: %d %v", rt.status, rt.body)
+		}
+		idT := actionID(t, rt)
+		diedBeforeCall(t, h, idT)
+		h.setSub(c2.Subscription, func(s *billing.Subscription) { s.Status = "active" })
+		prov.on = false
+		h.clock.Advance(2 * time.Minute)
+		if _, err := h.svc.ResumeStuck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := h.svc.Get(context.Background(), idT); a.Status != actions.StatusRefused || a.Error == nil || a.Error.Code != "not_trialing" {
+			t.Fatalf("resumed extension: %+v", a)
+		}
+		if n := fs.count("POST /v1/subscriptions/"); n != 0 {
+			t.Fatalf("%d subscription updates reached the provider", n)
+		}
+	})
+}
