@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -23,24 +24,51 @@ import (
 // rule's code and message on the action, the timeline and the audit log.
 
 // recheck evaluates policy again for the recorded action r inside tx, as
-// its requester, and returns the rule's refusal (a coded error), nil when
-// every rule still passes, or another error when policy could not be
+// its requester. It returns the plan when every rule still passes (its
+// approval reasons say whether the action would need approval now), the
+// rule's refusal (a coded error), or another error when policy could not be
 // evaluated (database, an unreachable provider behind the mirror).
-func (s *Service) recheck(ctx context.Context, tx *gorm.DB, r row) error {
+func (s *Service) recheck(ctx context.Context, tx *gorm.DB, r row) (plan, error) {
 	c, err := s.cases.Lookup(ctx, tx, r.CaseID)
 	if err != nil {
-		return err
+		return plan{}, err
 	}
 	p := auth.Principal{Name: r.RequestedBy, Role: auth.Role(r.RequestedRole)}
 	if err := admit(p, c, Type(r.Type)); err != nil {
-		return err
+		return plan{}, err
 	}
 	req, err := requestOf(r)
 	if err != nil {
-		return err
+		return plan{}, err
 	}
-	_, err = s.plan(ctx, tx, p, c, req, r.ID)
-	return err
+	return s.plan(ctx, tx, p, c, req, r.ID)
+}
+
+// needsApprovalNow parks an action that never needed approval, has not been
+// sent yet, and that policy would now send for approval (a stuck refund
+// resumed after its charge left the refund window): it waits for a
+// supervisor like a new request would. An approved action is never asked
+// again.
+func (s *Service) needsApprovalNow(ctx context.Context, tx *gorm.DB, r row, pl plan) (row, bool, error) {
+	if r.DecidedBy != nil || r.Attempts > 1 || len(pl.approval) == 0 {
+		return r, false, nil
+	}
+	b, _ := json.Marshal(pl.approval)
+	res := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", r.ID, string(StatusExecuting)).
+		Updates(map[string]any{"status": string(StatusPendingApproval), "approval_reasons": string(b), "lease_until": nil, "updated_at": s.clock.Now()})
+	if res.Error != nil || res.RowsAffected == 0 {
+		return r, false, res.Error
+	}
+	var out row
+	if err := tx.WithContext(ctx).Where("id = ?", r.ID).Take(&out).Error; err != nil {
+		return r, false, err
+	}
+	summary := fmt.Sprintf("%s (%s) now needs a supervisor's approval before it is sent (%s)", capitalize(describe(out.action())), r.ID, strings.Join(pl.approval, "; "))
+	if err := s.cases.Record(ctx, tx, r.CaseID, "system", "action_requested", summary, ""); err != nil {
+		return out, false, err
+	}
+	return out, true, s.audit.Record(ctx, tx, audit.Entry{Action: "action.approval_required." + r.Type, CaseID: r.CaseID, ObjectType: "action", ObjectID: r.ID,
+		Before: audit.Marshal(r.action()), After: audit.Marshal(out.action()), Detail: summary})
 }
 
 // requestOf rebuilds, from a recorded action's resolved parameters, the

@@ -319,3 +319,39 @@ func TestResumerRechecksSubscriptionRules(t *testing.T) {
 		}
 	})
 }
+
+// An action that needed no approval, left unsent until its charge is
+// outside the refund window, waits for a supervisor instead of executing;
+// once approved, the window is not asked about again.
+func TestResumedRefundOutsideTheWindowWaitsForApproval(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		fs, p := withFakeStripe(t)
+		prov := &unreachable{Provider: p, down: true}
+		h := newHarness(t, d, prov)
+		c := h.seed("c1", "refund_request", 4900)
+		r := h.act(c.ID, "agent", "k1", "refund", map[string]any{"amount": 2000}, "double charge")
+		if r.status != 503 {
+			t.Fatalf("refund with Stripe down: %d %v", r.status, r.body)
+		}
+		id := actionID(t, r)
+		diedBeforeCall(t, h, id)
+		prov.down = false
+		h.clock.Advance(175 * 24 * time.Hour) // the charge is now 185 days old; the window is 180
+		if _, err := h.svc.ResumeStuck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := h.svc.Get(context.Background(), id)
+		if a.Status != actions.StatusPendingApproval || !strings.Contains(strings.Join(a.ApprovalReasons, ";"), "refund window") {
+			t.Fatalf("resumed outside the window: %+v", a)
+		}
+		if n := fs.count("POST /v1/refunds"); n != 0 {
+			t.Fatalf("%d refunds sent before approval", n)
+		}
+		if r := h.call("POST", "/api/v1/actions/"+id+"/approve", "sup1", "", map[string]any{"reason": "customer was travelling"}); r.status != 200 || r.body["status"] != "succeeded" {
+			t.Fatalf("approve: %d %v", r.status, r.body)
+		}
+		if n := fs.count("POST /v1/refunds"); n != 1 {
+			t.Fatalf("%d refunds, want 1", n)
+		}
+	})
+}

@@ -281,7 +281,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		}
 		now := s.clock.Now()
 		if approve {
-			if err := s.recheck(ctx, tx, r); err != nil {
+			if _, err := s.recheck(ctx, tx, r); err != nil {
 				e, ok := asRefusal(err)
 				if !ok {
 					return err
@@ -375,6 +375,8 @@ type leased struct {
 	leased  bool  // this execution holds the lease
 	refused row   // the action as refused, when refusal is set
 	refusal error // the rule that refused it on re-check
+	parked  row   // the action as sent back for approval, when waiting
+	waiting bool  // policy now wants approval first; nothing is sent
 }
 
 // lease takes the action's lease and, in the same transaction, evaluates
@@ -400,9 +402,10 @@ func (s *Service) lease(ctx context.Context, id string) (leased, error) {
 		if err := tx.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
 			return fmt.Errorf("lease action %s: %w", id, err)
 		}
-		err := s.recheck(ctx, tx, r)
+		pl, err := s.recheck(ctx, tx, r)
 		if err == nil {
-			return nil
+			l.parked, l.waiting, err = s.needsApprovalNow(ctx, tx, r, pl)
+			return err
 		}
 		e, ok := asRefusal(err)
 		if !ok {
@@ -439,6 +442,9 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 	}
 	if l.refusal != nil {
 		return l.refused.action(), l.refusal
+	}
+	if l.waiting {
+		return l.parked.action(), nil
 	}
 	var params Params
 	if err := json.Unmarshal(a.Params, &params); err != nil {

@@ -79,7 +79,8 @@ func (h panHit) String() string { return h.where + ": " + h.found }
 
 // scanText reports the card numbers in s (by pan's definition: 13–19
 // digits, plain or in groups joined by single spaces or dashes, passing the
-// Luhn check), also after URL-decoding, as form bodies carry them.
+// Luhn check, not inside a longer identifier or hash), also after
+// URL-decoding, as form bodies carry them.
 func scanText(where, s string) []panHit {
 	var hits []panHit
 	seen := map[string]bool{}
@@ -88,36 +89,14 @@ func scanText(where, s string) []panHit {
 		texts = append(texts, d)
 	}
 	for _, txt := range texts {
-		for _, f := range pan.Find(txt) {
-			if !seen[f] && standsAlone(txt, f) {
+		for _, f := range pan.FindStandalone(txt) {
+			if !seen[f] {
 				seen[f] = true
 				hits = append(hits, panHit{where, f})
 			}
 		}
 	}
 	return hits
-}
-
-// standsAlone reports whether some occurrence of f in s is not part of a
-// longer word of letters and digits: the digits inside a random identifier
-// or hash ("act_0193ab12614793317505cd", a token hash in hex) pass the Luhn
-// check one time in ten and are not card numbers. (The masker is stricter:
-// it masks card numbers glued to letters too.)
-func standsAlone(s, f string) bool {
-	alnum := func(c byte) bool {
-		return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-	}
-	for i := 0; ; {
-		j := strings.Index(s[i:], f)
-		if j < 0 {
-			return false
-		}
-		start, end := i+j, i+j+len(f)
-		if (start == 0 || !alnum(s[start-1])) && (end == len(s) || !alnum(s[end])) {
-			return true
-		}
-		i = start + 1
-	}
 }
 
 func scanRequests(reqs []sentRequest) []panHit {

@@ -198,5 +198,23 @@ func Find(s string) []string {
 	return out
 }
 
+// FindStandalone is Find without the card numbers that are part of a longer
+// word of letters and digits: the digits inside a random identifier or a
+// hex hash ("act_0193ab12614793317505cd") pass the Luhn check one time in
+// ten and are not card numbers. Scanners of stored data use it; Mask is
+// stricter and masks card numbers glued to letters too.
+func FindStandalone(s string) []string {
+	alnum := func(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	var out []string
+	for _, r := range digitRuns(s) {
+		for _, sp := range cardSpans(s, r) {
+			if (sp.start == 0 || !alnum(s[sp.start-1])) && (sp.end == len(s) || !alnum(s[sp.end])) {
+				out = append(out, s[sp.start:sp.end])
+			}
+		}
+	}
+	return out
+}
+
 // Contains reports whether s holds a card number.
 func Contains(s string) bool { return len(Find(s)) > 0 }

@@ -125,3 +125,24 @@ func FuzzMask(f *testing.F) {
 		}
 	})
 }
+
+func TestFindStandalone(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"card 4242 4242 4242 4242.":       "4242 4242 4242 4242",
+		"4242424242424242@example.com":    "4242424242424242",
+		"pan:4242-4242-4242-4242;":        "4242-4242-4242-4242",
+		"act_0193ab4242424242424242cd":    "",
+		"token hash f04242424242424242":   "",
+		"recourse_act_4242424242424242":   "4242424242424242", // '_' is not a letter or digit
+		"order 12345678901234567890 kept": "",
+	} {
+		got := strings.Join(FindStandalone(in), ",")
+		if got != want {
+			t.Errorf("FindStandalone(%q) = %q, want %q", in, got, want)
+		}
+		if want != "" && !Contains(in) {
+			t.Errorf("Contains(%q) = false", in)
+		}
+	}
+}
