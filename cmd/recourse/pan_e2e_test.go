@@ -225,8 +225,10 @@ func TestNoCardNumberLeaks(t *testing.T) {
 			// The text did arrive (masked) in the database, the logs were read.
 			var masked int64
 			d.Gorm.Raw("SELECT COUNT(*) FROM audit_log WHERE detail LIKE ?", "%"+pan.Masked+"%").Scan(&masked)
-			if values < 200 || masked == 0 || len(in.logs()) == 0 {
-				t.Fatalf("scan read %d values, %d masked audit rows, %d bytes of logs: too little", values, masked, len(in.logs()))
+			var mirrored int64 // the payloads' card numbers reached the mirror, masked
+			d.Gorm.Raw("SELECT COUNT(*) FROM billing_customers WHERE name LIKE ? AND email LIKE ?", "%"+pan.Masked+"%", "%"+pan.Masked+"%").Scan(&mirrored)
+			if values < 200 || masked == 0 || mirrored != 1 || len(in.logs()) == 0 {
+				t.Fatalf("scan read %d values, %d masked audit rows, %d masked customers, %d bytes of logs: too little", values, masked, mirrored, len(in.logs()))
 			}
 			t.Logf("scanned %d values, %d log bytes, %d provider requests (%d text fields carried card numbers)", values, len(in.logs()), len(reqs), txt.n)
 
