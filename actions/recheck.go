@@ -125,11 +125,12 @@ func asRefusal(err error) (*errs.Error, bool) {
 // action's own effect showing in the mirror; such an action is completed
 // with its own idempotency key instead, and the provider answers with its
 // first result (or refuses, e.g. a refund over what is left).
+// A closed case is not among them: a successful action may close its own
+// case (a full refund resolves a refund request).
 var standsInDoubt = map[string]bool{
 	"charge_disputed":       true,
 	"charge_not_refundable": true,
 	"fraud_warning_open":    true,
-	"case_closed":           true,
 	"forbidden":             true,
 }
 

@@ -355,3 +355,33 @@ func TestResumedRefundOutsideTheWindowWaitsForApproval(t *testing.T) {
 		}
 	})
 }
+
+// A refund whose answer was lost after Stripe made it shows in the mirror
+// (the webhook came first): "nothing left to refund" may be its own effect,
+// so it is completed with its idempotency key — Stripe replays the first
+// result — rather than refused.
+func TestInDoubtRefundIsNotRefusedForItsOwnEffect(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		fs, p := withFakeStripe(t)
+		h := newHarness(t, d, &crashAfterCall{Provider: p, crashes: 1})
+		c := h.seed("c1", "refund_request", 4900)
+		r := h.act(c.ID, "agent", "k1", "refund", map[string]any{"amount": 4900}, "double charge")
+		if r.status != 503 {
+			t.Fatalf("lost answer: %d %v", r.status, r.body)
+		}
+		id := actionID(t, r)
+		setRefunded(h, c, 4900) // charge.refunded arrived
+		h.clock.Advance(2 * time.Minute)
+		if _, err := h.svc.ResumeStuck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := h.svc.Get(context.Background(), id); a.Status != actions.StatusSucceeded {
+			t.Fatalf("in-doubt refund after its own effect: %+v", a)
+		}
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		if fs.created != 1 {
+			t.Fatalf("Stripe created %d refunds, want 1", fs.created)
+		}
+	})
+}
