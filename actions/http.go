@@ -10,6 +10,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/internal/pan"
 )
 
 // HTTP serves the action, approval, policy and audit endpoints.
@@ -53,7 +54,9 @@ func (h *HTTP) request(c echo.Context) error {
 	if err := httpx.Bind(c, &req); err != nil {
 		return err
 	}
-	out, err := h.svc.Request(c.Request().Context(), c.Param("id"), c.Request().Header.Get("Idempotency-Key"), req)
+	// The key is stored with the action: masked like any text a client sends.
+	key := pan.Mask(c.Request().Header.Get("Idempotency-Key"))
+	out, err := h.svc.Request(c.Request().Context(), c.Param("id"), key, req)
 	if out.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
@@ -63,6 +66,10 @@ func (h *HTTP) request(c echo.Context) error {
 			e.WithDetails(map[string]any{"action": out.Action})
 		}
 		return err
+	}
+	if out.Action.Status == StatusRefused && out.Action.Error != nil {
+		// A replay of an action that policy refused on re-check.
+		return errs.Coded(errs.ECONFLICT, out.Action.Error.Code, "%s", out.Action.Error.Message).WithDetails(map[string]any{"action": out.Action})
 	}
 	if out.Action.Status == StatusFailed && out.Action.Error != nil {
 		return errs.Coded(errs.EUNPROCESSABLE, "provider_refused", "%s", out.Action.Error.Message).WithDetails(map[string]any{"action": out.Action})

@@ -49,6 +49,10 @@ const (
 	StatusSucceeded       Status = "succeeded"
 	StatusFailed          Status = "failed"
 	StatusRejected        Status = "rejected"
+	// StatusRefused: policy, checked again on approval or right before the
+	// provider call, refused the action; nothing was sent. The rule's code
+	// and message are in Error.
+	StatusRefused Status = "refused"
 )
 
 // Action is one requested action and what became of it.

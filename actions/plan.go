@@ -29,6 +29,17 @@ func authorize(p auth.Principal, c CaseRef, t Type) error {
 	return nil
 }
 
+// admit checks who may act on the case, and that the case is still open.
+func admit(p auth.Principal, c CaseRef, t Type) error {
+	if err := authorize(p, c, t); err != nil {
+		return err
+	}
+	if c.Status != "open" {
+		return errs.Coded(errs.ECONFLICT, "case_closed", "case %s is closed; reopen it before acting on it", c.ID)
+	}
+	return nil
+}
+
 // plan is a checked action: resolved parameters, the provider object it
 // acts on, and why it needs approval, if it does.
 type plan struct {
@@ -40,7 +51,11 @@ type plan struct {
 	summary  string
 }
 
-func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c CaseRef, r Request) (plan, error) {
+// plan checks r against policy and the mirror as it is now. self is the id
+// of an already recorded action being re-checked (see recheck), which must
+// not count against itself ("amount left", trial cap, retry spacing); ""
+// for a new request.
+func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c CaseRef, r Request, self string) (plan, error) {
 	rp, err := decodeParams(r.Params)
 	if err != nil {
 		return plan{}, err
@@ -52,19 +67,19 @@ func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c Cas
 	}
 	switch r.Type {
 	case Refund:
-		return s.planRefund(ctx, tx, m, p, c, rp, reason)
+		return s.planRefund(ctx, tx, m, p, c, rp, reason, self)
 	case CancelSubscription:
 		return s.planCancel(ctx, tx, m, c, rp, reason)
 	case ReactivateSubscription:
 		return s.planReactivate(ctx, m, c)
 	case ExtendTrial:
-		return s.planExtendTrial(ctx, tx, m, c, rp)
+		return s.planExtendTrial(ctx, tx, m, c, rp, self)
 	case PauseCollection:
 		return s.planPause(ctx, m, c, rp, reason)
 	case ResumeCollection:
 		return s.planResume(ctx, m, c)
 	case RetryPayment:
-		return s.planRetry(ctx, tx, m, c, rp)
+		return s.planRetry(ctx, tx, m, c, rp, self)
 	case ApplyCredit:
 		return s.planCredit(ctx, m, c, rp, reason)
 	case AcceptDispute:
@@ -90,7 +105,7 @@ func requireLink(kind, id string) error {
 	return nil
 }
 
-func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.Principal, c CaseRef, rp RequestParams, reason string) (plan, error) {
+func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.Principal, c CaseRef, rp RequestParams, reason, self string) (plan, error) {
 	if reason == "" {
 		return plan{}, errs.Coded(errs.EINVALID, "reason_required", "a refund needs a reason")
 	}
@@ -146,7 +161,7 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 			"charge %s has an open early fraud warning (case %s): refund it from that case, with reason fraudulent", chargeID, fw.ID).
 			WithDetails(map[string]any{"fraud_warning_case": fw.ID})
 	}
-	refunded, inFlight, err := s.refundedSoFar(ctx, tx, chargeID)
+	refunded, inFlight, err := s.refundedSoFar(ctx, tx, chargeID, self)
 	if err != nil {
 		return plan{}, err
 	}
@@ -201,15 +216,16 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 	}, nil
 }
 
-// refundedSoFar sums our own refunds on the charge: succeeded (the mirror
-// may not have heard yet) and in flight (pending approval or executing).
-func (s *Service) refundedSoFar(ctx context.Context, tx *gorm.DB, chargeID string) (int64, int64, error) {
+// refundedSoFar sums our own refunds on the charge, other than self:
+// succeeded (the mirror may not have heard yet) and in flight (pending
+// approval or executing).
+func (s *Service) refundedSoFar(ctx context.Context, tx *gorm.DB, chargeID, self string) (int64, int64, error) {
 	var rows []struct {
 		Status string
 		Total  int64
 	}
 	err := tx.WithContext(ctx).Model(&row{}).Select("status, COALESCE(SUM(amount), 0) AS total").
-		Where("subject_id = ? AND type = ? AND status IN ?", chargeID, string(Refund), []string{string(StatusSucceeded), string(StatusExecuting), string(StatusPendingApproval)}).
+		Where("subject_id = ? AND type = ? AND status IN ? AND id <> ?", chargeID, string(Refund), []string{string(StatusSucceeded), string(StatusExecuting), string(StatusPendingApproval)}, self).
 		Group("status").Scan(&rows).Error
 	if err != nil {
 		return 0, 0, fmt.Errorf("sum refunds of %s: %w", chargeID, err)
@@ -324,7 +340,7 @@ func (s *Service) planReactivate(ctx context.Context, m Mirror, c CaseRef) (plan
 	return plan{params: Params{Subscription: sub.ID}, subject: sub.ID, summary: fmt.Sprintf("reactivation of subscription %s (undo cancel at period end)", sub.ID)}, nil
 }
 
-func (s *Service) planExtendTrial(ctx context.Context, tx *gorm.DB, m Mirror, c CaseRef, rp RequestParams) (plan, error) {
+func (s *Service) planExtendTrial(ctx context.Context, tx *gorm.DB, m Mirror, c CaseRef, rp RequestParams, self string) (plan, error) {
 	sub, err := s.subscription(ctx, m, c)
 	if err != nil {
 		return plan{}, err
@@ -352,8 +368,8 @@ func (s *Service) planExtendTrial(ctx context.Context, tx *gorm.DB, m Mirror, c 
 	ext := newEnd.Sub(*sub.TrialEnd)
 	var prior int64
 	var prev []row
-	if err := tx.WithContext(ctx).Where("subject_id = ? AND type = ? AND status IN ?", sub.ID, string(ExtendTrial),
-		[]string{string(StatusSucceeded), string(StatusExecuting), string(StatusPendingApproval)}).Find(&prev).Error; err != nil {
+	if err := tx.WithContext(ctx).Where("subject_id = ? AND type = ? AND status IN ? AND id <> ?", sub.ID, string(ExtendTrial),
+		[]string{string(StatusSucceeded), string(StatusExecuting), string(StatusPendingApproval)}, self).Find(&prev).Error; err != nil {
 		return plan{}, err
 	}
 	for _, r := range prev {
@@ -425,7 +441,7 @@ func (s *Service) planResume(ctx context.Context, m Mirror, c CaseRef) (plan, er
 	return plan{params: Params{Subscription: sub.ID}, subject: sub.ID, summary: fmt.Sprintf("resuming collection on subscription %s", sub.ID)}, nil
 }
 
-func (s *Service) planRetry(ctx context.Context, tx *gorm.DB, m Mirror, c CaseRef, rp RequestParams) (plan, error) {
+func (s *Service) planRetry(ctx context.Context, tx *gorm.DB, m Mirror, c CaseRef, rp RequestParams, self string) (plan, error) {
 	invID := c.Invoice
 	if rp.Invoice != "" {
 		invID = rp.Invoice
@@ -447,8 +463,8 @@ func (s *Service) planRetry(ctx context.Context, tx *gorm.DB, m Mirror, c CaseRe
 		return plan{}, errs.Coded(errs.ECONFLICT, "invoice_not_open", "invoice %s is %s; only open invoices can be retried", invID, inv.Status)
 	}
 	var prev []row
-	if err := tx.WithContext(ctx).Where("subject_id = ? AND type = ? AND status IN ?", invID, string(RetryPayment),
-		[]string{string(StatusSucceeded), string(StatusExecuting), string(StatusFailed), string(StatusPendingApproval)}).Order("created_at DESC").Find(&prev).Error; err != nil {
+	if err := tx.WithContext(ctx).Where("subject_id = ? AND type = ? AND status IN ? AND id <> ?", invID, string(RetryPayment),
+		[]string{string(StatusSucceeded), string(StatusExecuting), string(StatusFailed), string(StatusPendingApproval)}, self).Order("created_at DESC").Find(&prev).Error; err != nil {
 		return plan{}, err
 	}
 	if len(prev) >= s.policy.Retry.MaxPerInvoice {

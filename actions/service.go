@@ -130,13 +130,10 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		if err != nil {
 			return err
 		}
-		if err := authorize(p, c, r.Type); err != nil {
+		if err := admit(p, c, r.Type); err != nil {
 			return err
 		}
-		if c.Status != "open" {
-			return errs.Coded(errs.ECONFLICT, "case_closed", "case %s is closed; reopen it before acting on it", c.ID)
-		}
-		pl, err := s.plan(ctx, tx, p, c, r)
+		pl, err := s.plan(ctx, tx, p, c, r, "")
 		if err != nil {
 			return err
 		}
@@ -243,7 +240,11 @@ func (s *Service) ForCase(ctx context.Context, caseID string) ([]Action, error) 
 }
 
 // Decide approves or rejects a pending action. The decider must hold
-// actions:approve and must not be the requester (four eyes). Errors:
+// actions:approve and must not be the requester (four eyes). An approval
+// evaluates policy again against the mirror as it is now (see recheck): if
+// a rule refuses, the action ends refused, nothing reaches the provider,
+// and Decide returns the action with the rule's error (ECONFLICT, e.g.
+// charge_disputed; EUNPROCESSABLE, e.g. amount_exceeds_refundable). Errors:
 // ENOTFOUND, EFORBIDDEN, ECONFLICT (not pending), EINVALID (no reason).
 func (s *Service) Decide(ctx context.Context, id string, approve bool, note string) (Action, error) {
 	p, ok := auth.FromContext(ctx)
@@ -255,7 +256,9 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		return Action{}, errs.Coded(errs.EINVALID, "reason_required", "a reason is required to approve or reject")
 	}
 	var out row
+	var refusal error
 	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
+		refusal = nil
 		var r row
 		if err := tx.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -276,6 +279,19 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 			next, verb = StatusRejected, "rejected"
 		}
 		now := s.clock.Now()
+		if approve {
+			if _, err := s.recheck(ctx, tx, r); err != nil {
+				e, ok := asRefusal(err)
+				if !ok {
+					return err
+				}
+				refusal = err
+				lead := fmt.Sprintf("%s approved %s (%s): %s. ", p.Name, describe(before), id, note)
+				out, err = s.refuse(ctx, tx, r, StatusPendingApproval, p.Name, lead, e,
+					map[string]any{"decided_by": p.Name, "decided_at": now, "decision_note": note})
+				return err
+			}
+		}
 		res := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", id, string(StatusPendingApproval)).
 			Updates(map[string]any{"status": string(next), "decided_by": p.Name, "decided_at": now, "decision_note": note, "updated_at": now})
 		if res.Error != nil {
@@ -298,6 +314,9 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		return Action{}, err
 	}
 	a := out.action()
+	if refusal != nil {
+		return a, refusal
+	}
 	if a.Status == StatusExecuting {
 		return s.execute(ctx, a)
 	}
@@ -323,7 +342,8 @@ func (s *Service) ResumeStuck(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("find stuck actions: %w", err)
 	}
 	for _, r := range rows {
-		if _, err := s.execute(ctx, r.action()); err != nil && !errs.Is(err, errs.EUNAVAILABLE) && !errs.Is(err, errs.ERATELIMIT) && !errs.Is(err, errs.EUNPROCESSABLE) {
+		_, err := s.execute(ctx, r.action())
+		if _, refused := asRefusal(err); err != nil && !refused && !errs.Is(err, errs.EUNAVAILABLE) && !errs.Is(err, errs.ERATELIMIT) {
 			s.log.Warn("resume stuck action", "action_id", r.ID, "err", err)
 		}
 	}
@@ -349,21 +369,81 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 // leaseFor is how long one execution attempt owns an action.
 const leaseFor = 30 * time.Second
 
+// leased is the outcome of taking an action's lease.
+type leased struct {
+	leased  bool  // this execution holds the lease
+	refused row   // the action as refused, when refusal is set
+	refusal error // the rule that refused it on re-check
+	parked  row   // the action as sent back for approval, when waiting
+	waiting bool  // policy now wants approval first; nothing is sent
+}
+
+// lease takes the action's lease and, in the same transaction, evaluates
+// policy again right before the provider call. A second or later attempt
+// may already have reached the provider: for it only the refusals in
+// standsInDoubt stop the call.
+func (s *Service) lease(ctx context.Context, id string) (leased, error) {
+	var l leased
+	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
+		l = leased{}
+		now := s.clock.Now()
+		res := tx.WithContext(ctx).Model(&row{}).
+			Where("id = ? AND status = ? AND (lease_until IS NULL OR lease_until < ?)", id, string(StatusExecuting), now).
+			Updates(map[string]any{"lease_until": now.Add(leaseFor), "attempts": gorm.Expr("attempts + 1"), "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("lease action %s: %w", id, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		l.leased = true
+		var r row
+		if err := tx.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+			return fmt.Errorf("lease action %s: %w", id, err)
+		}
+		pl, err := s.recheck(ctx, tx, r)
+		if err == nil {
+			l.parked, l.waiting, err = s.needsApprovalNow(ctx, tx, r, pl)
+			return err
+		}
+		e, ok := asRefusal(err)
+		if !ok {
+			return fmt.Errorf("re-check policy for action %s: %w", id, err)
+		}
+		if r.Attempts > 1 && !standsInDoubt[e.Code] {
+			s.log.Info("re-check refusal may be the action's own effect; completing it with its idempotency key",
+				"action_id", id, "code", e.Code)
+			return nil
+		}
+		l.refusal = err
+		l.refused, err = s.refuse(ctx, tx, r, StatusExecuting, "system", "", e, nil)
+		return err
+	})
+	if err != nil {
+		return leased{}, err
+	}
+	return l, nil
+}
+
 // execute calls the provider for an executing action and records the
 // outcome. Only the holder of the action's lease calls the provider, always
 // with the action's own idempotency key, so concurrent or repeated
-// executions cannot act twice.
+// executions cannot act twice. Taking the lease re-checks policy (see
+// recheck); a refusal ends the action refused and is returned.
 func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
-	now := s.clock.Now()
-	res := s.db.WithContext(ctx).Model(&row{}).
-		Where("id = ? AND status = ? AND (lease_until IS NULL OR lease_until < ?)", a.ID, string(StatusExecuting), now).
-		Updates(map[string]any{"lease_until": now.Add(leaseFor), "attempts": gorm.Expr("attempts + 1"), "updated_at": now})
-	if res.Error != nil {
-		return a, fmt.Errorf("lease action %s: %w", a.ID, res.Error)
+	l, err := s.lease(ctx, a.ID)
+	if err != nil {
+		return a, err
 	}
-	if res.RowsAffected == 0 {
+	if !l.leased {
 		// Someone else is executing it, or it finished meanwhile.
 		return s.Get(ctx, a.ID)
+	}
+	if l.refusal != nil {
+		return l.refused.action(), l.refusal
+	}
+	if l.waiting {
+		return l.parked.action(), nil
 	}
 	var params Params
 	if err := json.Unmarshal(a.Params, &params); err != nil {
@@ -386,7 +466,7 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		return cur, billing.AsCoded(callErr)
 	}
 	var out row
-	err := s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+	err = s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
 		now := s.clock.Now()
 		upd := map[string]any{"lease_until": nil, "updated_at": now, "executed_at": now}
 		var summary, entryType string

@@ -26,6 +26,7 @@ type instance struct {
 	url  string
 	env  map[string]string
 	stop func() error
+	logs func() string // everything serve logged so far
 }
 
 func freeAddr(t *testing.T) string {
@@ -51,11 +52,18 @@ func boot(t *testing.T, env map[string]string) *instance {
 		env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] = testSecret
 	}
 	env["RECOURSE_WORKER_POLL_INTERVAL"] = "50ms"
-	env["RECOURSE_LOG_LEVEL"] = "warn"
+	if env["RECOURSE_LOG_LEVEL"] == "" {
+		env["RECOURSE_LOG_LEVEL"] = "warn"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
 	var mu sync.Mutex
+	in.logs = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
 	go func() { done <- run(ctx, []string{"serve"}, in.getenv, io.Discard, lockedWriter{&logs, &mu}) }()
 	var once sync.Once
 	var stopErr error

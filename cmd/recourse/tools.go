@@ -15,6 +15,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
 	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/pan"
 	"github.com/recourse-hq/recourse/migrations"
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -109,7 +110,7 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		secret, tok, err := store.Create(ctx, *name, r)
+		secret, tok, err := store.Create(ctx, pan.Mask(*name), r) // a name is text like any other
 		if err != nil {
 			return err
 		}

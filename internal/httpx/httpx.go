@@ -19,6 +19,7 @@ import (
 
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/metrics"
+	"github.com/recourse-hq/recourse/internal/pan"
 )
 
 // ErrorBody is the one error shape: {"error": {"code": "...", "message": "..."}}.
@@ -173,7 +174,7 @@ func accessLog(log *slog.Logger, m *metrics.Metrics) echo.MiddlewareFunc {
 				slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
 				slog.String("method", c.Request().Method),
 				slog.String("route", route),
-				slog.String("path", c.Request().URL.Path),
+				slog.String("path", pan.Mask(c.Request().URL.Path)),
 				slog.Int("status", status),
 				slog.Int64("bytes", c.Response().Size),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
@@ -229,7 +230,10 @@ func ReadBody(c echo.Context) ([]byte, error) {
 }
 
 // Bind decodes the JSON body into dst (a request struct, never a storage
-// model), refusing unknown fields and trailing data.
+// model), refusing unknown fields and trailing data, and masks every card
+// number in the text it holds to its last four digits (pan.MaskFields):
+// this is the one place text from clients enters Recourse, so no endpoint
+// can forget to mask (PCI DSS 3.3/3.4).
 func Bind(c echo.Context, dst any) error {
 	b, err := ReadBody(c)
 	if err != nil {
@@ -241,10 +245,11 @@ func Bind(c echo.Context, dst any) error {
 	dec := json.NewDecoder(bytesReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return errs.Coded(errs.EINVALID, "malformed_json", "request body is not valid JSON for this endpoint: %v", err)
+		return errs.Coded(errs.EINVALID, "malformed_json", "request body is not valid JSON for this endpoint: %s", pan.Mask(err.Error()))
 	}
 	if dec.More() {
 		return errs.Coded(errs.EINVALID, "malformed_json", "request body has data after the JSON value")
 	}
+	pan.MaskFields(dst)
 	return nil
 }

@@ -1,4 +1,4 @@
-package cases
+package pan
 
 import (
 	"strings"
@@ -28,7 +28,7 @@ func TestLuhn(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
+func TestMask(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, in, want string
@@ -58,8 +58,8 @@ func TestRedact(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := Redact(tc.in); got != tc.want {
-				t.Errorf("Redact(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			if got := Mask(tc.in); got != tc.want {
+				t.Errorf("Mask(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -97,7 +97,7 @@ func cardLike(s string) (string, bool) {
 	return "", false
 }
 
-func FuzzRedact(f *testing.F) {
+func FuzzMask(f *testing.F) {
 	for _, seed := range []string{
 		"4242 4242 4242 4242", "4242-4242-4242-4242", "378282246310005", "card 4111111111111111 exp 12/29",
 		"4242 4242 4242 4242 5555 5555 5555 4444", "1234 5678 9012 3456 7890", "no digits", "",
@@ -106,12 +106,12 @@ func FuzzRedact(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out := Redact(in)
-		if again := Redact(out); again != out {
+		out := Mask(in)
+		if again := Mask(out); again != out {
 			t.Fatalf("not idempotent: %q → %q → %q", in, out, again)
 		}
 		if span, ok := cardLike(out); ok {
-			t.Fatalf("card-like %q survives in Redact(%q) = %q", span, in, out)
+			t.Fatalf("card-like %q survives in Mask(%q) = %q", span, in, out)
 		}
 		if utf8.ValidString(in) && !utf8.ValidString(out) {
 			t.Fatalf("Redact broke UTF-8: %q → %q", in, out)
@@ -120,8 +120,29 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("text without digits changed: %q → %q", in, out)
 		}
 		// Everything outside masked spans is kept, in order.
-		if strings.Count(out, cardMask) == 0 && out != in {
+		if strings.Count(out, Masked) == 0 && out != in {
 			t.Fatalf("changed without masking: %q → %q", in, out)
 		}
 	})
+}
+
+func TestFindStandalone(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"card 4242 4242 4242 4242.":       "4242 4242 4242 4242",
+		"4242424242424242@example.com":    "4242424242424242",
+		"pan:4242-4242-4242-4242;":        "4242-4242-4242-4242",
+		"act_0193ab4242424242424242cd":    "",
+		"token hash f04242424242424242":   "",
+		"recourse_act_4242424242424242":   "4242424242424242", // '_' is not a letter or digit
+		"order 12345678901234567890 kept": "",
+	} {
+		got := strings.Join(FindStandalone(in), ",")
+		if got != want {
+			t.Errorf("FindStandalone(%q) = %q, want %q", in, got, want)
+		}
+		if want != "" && !Contains(in) {
+			t.Errorf("Contains(%q) = false", in)
+		}
+	}
 }
