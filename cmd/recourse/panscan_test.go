@@ -115,46 +115,13 @@ func scanLogs(logs string) []panHit {
 	return hits
 }
 
-// textColumns lists every text or JSON column of every table, from the
-// database's own catalogue, so a table added later is scanned too. Binary
-// columns are left out: the only one holds the raw webhook payload, which
-// is Stripe's own text.
+// textColumns lists every text or JSON column of every table (see
+// db.TextColumns), so a table added later is scanned too.
 func textColumns(ctx context.Context, t *testing.T, d *db.DB) map[string][]string {
 	t.Helper()
-	out := map[string][]string{}
-	if d.Dialect == db.Postgres {
-		var cols []struct{ TableName, ColumnName string }
-		err := d.WithContext(ctx).Raw(`SELECT c.table_name, c.column_name FROM information_schema.columns c
-			JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-			WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-			  AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'USER-DEFINED')
-			ORDER BY 1, 2`).Scan(&cols).Error
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range cols {
-			out[c.TableName] = append(out[c.TableName], c.ColumnName)
-		}
-		return out
-	}
-	var tables []string
-	if err := d.WithContext(ctx).Raw(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).Scan(&tables).Error; err != nil {
+	out, err := d.TextColumns(ctx)
+	if err != nil {
 		t.Fatal(err)
-	}
-	for _, tb := range tables {
-		var cols []struct {
-			Name string
-			Type string
-		}
-		if err := d.WithContext(ctx).Raw(`SELECT name, type FROM pragma_table_info(?)`, tb).Scan(&cols).Error; err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range cols {
-			typ := strings.ToUpper(c.Type)
-			if typ == "" || strings.Contains(typ, "TEXT") || strings.Contains(typ, "CHAR") || strings.Contains(typ, "JSON") || strings.Contains(typ, "CLOB") {
-				out[tb] = append(out[tb], c.Name)
-			}
-		}
 	}
 	return out
 }

@@ -130,3 +130,45 @@ func (d *DB) InsertReturning(ctx context.Context, table string, columns []string
 	}
 	return sqlDB.QueryContext(ctx, sb.String(), args...)
 }
+
+// TextColumns lists every text or JSON column of every table in the current
+// schema, from the database's own catalogue, so that a table added later is
+// covered too (the card-number scan walks them). Binary columns are left out.
+func (d *DB) TextColumns(ctx context.Context) (map[string][]string, error) {
+	out := map[string][]string{}
+	if d.Dialect == Postgres {
+		var cols []struct{ TableName, ColumnName string }
+		err := d.WithContext(ctx).Raw(`SELECT c.table_name, c.column_name FROM information_schema.columns c
+			JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+			WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+			  AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY', 'USER-DEFINED')
+			ORDER BY 1, 2`).Scan(&cols).Error
+		if err != nil {
+			return nil, fmt.Errorf("list text columns: %w", err)
+		}
+		for _, c := range cols {
+			out[c.TableName] = append(out[c.TableName], c.ColumnName)
+		}
+		return out, nil
+	}
+	var tables []string
+	if err := d.WithContext(ctx).Raw(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).Scan(&tables).Error; err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	for _, tb := range tables {
+		var cols []struct {
+			Name string
+			Type string
+		}
+		if err := d.WithContext(ctx).Raw(`SELECT name, type FROM pragma_table_info(?)`, tb).Scan(&cols).Error; err != nil {
+			return nil, fmt.Errorf("list columns of %s: %w", tb, err)
+		}
+		for _, c := range cols {
+			typ := strings.ToUpper(c.Type)
+			if typ == "" || strings.Contains(typ, "TEXT") || strings.Contains(typ, "CHAR") || strings.Contains(typ, "JSON") || strings.Contains(typ, "CLOB") {
+				out[tb] = append(out[tb], c.Name)
+			}
+		}
+	}
+	return out, nil
+}
