@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -134,7 +135,7 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		if err := authorize(p, c, r.Type); err != nil {
 			return err
 		}
-		if c.Status != "open" {
+		if !c.IsOpen() {
 			return errs.Coded(errs.ECONFLICT, "case_closed", "case %s is closed; reopen it before acting on it", c.ID)
 		}
 		pl, err := s.plan(ctx, tx, p, c, r)
@@ -426,7 +427,10 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		if r.RowsAffected == 0 {
 			return nil // finished by another execution meanwhile
 		}
-		if err := s.cases.Record(ctx, tx, a.CaseID, "system", entryType, summary, ""); err != nil {
+		if err := s.cases.Record(ctx, tx, a.CaseID, cases.SystemActor, entryType, summary, ""); err != nil {
+			return err
+		}
+		if err := s.moveCase(ctx, tx, a, callErr == nil); err != nil {
 			return err
 		}
 		return s.audit.Record(ctx, tx, audit.Entry{Action: "action.provider_call." + string(a.Type), CaseID: a.CaseID, ObjectType: "action",
@@ -462,7 +466,7 @@ func (s *Service) requestProratedRefund(ctx context.Context, parent Action, p Pa
 	if err != nil {
 		s.log.Warn("prorated refund after cancellation was not filed", "action_id", parent.ID, "err", err)
 		_ = s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
-			return s.cases.Record(ctx, tx, parent.CaseID, "system", "action_failed", "Prorated refund after cancellation was not filed: "+err.Error(), "")
+			return s.cases.Record(ctx, tx, parent.CaseID, cases.SystemActor, "action_failed", "Prorated refund after cancellation was not filed: "+err.Error(), "")
 		})
 	}
 }

@@ -158,7 +158,12 @@ func (s *Store) Apply(ctx context.Context, ev ProviderEvent) (Change, error) {
 	ch := Change{
 		EventID: env.ID, EventType: typ, EventCreated: env.Created,
 		RequestID: env.RequestID, IdempotencyKey: env.IdempotencyKey,
-		Object: kind, ObjectID: id, Previous: env.Previous, EventObject: env.Object,
+		Object: kind, ObjectID: id, Previous: env.previous(),
+		Upcoming: typ == string(stripe.EventTypeInvoiceUpcoming),
+	}
+	if kind == KindSubscription {
+		sent := parseSubscription(env.Object, env)
+		ch.EventSubscription = &sent
 	}
 
 	if entry, found, err := s.timelineEntryByEvent(ctx, env.ID); err != nil {

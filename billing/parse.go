@@ -221,6 +221,16 @@ type envelope struct {
 	IdempotencyKey string
 }
 
+// previous types the previous_attributes case handling reads.
+func (e envelope) previous() Previous {
+	prev := jsonObject(e.Previous)
+	p := Previous{Status: prev.str("status")}
+	if v, ok := e.Previous["cancel_at_period_end"].(bool); ok {
+		p.CancelAtPeriodEnd = &v
+	}
+	return p
+}
+
 func parseEnvelope(ev ProviderEvent) (envelope, error) {
 	root, err := decodeObject(ev.Payload)
 	if err != nil {

@@ -259,8 +259,30 @@ var (
 	invoiceOrder      = map[string]int64{"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
 	chargeOrder       = map[string]int64{"pending": 0, "failed": 1, "succeeded": 1}
 	refundOrder       = map[string]int64{"pending": 0, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3}
-	disputeOrder      = map[string]int64{"warning_needs_response": 0, "warning_under_review": 1, "warning_closed": 2, "needs_response": 3, "under_review": 4, "won": 5, "lost": 5, "prevented": 5}
+	disputeOrder      = map[string]int64{"warning_needs_response": 0, "warning_under_review": 1, "warning_closed": 2, "needs_response": 3, "under_review": 4, "won": 5, "lost": 5, "prevented": 5, "charge_refunded": 5}
 )
+
+// KnownStatus reports whether status is one Recourse knows for objects of
+// kind (subscriptions, invoices, charges, refunds; disputes are the
+// disputes package's). Statuses are open strings: newer API versions add
+// values, and callers keep what they do not know.
+func KnownStatus(kind ObjectKind, status string) bool {
+	var order map[string]int64
+	switch kind {
+	case KindSubscription:
+		order = subscriptionOrder
+	case KindInvoice:
+		order = invoiceOrder
+	case KindCharge:
+		order = chargeOrder
+	case KindRefund:
+		order = refundOrder
+	default:
+		return true
+	}
+	_, ok := order[status]
+	return ok
+}
 
 // --- upsert -----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
@@ -59,16 +60,24 @@ const (
 // It returns EINVALID only for a change that can never apply (no event id,
 // or no object of the kind it names); other errors are worth a retry.
 func (s *Service) OnBillingChange(ctx context.Context, tx *gorm.DB, ch billing.Change) error {
+	if ch.Upcoming {
+		// A preview of the next renewal: a notice on the customer's billing
+		// timeline (the mirror wrote it), never a case.
+		return nil
+	}
 	if err := validateChange(ch); err != nil {
 		return err
 	}
 	if ch.Duplicate {
 		return nil // applied before: nothing changed
 	}
+	echo, isEcho, err := s.findEcho(ctx, tx, ch)
+	if err != nil {
+		return fmt.Errorf("cases: apply %s %s: %w", ch.EventType, ch.EventID, err)
+	}
 	// The echo of a Recourse action opens no case: the action's case is
 	// where it belongs (existing cases still follow the object's state).
-	a := &applier{s: s, ctx: ctx, tx: tx, ch: ch, mirror: s.reader(tx), now: s.clock.Now(), noCreate: ch.ActionCaseID != ""}
-	var err error
+	a := &applier{s: s, ctx: ctx, tx: tx, ch: ch, mirror: s.reader(tx), now: s.clock.Now(), noCreate: isEcho}
 	switch ch.Object {
 	case billing.KindDispute:
 		err = a.dispute(*ch.Dispute)
@@ -86,8 +95,8 @@ func (s *Service) OnBillingChange(ctx context.Context, tx *gorm.DB, ch billing.C
 	if err == nil {
 		err = a.backfillCustomer()
 	}
-	if err == nil && ch.ActionCaseID != "" {
-		err = a.recordOnActionCase(ch.ActionCaseID)
+	if err == nil && isEcho {
+		err = a.recordOnActionCase(echo)
 	}
 	if err != nil {
 		return fmt.Errorf("cases: apply %s %s: %w", ch.EventType, ch.EventID, err)
@@ -123,20 +132,26 @@ func (a *applier) backfillCustomer() error {
 	return nil
 }
 
+// findEcho asks the echo finder (if any) whether ch is the provider's echo
+// of a Recourse action. It writes nothing.
+func (s *Service) findEcho(ctx context.Context, tx *gorm.DB, ch billing.Change) (ActionEcho, bool, error) {
+	if s.echoes == nil {
+		return ActionEcho{}, false, nil
+	}
+	return s.echoes.FindEcho(ctx, tx, ch.IdempotencyKey, ch.Object, ch.ObjectID)
+}
+
 // recordOnActionCase puts the event on the timeline of the case whose
-// action caused it, unless something is there for it already (the actions
-// package records the provider's confirmation itself).
-func (a *applier) recordOnActionCase(caseID string) error {
-	if _, err := a.s.st.get(a.ctx, a.tx, caseID, false); errs.Is(err, errs.ENOTFOUND) {
+// action caused it, as the provider's confirmation of that action (once:
+// entries are unique per case, event and type).
+func (a *applier) recordOnActionCase(echo ActionEcho) error {
+	if _, err := a.s.st.get(a.ctx, a.tx, echo.CaseID, false); errs.Is(err, errs.ENOTFOUND) {
 		return nil // an action's case cannot vanish; nothing to record on
 	} else if err != nil {
 		return err
 	}
-	found, err := a.s.st.hasEvent(a.ctx, a.tx, caseID, a.ch.EventID, nil)
-	if err != nil || found {
-		return err
-	}
-	_, err = a.s.st.appendEntry(a.ctx, a.tx, a.entry(caseID, EntryProviderEvent, a.summary()+" — confirms an action taken on this case"))
+	summary := fmt.Sprintf("Stripe confirmed %s: %s", echo.ActionID, a.summary())
+	_, err := a.s.st.appendEntry(a.ctx, a.tx, a.entry(echo.CaseID, EntryProviderConfirmation, summary))
 	return err
 }
 
@@ -379,6 +394,12 @@ func (a *applier) applyTo(c Case, p plan) error {
 	if !changed && p.skipNoop {
 		return nil
 	}
+	if a.ch.Stale && !changed {
+		// The event lost the ordering to a newer update of its object: say
+		// so rather than narrate a change the case does not show.
+		_, err := a.s.st.appendEntry(a.ctx, a.tx, a.entry(c.ID, EntryStaleEvent, a.staleSummary()))
+		return err
+	}
 	if changed {
 		if err := a.s.save(a.ctx, a.tx, c, &next); err != nil {
 			return err
@@ -399,12 +420,53 @@ func (a *applier) applyTo(c Case, p plan) error {
 	if p.note != "" {
 		summary += "; " + p.note
 	}
+	if a.ch.Stale {
+		summary += " (arrived after a newer update; the case follows the newer state)"
+	}
 	e := a.entry(c.ID, typ, summary)
 	if len(fired) > 0 {
 		e.FromState, e.ToState, e.Transition = strp(c.State), strp(next.State), strp(strings.Join(fired, ","))
 	}
 	_, err = a.s.st.appendEntry(a.ctx, a.tx, e)
 	return err
+}
+
+// staleSummary narrates an event that arrived after a newer update of its
+// object and changed nothing.
+func (a *applier) staleSummary() string {
+	return fmt.Sprintf("%s (%s %s) arrived after a newer update; nothing changed", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+}
+
+// flagUnknownStatus handles a status Recourse does not know for the
+// object linked by column = id (statuses are open strings; newer API
+// versions add some): the mirror keeps the status, every open case of the
+// object stays where it is, is flagged for a person (NeedsAttention) and
+// its timeline says so. It reports whether the status was unknown; a stale
+// event's status is not the object's, so it flags nothing.
+func (a *applier) flagUnknownStatus(kind billing.ObjectKind, column, id, status string) (bool, error) {
+	if a.ch.Stale || status == "" || billing.KnownStatus(kind, status) {
+		return false, nil
+	}
+	for _, k := range Kinds() {
+		cs, err := a.s.st.byLink(a.ctx, a.tx, k, column, id, true)
+		if err != nil {
+			return true, err
+		}
+		for _, c := range cs {
+			p := plan{entryType: EntryUnknownStatus, note: unknownStatusNote(status),
+				update: func(c *Case) { c.NeedsAttention = true }}
+			if err := a.applyTo(c, p); err != nil {
+				return true, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// unknownStatusNote is the timeline sentence for a status Recourse does not
+// know.
+func unknownStatusNote(status string) string {
+	return fmt.Sprintf("Stripe reported status %s, which Recourse does not know yet; a person should look", status)
 }
 
 // entry is a provider timeline entry for this change.
@@ -421,14 +483,15 @@ func (a *applier) entry(caseID, typ, summary string) TimelineEntry {
 // ---- disputes and fraud warnings ----
 
 // disputeTarget maps a dispute status to the case state it implies, with
-// the work states consistent with it. Unknown statuses (newer API versions
-// add some) imply nothing.
+// the work states consistent with it. Each status the disputes package
+// knows is a state of the dispute lifecycle of the same name; unknown
+// statuses (newer API versions add some) imply nothing.
 func disputeTarget(status string) (string, []string) {
-	switch status {
-	case "warning_needs_response", "warning_under_review", "warning_closed", "under_review", "won", "lost":
+	switch {
+	case status == disputes.StatusNeedsResponse:
+		return status, []string{"preparing_evidence"}
+	case disputes.KnownStatus(status):
 		return status, nil
-	case "needs_response":
-		return "needs_response", []string{"preparing_evidence"}
 	}
 	return "", nil
 }
@@ -445,18 +508,20 @@ func (a *applier) dispute(d billing.Dispute) error {
 		entryType = EntryFundsBack
 	}
 	note := ""
-	if target == "" {
-		note = fmt.Sprintf("dispute status %q is not one Recourse knows; the case is left as it is", d.Status)
+	unknown := !a.ch.Stale && d.Status != "" && !disputes.KnownStatus(d.Status)
+	if unknown {
+		entryType, note = EntryUnknownStatus, unknownStatusNote(d.Status)
 	}
+	inquiry := disputes.IsInquiry(d.Status)
 	fresh := func() Case {
 		pr := a.s.sla.disputePriority(d.Amount, d.EvidenceDueBy, a.now)
 		kind := "Dispute"
-		if d.IsInquiry() {
+		if inquiry {
 			kind = "Inquiry"
 		}
 		title := fmt.Sprintf("%s: %s, %s", kind, firstNonEmpty(d.Reason, "unknown reason"), formatMoney(d.Amount, d.Currency))
 		c := a.webhookCase(KindDispute, d.ID, pr, title, links)
-		if d.IsInquiry() {
+		if inquiry {
 			c.State = mustLifecycle(KindDispute).InquiryInitial
 			c.Tags = append(c.Tags, "inquiry")
 		}
@@ -468,7 +533,12 @@ func (a *applier) dispute(d billing.Dispute) error {
 	}
 	err := a.ensure(KindDispute, d.ID, true, fresh, func(c *Case, isNew bool) plan {
 		return plan{target: target, accept: accept, links: links, entryType: entryType, note: note,
-			update: func(c *Case) { a.disputeFields(c, d) }}
+			update: func(c *Case) {
+				a.disputeFields(c, d)
+				if unknown {
+					c.NeedsAttention = true
+				}
+			}}
 	})
 	if err != nil {
 		return err
@@ -631,6 +701,9 @@ func (a *applier) charge(c billing.Charge) error {
 }
 
 func (a *applier) refund(r billing.Refund) error {
+	if unknown, err := a.flagUnknownStatus(billing.KindRefund, "refund_id", r.ID, r.Status); err != nil || unknown {
+		return err
+	}
 	if r.Status == "succeeded" {
 		if err := a.resolveFraudByRefund(r.ChargeID); err != nil {
 			return err
@@ -695,6 +768,9 @@ func (a *applier) subscriptionOf(id string) (*billing.Subscription, error) {
 }
 
 func (a *applier) invoice(inv billing.Invoice) error {
+	if unknown, err := a.flagUnknownStatus(billing.KindInvoice, "invoice_id", inv.ID, inv.Status); err != nil || unknown {
+		return err
+	}
 	if inv.SubscriptionID == "" {
 		return nil // only subscription invoices are renewals worth a case
 	}
@@ -729,6 +805,9 @@ func (a *applier) invoice(inv billing.Invoice) error {
 }
 
 func (a *applier) subscription(sub billing.Subscription) error {
+	if _, err := a.flagUnknownStatus(billing.KindSubscription, "subscription_id", sub.ID, sub.Status); err != nil {
+		return err
+	}
 	if churned(sub.Status) {
 		// Open cases, and written-off ones (churned outranks written_off).
 		cs, err := a.s.st.byLink(a.ctx, a.tx, KindPaymentFailure, "subscription_id", sub.ID, false)
@@ -761,14 +840,6 @@ func trialTarget(status string) string {
 	return ""
 }
 
-// present reports whether a JSON value is set (not null, not "").
-func present(v any) bool {
-	if s, ok := v.(string); ok {
-		return s != ""
-	}
-	return v != nil
-}
-
 // lacksPaymentMethod reports whether neither the subscription nor its
 // customer (when mirrored) has a default payment method.
 func (a *applier) lacksPaymentMethod(sub billing.Subscription) (bool, error) {
@@ -796,8 +867,8 @@ func (a *applier) trial(sub billing.Subscription) error {
 		// a card added later (or a reminder delivered late) does not undo
 		// that the trial was about to end without one.
 		snap := sub
-		if a.ch.EventObject != nil {
-			snap.HasDefaultPaymentMethod = present(a.ch.EventObject["default_payment_method"]) || present(a.ch.EventObject["default_source"])
+		if a.ch.EventSubscription != nil {
+			snap.HasDefaultPaymentMethod = a.ch.EventSubscription.HasDefaultPaymentMethod
 		}
 		var err error
 		if lacks, err = a.lacksPaymentMethod(snap); err != nil {
@@ -824,16 +895,10 @@ func (a *applier) trial(sub billing.Subscription) error {
 	})
 }
 
-// prevBool reads a boolean from previous_attributes.
-func prevBool(prev map[string]any, key string) (bool, bool) {
-	v, ok := prev[key].(bool)
-	return v, ok
-}
-
 func (a *applier) cancellation(sub billing.Subscription) error {
-	was, changedNow := prevBool(a.ch.Previous, "cancel_at_period_end")
-	turnedOn := changedNow && !was
-	turnedOff := changedNow && was
+	was := a.ch.Previous.CancelAtPeriodEnd
+	turnedOn := was != nil && !*was
+	turnedOff := was != nil && *was
 	canceled := sub.Status == "canceled"
 	pending := sub.CancelAtPeriodEnd && !canceled
 	links := Links{Customer: strp(firstNonEmpty(a.ch.CustomerID, sub.CustomerID)), Subscription: strp(sub.ID)}

@@ -172,3 +172,30 @@ func normalizeReason(reason string) string { return strings.ToLower(strings.Trim
 
 // normalizeStatus returns a Stripe status trimmed and lower-cased.
 func normalizeStatus(status string) string { return strings.ToLower(strings.TrimSpace(status)) }
+
+// knownStatuses are the dispute statuses this package knows.
+var knownStatuses = map[string]bool{
+	StatusWarningNeedsResponse: true, StatusWarningUnderReview: true, StatusWarningClosed: true,
+	StatusNeedsResponse: true, StatusUnderReview: true, StatusWon: true, StatusLost: true,
+	StatusPrevented: true, StatusChargeRefunded: true,
+}
+
+// KnownStatus reports whether status is a dispute status Recourse knows.
+// Statuses are open strings: callers must handle the others (keep them, and
+// have a person look).
+func KnownStatus(status string) bool { return knownStatuses[normalizeStatus(status)] }
+
+// IsInquiry reports whether status is an inquiry's (warning_*: a retrieval,
+// not yet a chargeback).
+func IsInquiry(status string) bool { return strings.HasPrefix(normalizeStatus(status), "warning_") }
+
+// IsFinal reports whether status is one a dispute ends in: won, lost,
+// warning_closed, prevented (API 2025-08-27: stopped before becoming a
+// chargeback) or charge_refunded (older APIs: the charge was refunded).
+func IsFinal(status string) bool {
+	switch normalizeStatus(status) {
+	case StatusWon, StatusLost, StatusWarningClosed, StatusPrevented, StatusChargeRefunded:
+		return true
+	}
+	return false
+}

@@ -91,7 +91,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	store := billing.NewStore(d, clk)
 	actionMirror, caseMirror := mirrorFor(store)
 	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
-		Logger: log, Registerer: s.metrics.Registry})
+		Logger: log, Registerer: s.metrics.Registry, Echoes: actions.Echoes{}})
 	if err != nil {
 		_ = d.Close()
 		return nil, err
@@ -108,12 +108,12 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		provider, fetcher = sc, sc
 	}
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
-		Cases: caseRefs{s.cases}, Audit: auditLog, Policy: policy.Actions})
+		Cases: s.cases, Audit: auditLog, Policy: policy.Actions})
 
 	inbox := webhooks.NewInbox(d)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
-	webhooks.RegisterBilling(registry, store, s.actions, s.cases)
+	webhooks.RegisterBilling(registry, store, s.cases)
 	s.metrics.RegisterInbox(func(ctx context.Context) (int64, time.Duration, error) {
 		return inbox.Backlog(ctx, clk.Now())
 	}, log)
