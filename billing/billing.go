@@ -219,6 +219,10 @@ type Change struct {
 	// for a stale event is older than the mirror's (e.g. whether a trial
 	// reminder went out without a payment method).
 	EventSubscription *Subscription
+	// ChargeLookup is set when the event's object (a dispute, refund or
+	// early fraud warning) is on a charge the mirror has never seen and the
+	// provider was asked for it.
+	ChargeLookup *ChargeLookup
 	// Upcoming is true for invoice.upcoming: a preview of the next renewal
 	// (Invoice carries it, without an id), a notice rather than an object.
 	Upcoming bool
@@ -234,6 +238,19 @@ type Change struct {
 	// Summary is the timeline sentence an agent reads, e.g. "Renewal failed
 	// (attempt 2 of 4, card_declined), next retry 2026-11-25".
 	Summary string
+}
+
+// ChargeLookup is how the customer of a charge the mirror has never seen
+// was looked up at the provider.
+type ChargeLookup struct {
+	ChargeID string
+	// Fetched is true when the provider answered; CustomerID is then the
+	// charge's customer ("" for a charge without one).
+	Fetched    bool
+	CustomerID string
+	// Err says why the provider could not be asked (unreachable, timeout,
+	// refused) when Fetched is false.
+	Err string
 }
 
 // Previous is what an updated event's previous_attributes said about the

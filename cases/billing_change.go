@@ -241,10 +241,20 @@ type plan struct {
 
 // summary is the sentence the event contributes to a timeline.
 func (a *applier) summary() string {
+	s := fmt.Sprintf("%s (%s %s)", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
 	if a.ch.Summary != "" {
-		return Redact(a.ch.Summary)
+		s = Redact(a.ch.Summary)
 	}
-	return fmt.Sprintf("%s (%s %s)", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+	if l := a.ch.ChargeLookup; l != nil {
+		switch {
+		case l.Fetched && l.CustomerID != "":
+			s += fmt.Sprintf(" — charge %s is not mirrored yet; Stripe says its customer is %s", l.ChargeID, l.CustomerID)
+		case !l.Fetched:
+			s += fmt.Sprintf(" — charge %s is not mirrored yet and Stripe could not be reached to find its customer; "+
+				"the case is linked when the charge arrives", l.ChargeID)
+		}
+	}
+	return s
 }
 
 // lockSubject serialises, across transactions, every find-or-create of a
@@ -359,7 +369,11 @@ func (a *applier) open(c Case, p plan) error {
 		}
 		return a.applyTo(existing, p)
 	}
-	summary := a.summary() + " — " + string(c.Kind) + " case opened in " + from
+	summary := a.summary()
+	if a.ch.Stale {
+		summary = fmt.Sprintf("%s (%s %s) arrived after a newer update", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+	}
+	summary += " — " + string(c.Kind) + " case opened in " + from
 	if len(fired) > 0 {
 		summary += ", now " + c.State + " (" + strings.Join(fired, ", ") + ")"
 	}
@@ -410,6 +424,12 @@ func (a *applier) applyTo(c Case, p plan) error {
 		typ = EntryProviderEvent
 	}
 	summary := a.summary()
+	if a.ch.Stale {
+		// Never narrate a stale event's fact as if it applied: the case
+		// follows the object's current state.
+		summary = fmt.Sprintf("%s (%s %s) arrived after a newer update; the case follows the current state",
+			a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+	}
 	if len(fired) > 0 {
 		typ = EntryTransition
 		if reopened {
@@ -419,9 +439,6 @@ func (a *applier) applyTo(c Case, p plan) error {
 	}
 	if p.note != "" {
 		summary += "; " + p.note
-	}
-	if a.ch.Stale {
-		summary += " (arrived after a newer update; the case follows the newer state)"
 	}
 	e := a.entry(c.ID, typ, summary)
 	if len(fired) > 0 {

@@ -88,14 +88,6 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
-	store := billing.NewStore(d, clk)
-	actionMirror, caseMirror := mirrorFor(store)
-	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
-		Logger: log, Registerer: s.metrics.Registry, Echoes: actions.Echoes{}})
-	if err != nil {
-		_ = d.Close()
-		return nil, err
-	}
 	var provider billing.Provider
 	var fetcher billing.Fetcher
 	if cfg.StripeAPIKey != "" {
@@ -106,6 +98,14 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 			return nil, err
 		}
 		provider, fetcher = sc, sc
+	}
+	store := billing.NewStore(d, clk, billing.WithFetcher(fetcher, cfg.StripeTimeout))
+	actionMirror, caseMirror := mirrorFor(store)
+	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
+		Logger: log, Registerer: s.metrics.Registry, Echoes: actions.Echoes{}})
+	if err != nil {
+		_ = d.Close()
+		return nil, err
 	}
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions})
