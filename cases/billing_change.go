@@ -454,38 +454,6 @@ func (a *applier) staleSummary() string {
 	return fmt.Sprintf("%s (%s %s) arrived after a newer update; nothing changed", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
 }
 
-// flagUnknownStatus handles a status Recourse does not know for the
-// object linked by column = id (statuses are open strings; newer API
-// versions add some): the mirror keeps the status, every open case of the
-// object stays where it is, is flagged for a person (NeedsAttention) and
-// its timeline says so. It reports whether the status was unknown; a stale
-// event's status is not the object's, so it flags nothing.
-func (a *applier) flagUnknownStatus(kind billing.ObjectKind, column, id, status string) (bool, error) {
-	if a.ch.Stale || status == "" || billing.KnownStatus(kind, status) {
-		return false, nil
-	}
-	for _, k := range Kinds() {
-		cs, err := a.s.st.byLink(a.ctx, a.tx, k, column, id, true)
-		if err != nil {
-			return true, err
-		}
-		for _, c := range cs {
-			p := plan{entryType: EntryUnknownStatus, note: unknownStatusNote(status),
-				update: func(c *Case) { c.NeedsAttention = true }}
-			if err := a.applyTo(c, p); err != nil {
-				return true, err
-			}
-		}
-	}
-	return true, nil
-}
-
-// unknownStatusNote is the timeline sentence for a status Recourse does not
-// know.
-func unknownStatusNote(status string) string {
-	return fmt.Sprintf("Stripe reported status %s, which Recourse does not know yet; a person should look", status)
-}
-
 // entry is a provider timeline entry for this change.
 func (a *applier) entry(caseID, typ, summary string) TimelineEntry {
 	occurred := a.ch.EventCreated.UTC()
@@ -525,10 +493,6 @@ func (a *applier) dispute(d billing.Dispute) error {
 		entryType = EntryFundsBack
 	}
 	note := ""
-	unknown := !a.ch.Stale && d.Status != "" && !disputes.KnownStatus(d.Status)
-	if unknown {
-		entryType, note = EntryUnknownStatus, unknownStatusNote(d.Status)
-	}
 	inquiry := disputes.IsInquiry(d.Status)
 	fresh := func() Case {
 		pr := a.s.sla.disputePriority(d.Amount, d.EvidenceDueBy, a.now)
@@ -550,14 +514,12 @@ func (a *applier) dispute(d billing.Dispute) error {
 	}
 	err := a.ensure(KindDispute, d.ID, true, fresh, func(c *Case, isNew bool) plan {
 		return plan{target: target, accept: accept, links: links, entryType: entryType, note: note,
-			update: func(c *Case) {
-				a.disputeFields(c, d)
-				if unknown {
-					c.NeedsAttention = true
-				}
-			}}
+			update: func(c *Case) { a.disputeFields(c, d) }}
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.flagUnknownStatus(disputes.KnownStatus, "dispute_id", d.ID, d.Status); err != nil {
 		return err
 	}
 	// A dispute on a charge resolves its open early-fraud-warning cases.
@@ -718,9 +680,6 @@ func (a *applier) charge(c billing.Charge) error {
 }
 
 func (a *applier) refund(r billing.Refund) error {
-	if unknown, err := a.flagUnknownStatus(billing.KindRefund, "refund_id", r.ID, r.Status); err != nil || unknown {
-		return err
-	}
 	if r.Status == "succeeded" {
 		if err := a.resolveFraudByRefund(r.ChargeID); err != nil {
 			return err
@@ -740,9 +699,12 @@ func (a *applier) refund(r billing.Refund) error {
 	}
 	// Only a failed refund opens a case; later events of a refund that has
 	// one still land on its timeline.
-	return a.ensure(KindRefundFailure, r.ID, failed, fresh, func(c *Case, isNew bool) plan {
+	if err := a.ensure(KindRefundFailure, r.ID, failed, fresh, func(c *Case, isNew bool) plan {
 		return plan{links: links}
-	})
+	}); err != nil {
+		return err
+	}
+	return a.flagUnknownStatus(knownStatus(billing.KindRefund), "refund_id", r.ID, r.Status)
 }
 
 // ---- invoices and subscriptions ----
@@ -785,9 +747,6 @@ func (a *applier) subscriptionOf(id string) (*billing.Subscription, error) {
 }
 
 func (a *applier) invoice(inv billing.Invoice) error {
-	if unknown, err := a.flagUnknownStatus(billing.KindInvoice, "invoice_id", inv.ID, inv.Status); err != nil || unknown {
-		return err
-	}
 	if inv.SubscriptionID == "" {
 		return nil // only subscription invoices are renewals worth a case
 	}
@@ -809,7 +768,7 @@ func (a *applier) invoice(inv billing.Invoice) error {
 		}
 		return c
 	}
-	return a.ensure(KindPaymentFailure, inv.ID, isFailure, fresh, func(c *Case, isNew bool) plan {
+	err = a.ensure(KindPaymentFailure, inv.ID, isFailure, fresh, func(c *Case, isNew bool) plan {
 		p := plan{target: target, links: links, skipNoop: !isFailure}
 		// A new failure of an invoice that is still open reopens a case that
 		// was closed meanwhile; a stale one (the mirror knows newer) never does.
@@ -819,12 +778,13 @@ func (a *applier) invoice(inv billing.Invoice) error {
 		}
 		return p
 	})
+	if err != nil {
+		return err
+	}
+	return a.flagUnknownStatus(knownStatus(billing.KindInvoice), "invoice_id", inv.ID, inv.Status)
 }
 
 func (a *applier) subscription(sub billing.Subscription) error {
-	if _, err := a.flagUnknownStatus(billing.KindSubscription, "subscription_id", sub.ID, sub.Status); err != nil {
-		return err
-	}
 	if churned(sub.Status) {
 		// Open cases, and written-off ones (churned outranks written_off).
 		cs, err := a.s.st.byLink(a.ctx, a.tx, KindPaymentFailure, "subscription_id", sub.ID, false)
@@ -842,7 +802,10 @@ func (a *applier) subscription(sub billing.Subscription) error {
 	if err := a.trial(sub); err != nil {
 		return err
 	}
-	return a.cancellation(sub)
+	if err := a.cancellation(sub); err != nil {
+		return err
+	}
+	return a.flagUnknownStatus(knownStatus(billing.KindSubscription), "subscription_id", sub.ID, sub.Status)
 }
 
 // trialTarget is what a trial_conversion case should be for a subscription
