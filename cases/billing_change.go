@@ -495,7 +495,7 @@ func (a *applier) dispute(d billing.Dispute) error {
 	note := ""
 	inquiry := disputes.IsInquiry(d.Status)
 	fresh := func() Case {
-		pr := a.s.sla.disputePriority(d.Amount, d.EvidenceDueBy, a.now)
+		pr := a.s.sla.disputePriority(d, a.now)
 		kind := "Dispute"
 		if inquiry {
 			kind = "Inquiry"
@@ -539,6 +539,21 @@ func (a *applier) dispute(d billing.Dispute) error {
 	return nil
 }
 
+// disputePriority is high, or urgent for a large amount or a near deadline.
+// Whether a deadline is near is the disputes package's rule (a response is
+// awaited, one is possible, and less than DisputeUrgentWithin is left), not
+// a second copy of it here.
+func (p SLAPolicy) disputePriority(d billing.Dispute, now time.Time) Priority {
+	if p.Priority.DisputeUrgentAmount > 0 && d.Amount >= p.Priority.DisputeUrgentAmount {
+		return PriorityUrgent
+	}
+	if info := disputes.Deadline(d, now); info.AwaitingResponse && !info.NoResponsePossible &&
+		info.Left <= p.Priority.DisputeUrgentWithin.D() {
+		return PriorityUrgent
+	}
+	return PriorityHigh
+}
+
 // disputeFields keeps a dispute case's amount, inquiry flag, evidence due
 // time (and the resolution due time that follows it) and priority current.
 func (a *applier) disputeFields(c *Case, d billing.Dispute) {
@@ -563,7 +578,7 @@ func (a *applier) disputeFields(c *Case, d billing.Dispute) {
 		}
 	}
 	if c.IsOpen() {
-		if pr := a.s.sla.disputePriority(d.Amount, d.EvidenceDueBy, a.now); pr.Rank() > c.Priority.Rank() {
+		if pr := a.s.sla.disputePriority(d, a.now); pr.Rank() > c.Priority.Rank() {
 			c.Priority = pr
 		}
 	}

@@ -209,14 +209,3 @@ func (p SLAPolicy) disputeResolutionDue(dueBy, now time.Time) time.Time {
 	}
 	return dueBy.Add(-margin)
 }
-
-// disputePriority is high, or urgent for a large amount or a near deadline.
-func (p SLAPolicy) disputePriority(amount int64, dueBy *time.Time, now time.Time) Priority {
-	if p.Priority.DisputeUrgentAmount > 0 && amount >= p.Priority.DisputeUrgentAmount {
-		return PriorityUrgent
-	}
-	if dueBy != nil && !dueBy.IsZero() && dueBy.Sub(now) <= p.Priority.DisputeUrgentWithin.D() {
-		return PriorityUrgent
-	}
-	return PriorityHigh
-}
