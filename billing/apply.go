@@ -516,6 +516,13 @@ func (s *Store) applyRefund(ctx context.Context, env envelope, ch *Change) (time
 	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
+	if in.CustomerID == "" { // a customer found before (from the provider) is kept
+		st, err := s.Refund(ctx, in.ID)
+		if err != nil && !errs.Is(err, errs.ENOTFOUND) {
+			return timelineRecord{}, err
+		}
+		in.CustomerID = st.CustomerID
+	}
 	if _, err := s.customerFromProvider(ctx, &in.CustomerID, in.ChargeID, ch); err != nil {
 		return timelineRecord{}, err
 	}
@@ -566,6 +573,13 @@ func (s *Store) applyDispute(ctx context.Context, env envelope, ch *Change) (tim
 	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
+	if in.CustomerID == "" { // a customer found before (from the provider) is kept
+		st, err := s.Dispute(ctx, in.ID)
+		if err != nil && !errs.Is(err, errs.ENOTFOUND) {
+			return timelineRecord{}, err
+		}
+		in.CustomerID = st.CustomerID
+	}
 	if c, err := s.customerFromProvider(ctx, &in.CustomerID, in.ChargeID, ch); err != nil {
 		return timelineRecord{}, err
 	} else if c != nil && in.CardBrand == "" {
@@ -613,6 +627,13 @@ func (s *Store) applyFraudWarning(ctx context.Context, env envelope, ch *Change)
 	in.Version = env.version()
 	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
+	}
+	if in.CustomerID == "" { // a customer found before (from the provider) is kept
+		st, err := s.FraudWarning(ctx, in.ID)
+		if err != nil && !errs.Is(err, errs.ENOTFOUND) {
+			return timelineRecord{}, err
+		}
+		in.CustomerID = st.CustomerID
 	}
 	if _, err := s.customerFromProvider(ctx, &in.CustomerID, in.ChargeID, ch); err != nil {
 		return timelineRecord{}, err
