@@ -55,7 +55,16 @@ const (
 //     payment_failure cases; trial_will_end without a default payment method
 //     opens trial_conversion, which active converts and
 //     canceled/paused/unpaid/incomplete_expired loses; cancel_at_period_end
-//     opens cancellation, turning false retains it, deletion cancels it.
+//     opens cancellation, turning false retains it, deletion cancels it;
+//   - any of these whose current status Recourse does not know: its open
+//     cases stay put, flagged NeedsAttention, and the timeline says so;
+//   - the echo of a Recourse action (Options.Echoes): no new case, and
+//     "Stripe confirmed act_…" on the action's case;
+//   - invoice.upcoming (Change.Upcoming): nothing — a notice for the
+//     customer's billing timeline only.
+//
+// A stale change (the mirror held a newer state) is recorded as arriving
+// after a newer update, never narrated as if it applied.
 //
 // It returns EINVALID only for a change that can never apply (no event id,
 // or no object of the kind it names); other errors are worth a retry.
