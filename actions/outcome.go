@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -52,8 +53,26 @@ func OutcomeMoves(t Type, succeeded bool) []cases.Move {
 
 // moveCase fires the outcome's move on a's case inside tx, the transaction
 // that records the outcome.
+//
+// One exception to the table: a cancellation with a prorated refund is
+// settled by that refund. The cancellation case stays open (so the refund,
+// filed right after on the same case, passes the open-case rule, and a
+// person sees it if the refund waits for approval or fails) and closes
+// `canceled` when the refund succeeds.
 func (s *Service) moveCase(ctx context.Context, tx *gorm.DB, a Action, succeeded bool) error {
 	moves := OutcomeMoves(a.Type, succeeded)
+	if succeeded && a.Type == CancelSubscription && proratedRefundFollows(a) {
+		return nil
+	}
+	if succeeded && a.Type == Refund {
+		settles, err := settlesCancellation(ctx, tx, a.CaseID)
+		if err != nil {
+			return err
+		}
+		if settles {
+			moves = append(moves, cases.Move{Kind: cases.KindCancellation, Event: "cancel"})
+		}
+	}
 	if len(moves) == 0 {
 		return nil
 	}
@@ -66,4 +85,27 @@ func (s *Service) moveCase(ctx context.Context, tx *gorm.DB, a Action, succeeded
 		return fmt.Errorf("move case %s after action %s: %w", a.CaseID, a.ID, err)
 	}
 	return nil
+}
+
+// proratedRefundFollows reports whether a is a cancellation that files a
+// prorated refund once it succeeds.
+func proratedRefundFollows(a Action) bool {
+	var p Params
+	return json.Unmarshal(a.Params, &p) == nil && p.ProratedRefund > 0
+}
+
+// settlesCancellation reports whether a refund on caseID is the prorated
+// refund of a cancellation that succeeded there.
+func settlesCancellation(ctx context.Context, tx *gorm.DB, caseID string) (bool, error) {
+	var rows []row
+	if err := tx.WithContext(ctx).Where("case_id = ? AND type = ? AND status = ?", caseID, string(CancelSubscription), string(StatusSucceeded)).
+		Find(&rows).Error; err != nil {
+		return false, fmt.Errorf("find the cancellation behind a refund on case %s: %w", caseID, err)
+	}
+	for _, r := range rows {
+		if proratedRefundFollows(r.action()) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

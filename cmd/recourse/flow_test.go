@@ -258,6 +258,38 @@ func TestActionsMoveTheirCasesOverHTTP(t *testing.T) {
 		wantCase(t, getCase(cn), "canceled", "closed")
 		movedBy(cn, "cancel", "e2e-agent")
 
+		// A cancellation with a prorated refund is settled by the refund:
+		// the case stays open while the refund waits for approval, and
+		// closes canceled when it succeeds.
+		other := g.ActiveRenews(start, 0)
+		for _, e := range other {
+			in.post(e)
+		}
+		in.drained(admin)
+		sub2 := lastOf(other, "customer.subscription.created").Object["id"].(string)
+		cp := open("cancellation", map[string]any{"subscription": sub2})
+		act(agent, cp, "cancel-prorated", map[string]any{"type": "cancel_subscription", "params": map[string]any{"mode": "now", "refund": "prorated"}, "reason": "moving abroad"})
+		_, acts := in.do("GET", "/api/v1/cases/"+cp+"/actions", admin, nil, nil)
+		var refund map[string]any
+		for _, x := range acts["data"].([]any) {
+			if x := x.(map[string]any); x["type"] == "refund" {
+				refund = x
+			}
+		}
+		if refund == nil {
+			t.Fatalf("no prorated refund filed: %v", acts)
+		}
+		t.Logf("prorated refund of %v: %v", refund["amount"], refund["status"])
+		if refund["status"] == "pending_approval" {
+			wantCase(t, getCase(cp), "requested", "open")
+			if code, done := in.do("POST", "/api/v1/actions/"+refund["id"].(string)+"/approve", sup, jsonBody(map[string]any{"reason": "ok"}), nil); code != 200 || done["status"] != "succeeded" {
+				t.Fatalf("approve prorated refund: %d %v", code, done)
+			}
+		} else if refund["status"] != "succeeded" {
+			t.Fatalf("prorated refund: %v", refund)
+		}
+		wantCase(t, getCase(cp), "canceled", "closed")
+
 		dispute := lastOf(cb, "charge.dispute.created").Object
 		dc := in.caseOf(admin, "dispute", dispute["id"].(string))["id"].(string)
 		act(analyst, dc, "accept", map[string]any{"type": "accept_dispute", "reason": "no proof of delivery"})
