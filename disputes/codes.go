@@ -1,6 +1,10 @@
 package disputes
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/recourse-hq/recourse/billing"
+)
 
 // Card brands as Stripe names them (payment_method_details.card.brand).
 // Brands are open strings; these are the ones with network reason code
@@ -186,8 +190,11 @@ var knownStatuses = map[string]bool{
 func KnownStatus(status string) bool { return knownStatuses[normalizeStatus(status)] }
 
 // IsInquiry reports whether status is an inquiry's (warning_*: a retrieval,
-// not yet a chargeback).
-func IsInquiry(status string) bool { return strings.HasPrefix(normalizeStatus(status), "warning_") }
+// not yet a chargeback). The mirror's object knows it too (billing cannot
+// import this package), so this asks it: one rule.
+func IsInquiry(status string) bool {
+	return billing.Dispute{Status: normalizeStatus(status)}.IsInquiry()
+}
 
 // IsFinal reports whether status is one a dispute ends in: won, lost,
 // warning_closed, prevented (API 2025-08-27: stopped before becoming a
