@@ -19,6 +19,7 @@ import (
 	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -52,7 +53,7 @@ func (f *fakeCases) Record(_ context.Context, _ *gorm.DB, caseID, actor, typ, su
 	return nil
 }
 
-func (f *fakeCases) OpenCaseFor(_ context.Context, _ *gorm.DB, kind, subject string) (actions.CaseRef, bool, error) {
+func (f *fakeCases) OpenRefFor(_ context.Context, _ *gorm.DB, kind cases.Kind, subject string) (actions.CaseRef, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.cases {
@@ -61,6 +62,18 @@ func (f *fakeCases) OpenCaseFor(_ context.Context, _ *gorm.DB, kind, subject str
 		}
 	}
 	return actions.CaseRef{}, false, nil
+}
+
+func (f *fakeCases) ApplyActionOutcome(_ context.Context, _ *gorm.DB, caseID string, moves []cases.Move, actor, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.cases[caseID]
+	for _, m := range moves {
+		if m.Kind == c.Kind {
+			f.timeline[caseID] = append(f.timeline[caseID], actor+"|move|"+m.Event+"|"+reason)
+		}
+	}
+	return nil
 }
 
 func (f *fakeCases) entries(caseID string) []string {
@@ -298,7 +311,7 @@ func (h *harness) seed(caseID, kind string, amount int64) actions.CaseRef {
 	now := h.clock.Now()
 	start, end := now.Add(-10*24*time.Hour), now.Add(20*24*time.Hour)
 	sfx := caseID
-	c := actions.CaseRef{ID: caseID, Kind: kind, State: "open", Status: "open", Customer: "cus_" + sfx, Subscription: "sub_" + sfx, Invoice: "in_" + sfx, Charge: "ch_" + sfx}
+	c := actions.CaseRef{ID: caseID, Kind: cases.Kind(kind), State: "open", Status: cases.StatusOpen, Customer: "cus_" + sfx, Subscription: "sub_" + sfx, Invoice: "in_" + sfx, Charge: "ch_" + sfx}
 	h.mirror.mu.Lock()
 	h.mirror.subs[c.Subscription] = billing.Subscription{ID: c.Subscription, CustomerID: c.Customer, Status: "active", Currency: "usd", Amount: amount,
 		CurrentPeriodStart: &start, CurrentPeriodEnd: &end, LatestInvoiceID: c.Invoice}

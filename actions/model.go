@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/cases"
 )
 
 // Type is an action type.
@@ -157,29 +158,24 @@ func deref(s *string) string {
 
 func ptr[T any](v T) *T { return &v }
 
-// CaseRef is what actions need to know about a case.
-type CaseRef struct {
-	ID           string
-	Kind         string
-	State        string
-	Status       string // open, closed
-	Customer     string
-	Subscription string
-	Invoice      string
-	Charge       string
-	Dispute      string
-}
+// CaseRef is what actions need to know about a case: the case package's
+// own view (one vocabulary; the alias keeps this package's signatures short).
+type CaseRef = cases.Ref
 
-// Cases is the slice of the case service that actions use. Every method
-// works inside tx, the action's transaction.
+// Cases is the slice of the case service that actions use
+// (*cases.Service). Every method works inside tx, the action's transaction.
 type Cases interface {
 	// Lookup returns the case; errs ENOTFOUND when unknown.
-	Lookup(ctx context.Context, tx *gorm.DB, caseID string) (CaseRef, error)
-	// Record appends a timeline entry to the case. actor is a person's name
-	// or "system"; a person's entry counts as the case's first response.
+	Lookup(ctx context.Context, tx *gorm.DB, caseID string) (cases.Ref, error)
+	// Record appends a timeline entry to the case. actor is a person's name,
+	// cases.SystemActor or cases.StripeActor; a person's entry counts as
+	// the case's first response.
 	Record(ctx context.Context, tx *gorm.DB, caseID, actor, entryType, summary, eventID string) error
-	// OpenCaseFor returns the open case of kind on subject, if any.
-	OpenCaseFor(ctx context.Context, tx *gorm.DB, kind, subjectID string) (CaseRef, bool, error)
+	// OpenRefFor returns the open case of kind on subject, if any.
+	OpenRefFor(ctx context.Context, tx *gorm.DB, kind cases.Kind, subjectID string) (cases.Ref, bool, error)
+	// ApplyActionOutcome fires, through the case's FSM, the move of moves
+	// that fits the case (see outcomeMoves), on behalf of actor.
+	ApplyActionOutcome(ctx context.Context, tx *gorm.DB, caseID string, moves []cases.Move, actor, reason string) error
 }
 
 // Mirror is the slice of the billing mirror that policy checks read.

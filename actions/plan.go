@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
@@ -19,7 +20,7 @@ func authorize(p auth.Principal, c CaseRef, t Type) error {
 	switch {
 	case t == AcceptDispute && !auth.Allowed(p.Role, auth.PermDisputeAccept):
 		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not accept disputes; an analyst or supervisor can", p.Role)
-	case c.Kind == "dispute" && t != Refund && !auth.Allowed(p.Role, auth.PermDisputesWork):
+	case c.Kind == cases.KindDispute && t != Refund && !auth.Allowed(p.Role, auth.PermDisputesWork):
 		// Refunds are decided in planRefund, after the double-loss check, so
 		// anyone asking learns why a chargeback is never refunded.
 		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not act on dispute cases", p.Role)
@@ -34,7 +35,7 @@ func admit(p auth.Principal, c CaseRef, t Type) error {
 	if err := authorize(p, c, t); err != nil {
 		return err
 	}
-	if c.Status != "open" {
+	if !c.IsOpen() {
 		return errs.Coded(errs.ECONFLICT, "case_closed", "case %s is closed; reopen it before acting on it", c.ID)
 	}
 	return nil
@@ -150,11 +151,11 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 	if ch.Disputed && len(disputes) == 0 {
 		return plan{}, errs.Coded(errs.ECONFLICT, "charge_disputed", "charge %s is marked disputed; refunding it would lose the money twice. Wait for the dispute to reach Recourse and work it instead.", chargeID)
 	}
-	if c.Kind == "dispute" && !auth.Allowed(p.Role, auth.PermDisputesWork) {
+	if c.Kind == cases.KindDispute && !auth.Allowed(p.Role, auth.PermDisputesWork) {
 		return plan{}, errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not act on dispute cases; an analyst decides whether to refund an inquiry", p.Role)
 	}
 	// An open early fraud warning is worked in its own case.
-	if fw, open, err := s.cases.OpenCaseFor(ctx, tx, "fraud_warning", chargeID); err != nil {
+	if fw, open, err := s.cases.OpenRefFor(ctx, tx, cases.KindFraudWarning, chargeID); err != nil {
 		return plan{}, err
 	} else if open && fw.ID != c.ID {
 		return plan{}, errs.Coded(errs.ECONFLICT, "fraud_warning_open",
@@ -191,7 +192,7 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 		}
 		stripeReason = rp.RefundReason
 	}
-	if c.Kind == "fraud_warning" {
+	if c.Kind == cases.KindFraudWarning {
 		stripeReason = "fraudulent"
 	}
 	var approval []string

@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
@@ -64,7 +65,7 @@ func (s *Service) needsApprovalNow(ctx context.Context, tx *gorm.DB, r row, pl p
 		return r, false, err
 	}
 	summary := fmt.Sprintf("%s (%s) now needs a supervisor's approval before it is sent (%s)", capitalize(describe(out.action())), r.ID, strings.Join(pl.approval, "; "))
-	if err := s.cases.Record(ctx, tx, r.CaseID, "system", "action_requested", summary, ""); err != nil {
+	if err := s.cases.Record(ctx, tx, r.CaseID, cases.SystemActor, "action_requested", summary, ""); err != nil {
 		return out, false, err
 	}
 	return out, true, s.audit.Record(ctx, tx, audit.Entry{Action: "action.approval_required." + r.Type, CaseID: r.CaseID, ObjectType: "action", ObjectID: r.ID,

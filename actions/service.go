@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -111,6 +113,14 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 	}
 	if s.provider == nil {
 		return Outcome{}, errs.Coded(errs.EUNAVAILABLE, "provider_not_configured", "no billing provider is configured (RECOURSE_STRIPE_API_KEY)")
+	}
+	// A request that names no known action is refused as such before the
+	// case's state is looked at: it could never be done, open case or not.
+	if r.Type == "" {
+		return Outcome{}, errs.Coded(errs.EINVALID, "type_required", "type is required: one of %v", Types())
+	}
+	if !slices.Contains(Types(), r.Type) {
+		return Outcome{}, errs.Coded(errs.EINVALID, "unknown_action", "unknown action type %q: one of %v", r.Type, Types())
 	}
 	hash := hashRequest(caseID, r)
 	if prev, found, err := s.byClientKey(ctx, p.Name, clientKey); err != nil {
@@ -416,7 +426,7 @@ func (s *Service) lease(ctx context.Context, id string) (leased, error) {
 			return nil
 		}
 		l.refusal = err
-		l.refused, err = s.refuse(ctx, tx, r, StatusExecuting, "system", "", e, nil)
+		l.refused, err = s.refuse(ctx, tx, r, StatusExecuting, cases.SystemActor, "", e, nil)
 		return err
 	})
 	if err != nil {
@@ -505,7 +515,10 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		if r.RowsAffected == 0 {
 			return nil // finished by another execution meanwhile
 		}
-		if err := s.cases.Record(ctx, tx, a.CaseID, "system", entryType, summary, ""); err != nil {
+		if err := s.cases.Record(ctx, tx, a.CaseID, cases.SystemActor, entryType, summary, ""); err != nil {
+			return err
+		}
+		if err := s.moveCase(ctx, tx, a, callErr == nil); err != nil {
 			return err
 		}
 		return s.audit.Record(ctx, tx, audit.Entry{Action: "action.provider_call." + string(a.Type), CaseID: a.CaseID, ObjectType: "action",
@@ -541,7 +554,7 @@ func (s *Service) requestProratedRefund(ctx context.Context, parent Action, p Pa
 	if err != nil {
 		s.log.Warn("prorated refund after cancellation was not filed", "action_id", parent.ID, "err", err)
 		_ = s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
-			return s.cases.Record(ctx, tx, parent.CaseID, "system", "action_failed", "Prorated refund after cancellation was not filed: "+err.Error(), "")
+			return s.cases.Record(ctx, tx, parent.CaseID, cases.SystemActor, "action_failed", "Prorated refund after cancellation was not filed: "+err.Error(), "")
 		})
 	}
 }

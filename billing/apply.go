@@ -149,8 +149,21 @@ func (s *Store) Apply(ctx context.Context, ev ProviderEvent) (Change, error) {
 		return Change{}, invalidPayload("event %s (%s) carries a %q, not a %s", env.ID, typ, got, objectNames[kind])
 	}
 	id := env.Object.str("id")
+	if id == "" && kind == KindDispute {
+		// The oldest API versions kept one dispute per charge, without an
+		// id of its own: key it by its charge.
+		if charge := env.Object.id("charge"); charge != "" {
+			id = charge
+			env.Object["id"] = charge
+		}
+	}
 	if id == "" && typ != string(stripe.EventTypeInvoiceUpcoming) {
-		return Change{}, invalidPayload("event %s (%s) carries a %s without an id", env.ID, typ, kind)
+		what := ""
+		if kind == KindDispute {
+			what = " (nor the charge it is on)"
+		}
+		return Change{}, invalidPayload("event %s (%s) carries a %s without an id%s: Recourse cannot tell which %s it is about",
+			env.ID, typ, kind, what, kind)
 	}
 	if len(id) > maxIDLen {
 		return Change{}, invalidPayload("event %s (%s) carries an object id longer than %d characters", env.ID, typ, maxIDLen)
@@ -158,7 +171,12 @@ func (s *Store) Apply(ctx context.Context, ev ProviderEvent) (Change, error) {
 	ch := Change{
 		EventID: env.ID, EventType: typ, EventCreated: env.Created,
 		RequestID: env.RequestID, IdempotencyKey: env.IdempotencyKey,
-		Object: kind, ObjectID: id, Previous: env.Previous, EventObject: env.Object,
+		Object: kind, ObjectID: id, Previous: env.previous(),
+		Upcoming: typ == string(stripe.EventTypeInvoiceUpcoming),
+	}
+	if kind == KindSubscription {
+		sent := parseSubscription(env.Object, env)
+		ch.EventSubscription = &sent
 	}
 
 	if entry, found, err := s.timelineEntryByEvent(ctx, env.ID); err != nil {
@@ -498,6 +516,16 @@ func (s *Store) applyRefund(ctx context.Context, env envelope, ch *Change) (time
 	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
+	if in.CustomerID == "" { // a customer found before (from the provider) is kept
+		st, err := s.Refund(ctx, in.ID)
+		if err != nil && !errs.Is(err, errs.ENOTFOUND) {
+			return timelineRecord{}, err
+		}
+		in.CustomerID = st.CustomerID
+	}
+	if _, err := s.customerFromProvider(ctx, &in.CustomerID, in.ChargeID, ch); err != nil {
+		return timelineRecord{}, err
+	}
 	row, first, v, err := s.upsertRefund(ctx, in, env, jsonObject(env.Previous).str("status"))
 	if err != nil {
 		return timelineRecord{}, err
@@ -545,6 +573,18 @@ func (s *Store) applyDispute(ctx context.Context, env envelope, ch *Change) (tim
 	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
+	if in.CustomerID == "" { // a customer found before (from the provider) is kept
+		st, err := s.Dispute(ctx, in.ID)
+		if err != nil && !errs.Is(err, errs.ENOTFOUND) {
+			return timelineRecord{}, err
+		}
+		in.CustomerID = st.CustomerID
+	}
+	if c, err := s.customerFromProvider(ctx, &in.CustomerID, in.ChargeID, ch); err != nil {
+		return timelineRecord{}, err
+	} else if c != nil && in.CardBrand == "" {
+		in.CardBrand = c.CardBrand
+	}
 	prevStatus := jsonObject(env.Previous).str("status")
 	row, first, v, err := upsert(ctx, s, &disputeRow{Dispute: in, PrevStatus: prevStatus}, func(st *disputeRow) (*disputeRow, verdict) {
 		v := compareStates(
@@ -586,6 +626,16 @@ func (s *Store) applyFraudWarning(ctx context.Context, env envelope, ch *Change)
 	in := parseFraudWarning(env.Object, env)
 	in.Version = env.version()
 	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
+		return timelineRecord{}, err
+	}
+	if in.CustomerID == "" { // a customer found before (from the provider) is kept
+		st, err := s.FraudWarning(ctx, in.ID)
+		if err != nil && !errs.Is(err, errs.ENOTFOUND) {
+			return timelineRecord{}, err
+		}
+		in.CustomerID = st.CustomerID
+	}
+	if _, err := s.customerFromProvider(ctx, &in.CustomerID, in.ChargeID, ch); err != nil {
 		return timelineRecord{}, err
 	}
 	// A warning stops being actionable (refunded or disputed); never the reverse.

@@ -168,7 +168,7 @@ func TestApplyEachEventType(t *testing.T) {
 				eq(t, "cancel at period end", ch.Subscription.CancelAtPeriodEnd, true)
 				eq(t, "cancel at", ptrDay(ch.Subscription.CancelAt), "2026-12-01")
 				eq(t, "feedback", ch.Subscription.CancellationFeedback, "too_expensive")
-				eq(t, "previous", ch.Previous["cancel_at_period_end"], any(false))
+				eq(t, "previous", ch.Previous.CancelAtPeriodEnd != nil && !*ch.Previous.CancelAtPeriodEnd, true)
 			}},
 		{name: "subscription cancel at period end off", typ: "customer.subscription.updated",
 			obj: func(f *fixture) map[string]any {

@@ -211,17 +211,21 @@ type Change struct {
 	// changed, no second timeline fact was recorded, and Summary is the fact
 	// recorded the first time.
 	Duplicate bool
-	// EventObject is data.object exactly as this event carried it: the
-	// object's state at the time of the event, which for a stale event is
-	// older than the mirror's (e.g. whether a trial reminder went out
-	// without a payment method).
-	EventObject map[string]any
-	// ActionCaseID is set (by the webhook dispatcher, not the mirror) when
-	// the event is the provider's echo of a Recourse action taken on that
-	// case: case handling then records it there and opens no new case.
-	ActionCaseID string
-	// Previous is the event's data.previous_attributes (updated events).
-	Previous map[string]any
+	// Previous holds the previous_attributes (updated events) that case
+	// handling reads, typed.
+	Previous Previous
+	// EventSubscription is the subscription exactly as this event carried it
+	// (subscription events only): its state at the time of the event, which
+	// for a stale event is older than the mirror's (e.g. whether a trial
+	// reminder went out without a payment method).
+	EventSubscription *Subscription
+	// ChargeLookup is set when the event's object (a dispute, refund or
+	// early fraud warning) is on a charge the mirror has never seen and the
+	// provider was asked for it.
+	ChargeLookup *ChargeLookup
+	// Upcoming is true for invoice.upcoming: a preview of the next renewal
+	// (Invoice carries it, without an id), a notice rather than an object.
+	Upcoming bool
 
 	Customer     *Customer
 	Subscription *Subscription
@@ -234,6 +238,29 @@ type Change struct {
 	// Summary is the timeline sentence an agent reads, e.g. "Renewal failed
 	// (attempt 2 of 4, card_declined), next retry 2026-11-25".
 	Summary string
+}
+
+// ChargeLookup is how the customer of a charge the mirror has never seen
+// was looked up at the provider.
+type ChargeLookup struct {
+	ChargeID string
+	// Fetched is true when the provider answered; CustomerID is then the
+	// charge's customer ("" for a charge without one).
+	Fetched    bool
+	CustomerID string
+	// Err says why the provider could not be asked (unreachable, timeout,
+	// refused) when Fetched is false.
+	Err string
+}
+
+// Previous is what an updated event's previous_attributes said about the
+// fields Recourse reacts to. A nil pointer means the field did not change.
+type Previous struct {
+	// Status is the status the object left ("" when it did not change).
+	Status string
+	// CancelAtPeriodEnd is a subscription's cancel_at_period_end before
+	// the event.
+	CancelAtPeriodEnd *bool
 }
 
 // TimelineEntry is one fact on a customer's billing timeline.

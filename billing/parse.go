@@ -200,12 +200,31 @@ func (o jsonObject) firstTime(paths ...[]string) *time.Time {
 // keyPath spells a path for the first* helpers.
 func keyPath(path ...string) []string { return path }
 
-// createdOr returns the object's created time, or fallback when absent.
+// createdOr returns the object's created time (before 2019 an invoice's
+// "date" played that role), or fallback when absent.
 func (o jsonObject) createdOr(fallback time.Time) time.Time {
-	if t := o.time("created"); t != nil {
+	if t := o.firstTime(keyPath("created"), keyPath("date")); t != nil {
 		return *t
 	}
 	return fallback.UTC()
+}
+
+// invoiceStatus is the invoice's status, derived for payloads older than
+// API 2018-11-08, which had none: forgiven → uncollectible, paid → paid,
+// anything else (closed or not) → open, since money is still owed.
+func invoiceStatus(o jsonObject) string {
+	if st := o.str("status"); st != "" {
+		return st
+	}
+	switch {
+	case o.bool("forgiven"):
+		return "uncollectible"
+	case o.bool("paid"):
+		return "paid"
+	case o.has("paid") || o.has("closed"):
+		return "open"
+	}
+	return ""
 }
 
 // --- envelope -------------------------------------------------------------
@@ -219,6 +238,16 @@ type envelope struct {
 	Previous       map[string]any
 	RequestID      string
 	IdempotencyKey string
+}
+
+// previous types the previous_attributes case handling reads.
+func (e envelope) previous() Previous {
+	prev := jsonObject(e.Previous)
+	p := Previous{Status: prev.str("status")}
+	if v, ok := e.Previous["cancel_at_period_end"].(bool); ok {
+		p.CancelAtPeriodEnd = &v
+	}
+	return p
 }
 
 func parseEnvelope(ev ProviderEvent) (envelope, error) {
@@ -360,7 +389,7 @@ func parseInvoice(o jsonObject, env envelope) Invoice {
 			keyPath("payment_intent"),
 			keyPath("payments", "0", "payment", "payment_intent"),
 		),
-		Status:             o.str("status"),
+		Status:             invoiceStatus(o),
 		BillingReason:      o.str("billing_reason"),
 		AttemptCount:       int(o.int("attempt_count")),
 		NextPaymentAttempt: o.time("next_payment_attempt"),

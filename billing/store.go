@@ -29,6 +29,25 @@ type Store struct {
 	tx          *gorm.DB // set by In: every statement runs in this transaction
 	clock       clock.Clock
 	maxAttempts int
+	// fetcher, when set, supplies the charge behind a dispute, refund or
+	// early fraud warning the mirror has never seen; each call is bounded
+	// by fetchTimeout.
+	fetcher      Fetcher
+	fetchTimeout time.Duration
+}
+
+// WithFetcher lets the store ask the provider for a charge it has never
+// mirrored, to link a dispute, refund or early fraud warning on it to its
+// customer (and card). Each lookup runs inside the event's transaction,
+// bounded by timeout (the provider client's own timeout applies too);
+// when it fails the event still applies and Change.ChargeLookup says why.
+func WithFetcher(f Fetcher, timeout time.Duration) StoreOption {
+	return func(s *Store) {
+		s.fetcher = f
+		if timeout > 0 {
+			s.fetchTimeout = timeout
+		}
+	}
 }
 
 // StoreOption tunes a Store.
@@ -46,7 +65,7 @@ func WithMaxPaymentAttempts(n int) StoreOption {
 
 // NewStore returns the mirror over d, taking every stored time from c.
 func NewStore(d *db.DB, c clock.Clock, opts ...StoreOption) *Store {
-	s := &Store{db: d, clock: c, maxAttempts: DefaultMaxPaymentAttempts}
+	s := &Store{db: d, clock: c, maxAttempts: DefaultMaxPaymentAttempts, fetchTimeout: 30 * time.Second}
 	for _, o := range opts {
 		o(s)
 	}
@@ -259,8 +278,30 @@ var (
 	invoiceOrder      = map[string]int64{"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
 	chargeOrder       = map[string]int64{"pending": 0, "failed": 1, "succeeded": 1}
 	refundOrder       = map[string]int64{"pending": 0, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3}
-	disputeOrder      = map[string]int64{"warning_needs_response": 0, "warning_under_review": 1, "warning_closed": 2, "needs_response": 3, "under_review": 4, "won": 5, "lost": 5, "prevented": 5}
+	disputeOrder      = map[string]int64{"warning_needs_response": 0, "warning_under_review": 1, "warning_closed": 2, "needs_response": 3, "under_review": 4, "won": 5, "lost": 5, "prevented": 5, "charge_refunded": 5}
 )
+
+// KnownStatus reports whether status is one Recourse knows for objects of
+// kind (subscriptions, invoices, charges, refunds; disputes are the
+// disputes package's). Statuses are open strings: newer API versions add
+// values, and callers keep what they do not know.
+func KnownStatus(kind ObjectKind, status string) bool {
+	var order map[string]int64
+	switch kind {
+	case KindSubscription:
+		order = subscriptionOrder
+	case KindInvoice:
+		order = invoiceOrder
+	case KindCharge:
+		order = chargeOrder
+	case KindRefund:
+		order = refundOrder
+	default:
+		return true
+	}
+	_, ok := order[status]
+	return ok
+}
 
 // --- upsert -----------------------------------------------------------------
 
@@ -603,6 +644,32 @@ func (s *Store) resolveCustomer(ctx context.Context, customerID *string, chargeI
 	}
 	*customerID = c
 	return nil
+}
+
+// customerFromProvider fills *customerID from the provider's copy of the
+// charge when the mirror has never seen that charge (and a fetcher is
+// configured), and records on ch how that went. It returns the fetched
+// charge, if any. A provider that cannot be reached is not an error: the
+// event still applies, unlinked, and ch.ChargeLookup says so.
+func (s *Store) customerFromProvider(ctx context.Context, customerID *string, chargeID string, ch *Change) (*Charge, error) {
+	if s.fetcher == nil || *customerID != "" || chargeID == "" {
+		return nil, nil
+	}
+	if _, err := s.Charge(ctx, chargeID); err == nil {
+		return nil, nil // mirrored, just without a customer
+	} else if !errs.Is(err, errs.ENOTFOUND) {
+		return nil, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
+	defer cancel()
+	c, err := s.fetcher.FetchCharge(fctx, chargeID)
+	if err != nil {
+		ch.ChargeLookup = &ChargeLookup{ChargeID: chargeID, Err: err.Error()}
+		return nil, nil
+	}
+	ch.ChargeLookup = &ChargeLookup{ChargeID: chargeID, Fetched: true, CustomerID: c.CustomerID}
+	*customerID = c.CustomerID
+	return &c, nil
 }
 
 // customerHasPM reports whether the mirrored customer has a default payment

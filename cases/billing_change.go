@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
@@ -54,21 +55,38 @@ const (
 //     payment_failure cases; trial_will_end without a default payment method
 //     opens trial_conversion, which active converts and
 //     canceled/paused/unpaid/incomplete_expired loses; cancel_at_period_end
-//     opens cancellation, turning false retains it, deletion cancels it.
+//     opens cancellation, turning false retains it, deletion cancels it;
+//   - any of these whose current status Recourse does not know: its open
+//     cases stay put, flagged NeedsAttention, and the timeline says so;
+//   - the echo of a Recourse action (Options.Echoes): no new case, and
+//     "Stripe confirmed act_…" on the action's case;
+//   - invoice.upcoming (Change.Upcoming): nothing — a notice for the
+//     customer's billing timeline only.
+//
+// A stale change (the mirror held a newer state) is recorded as arriving
+// after a newer update, never narrated as if it applied.
 //
 // It returns EINVALID only for a change that can never apply (no event id,
 // or no object of the kind it names); other errors are worth a retry.
 func (s *Service) OnBillingChange(ctx context.Context, tx *gorm.DB, ch billing.Change) error {
+	if ch.Upcoming {
+		// A preview of the next renewal: a notice on the customer's billing
+		// timeline (the mirror wrote it), never a case.
+		return nil
+	}
 	if err := validateChange(ch); err != nil {
 		return err
 	}
 	if ch.Duplicate {
 		return nil // applied before: nothing changed
 	}
+	echo, isEcho, err := s.findEcho(ctx, tx, ch)
+	if err != nil {
+		return fmt.Errorf("cases: apply %s %s: %w", ch.EventType, ch.EventID, err)
+	}
 	// The echo of a Recourse action opens no case: the action's case is
 	// where it belongs (existing cases still follow the object's state).
-	a := &applier{s: s, ctx: ctx, tx: tx, ch: ch, mirror: s.reader(tx), now: s.clock.Now(), noCreate: ch.ActionCaseID != ""}
-	var err error
+	a := &applier{s: s, ctx: ctx, tx: tx, ch: ch, mirror: s.reader(tx), now: s.clock.Now(), noCreate: isEcho}
 	switch ch.Object {
 	case billing.KindDispute:
 		err = a.dispute(*ch.Dispute)
@@ -86,8 +104,8 @@ func (s *Service) OnBillingChange(ctx context.Context, tx *gorm.DB, ch billing.C
 	if err == nil {
 		err = a.backfillCustomer()
 	}
-	if err == nil && ch.ActionCaseID != "" {
-		err = a.recordOnActionCase(ch.ActionCaseID)
+	if err == nil && isEcho {
+		err = a.recordOnActionCase(echo)
 	}
 	if err != nil {
 		return fmt.Errorf("cases: apply %s %s: %w", ch.EventType, ch.EventID, err)
@@ -123,20 +141,26 @@ func (a *applier) backfillCustomer() error {
 	return nil
 }
 
+// findEcho asks the echo finder (if any) whether ch is the provider's echo
+// of a Recourse action. It writes nothing.
+func (s *Service) findEcho(ctx context.Context, tx *gorm.DB, ch billing.Change) (ActionEcho, bool, error) {
+	if s.echoes == nil {
+		return ActionEcho{}, false, nil
+	}
+	return s.echoes.FindEcho(ctx, tx, ch.IdempotencyKey, ch.Object, ch.ObjectID)
+}
+
 // recordOnActionCase puts the event on the timeline of the case whose
-// action caused it, unless something is there for it already (the actions
-// package records the provider's confirmation itself).
-func (a *applier) recordOnActionCase(caseID string) error {
-	if _, err := a.s.st.get(a.ctx, a.tx, caseID, false); errs.Is(err, errs.ENOTFOUND) {
+// action caused it, as the provider's confirmation of that action (once:
+// entries are unique per case, event and type).
+func (a *applier) recordOnActionCase(echo ActionEcho) error {
+	if _, err := a.s.st.get(a.ctx, a.tx, echo.CaseID, false); errs.Is(err, errs.ENOTFOUND) {
 		return nil // an action's case cannot vanish; nothing to record on
 	} else if err != nil {
 		return err
 	}
-	found, err := a.s.st.hasEvent(a.ctx, a.tx, caseID, a.ch.EventID, nil)
-	if err != nil || found {
-		return err
-	}
-	_, err = a.s.st.appendEntry(a.ctx, a.tx, a.entry(caseID, EntryProviderEvent, a.summary()+" — confirms an action taken on this case"))
+	summary := fmt.Sprintf("Stripe confirmed %s: %s", echo.ActionID, a.summary())
+	_, err := a.s.st.appendEntry(a.ctx, a.tx, a.entry(echo.CaseID, EntryProviderConfirmation, summary))
 	return err
 }
 
@@ -226,10 +250,20 @@ type plan struct {
 
 // summary is the sentence the event contributes to a timeline.
 func (a *applier) summary() string {
+	s := fmt.Sprintf("%s (%s %s)", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
 	if a.ch.Summary != "" {
-		return Redact(a.ch.Summary)
+		s = Redact(a.ch.Summary)
 	}
-	return fmt.Sprintf("%s (%s %s)", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+	if l := a.ch.ChargeLookup; l != nil {
+		switch {
+		case l.Fetched && l.CustomerID != "":
+			s += fmt.Sprintf(" — charge %s is not mirrored yet; Stripe says its customer is %s", l.ChargeID, l.CustomerID)
+		case !l.Fetched:
+			s += fmt.Sprintf(" — charge %s is not mirrored yet and Stripe could not be reached to find its customer; "+
+				"the case is linked when the charge arrives", l.ChargeID)
+		}
+	}
+	return s
 }
 
 // lockSubject serialises, across transactions, every find-or-create of a
@@ -339,7 +373,11 @@ func (a *applier) open(c Case, p plan) error {
 		}
 		return a.applyTo(existing, p)
 	}
-	summary := a.summary() + " — " + string(c.Kind) + " case opened in " + from
+	summary := a.summary()
+	if a.ch.Stale {
+		summary = fmt.Sprintf("%s (%s %s) arrived after a newer update", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+	}
+	summary += " — " + string(c.Kind) + " case opened in " + from
 	if len(fired) > 0 {
 		summary += ", now " + c.State + " (" + strings.Join(fired, ", ") + ")"
 	}
@@ -376,6 +414,12 @@ func (a *applier) applyTo(c Case, p plan) error {
 	if !changed && p.skipNoop {
 		return nil
 	}
+	if a.ch.Stale && !changed {
+		// The event lost the ordering to a newer update of its object: say
+		// so rather than narrate a change the case does not show.
+		_, err := a.s.st.appendEntry(a.ctx, a.tx, a.entry(c.ID, EntryStaleEvent, a.staleSummary()))
+		return err
+	}
 	if changed {
 		if err := a.s.save(a.ctx, a.tx, c, &next); err != nil {
 			return err
@@ -386,6 +430,12 @@ func (a *applier) applyTo(c Case, p plan) error {
 		typ = EntryProviderEvent
 	}
 	summary := a.summary()
+	if a.ch.Stale {
+		// Never narrate a stale event's fact as if it applied: the case
+		// follows the object's current state.
+		summary = fmt.Sprintf("%s (%s %s) arrived after a newer update; the case follows the current state",
+			a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+	}
 	if len(fired) > 0 {
 		typ = EntryTransition
 		if reopened {
@@ -404,6 +454,12 @@ func (a *applier) applyTo(c Case, p plan) error {
 	return err
 }
 
+// staleSummary narrates an event that arrived after a newer update of its
+// object and changed nothing.
+func (a *applier) staleSummary() string {
+	return fmt.Sprintf("%s (%s %s) arrived after a newer update; nothing changed", a.ch.EventType, a.ch.Object, a.ch.ObjectID)
+}
+
 // entry is a provider timeline entry for this change.
 func (a *applier) entry(caseID, typ, summary string) TimelineEntry {
 	occurred := a.ch.EventCreated.UTC()
@@ -418,14 +474,15 @@ func (a *applier) entry(caseID, typ, summary string) TimelineEntry {
 // ---- disputes and fraud warnings ----
 
 // disputeTarget maps a dispute status to the case state it implies, with
-// the work states consistent with it. Unknown statuses (newer API versions
-// add some) imply nothing.
+// the work states consistent with it. Each status the disputes package
+// knows is a state of the dispute lifecycle of the same name; unknown
+// statuses (newer API versions add some) imply nothing.
 func disputeTarget(status string) (string, []string) {
-	switch status {
-	case "warning_needs_response", "warning_under_review", "warning_closed", "under_review", "won", "lost":
+	switch {
+	case status == disputes.StatusNeedsResponse:
+		return status, []string{"preparing_evidence"}
+	case disputes.KnownStatus(status):
 		return status, nil
-	case "needs_response":
-		return "needs_response", []string{"preparing_evidence"}
 	}
 	return "", nil
 }
@@ -442,18 +499,16 @@ func (a *applier) dispute(d billing.Dispute) error {
 		entryType = EntryFundsBack
 	}
 	note := ""
-	if target == "" {
-		note = fmt.Sprintf("dispute status %q is not one Recourse knows; the case is left as it is", d.Status)
-	}
+	inquiry := disputes.IsInquiry(d.Status)
 	fresh := func() Case {
-		pr := a.s.sla.disputePriority(d.Amount, d.EvidenceDueBy, a.now)
+		pr := a.s.sla.disputePriority(d, a.now)
 		kind := "Dispute"
-		if d.IsInquiry() {
+		if inquiry {
 			kind = "Inquiry"
 		}
 		title := fmt.Sprintf("%s: %s, %s", kind, firstNonEmpty(d.Reason, "unknown reason"), formatMoney(d.Amount, d.Currency))
 		c := a.webhookCase(KindDispute, d.ID, pr, title, links)
-		if d.IsInquiry() {
+		if inquiry {
 			c.State = mustLifecycle(KindDispute).InquiryInitial
 			c.Tags = append(c.Tags, "inquiry")
 		}
@@ -468,6 +523,9 @@ func (a *applier) dispute(d billing.Dispute) error {
 			update: func(c *Case) { a.disputeFields(c, d) }}
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.flagUnknownStatus(disputes.KnownStatus, "dispute_id", d.ID, d.Status); err != nil {
 		return err
 	}
 	// A dispute on a charge resolves its open early-fraud-warning cases.
@@ -485,6 +543,21 @@ func (a *applier) dispute(d billing.Dispute) error {
 		}
 	}
 	return nil
+}
+
+// disputePriority is high, or urgent for a large amount or a near deadline.
+// Whether a deadline is near is the disputes package's rule (a response is
+// awaited, one is possible, and less than DisputeUrgentWithin is left), not
+// a second copy of it here.
+func (p SLAPolicy) disputePriority(d billing.Dispute, now time.Time) Priority {
+	if p.Priority.DisputeUrgentAmount > 0 && d.Amount >= p.Priority.DisputeUrgentAmount {
+		return PriorityUrgent
+	}
+	if info := disputes.Deadline(d, now); info.AwaitingResponse && !info.NoResponsePossible &&
+		info.Left <= p.Priority.DisputeUrgentWithin.D() {
+		return PriorityUrgent
+	}
+	return PriorityHigh
 }
 
 // disputeFields keeps a dispute case's amount, inquiry flag, evidence due
@@ -511,7 +584,7 @@ func (a *applier) disputeFields(c *Case, d billing.Dispute) {
 		}
 	}
 	if c.IsOpen() {
-		if pr := a.s.sla.disputePriority(d.Amount, d.EvidenceDueBy, a.now); pr.Rank() > c.Priority.Rank() {
+		if pr := a.s.sla.disputePriority(d, a.now); pr.Rank() > c.Priority.Rank() {
 			c.Priority = pr
 		}
 	}
@@ -647,9 +720,12 @@ func (a *applier) refund(r billing.Refund) error {
 	}
 	// Only a failed refund opens a case; later events of a refund that has
 	// one still land on its timeline.
-	return a.ensure(KindRefundFailure, r.ID, failed, fresh, func(c *Case, isNew bool) plan {
+	if err := a.ensure(KindRefundFailure, r.ID, failed, fresh, func(c *Case, isNew bool) plan {
 		return plan{links: links}
-	})
+	}); err != nil {
+		return err
+	}
+	return a.flagUnknownStatus(knownStatus(billing.KindRefund), "refund_id", r.ID, r.Status)
 }
 
 // ---- invoices and subscriptions ----
@@ -713,7 +789,7 @@ func (a *applier) invoice(inv billing.Invoice) error {
 		}
 		return c
 	}
-	return a.ensure(KindPaymentFailure, inv.ID, isFailure, fresh, func(c *Case, isNew bool) plan {
+	err = a.ensure(KindPaymentFailure, inv.ID, isFailure, fresh, func(c *Case, isNew bool) plan {
 		p := plan{target: target, links: links, skipNoop: !isFailure}
 		// A new failure of an invoice that is still open reopens a case that
 		// was closed meanwhile; a stale one (the mirror knows newer) never does.
@@ -723,6 +799,10 @@ func (a *applier) invoice(inv billing.Invoice) error {
 		}
 		return p
 	})
+	if err != nil {
+		return err
+	}
+	return a.flagUnknownStatus(knownStatus(billing.KindInvoice), "invoice_id", inv.ID, inv.Status)
 }
 
 func (a *applier) subscription(sub billing.Subscription) error {
@@ -743,7 +823,10 @@ func (a *applier) subscription(sub billing.Subscription) error {
 	if err := a.trial(sub); err != nil {
 		return err
 	}
-	return a.cancellation(sub)
+	if err := a.cancellation(sub); err != nil {
+		return err
+	}
+	return a.flagUnknownStatus(knownStatus(billing.KindSubscription), "subscription_id", sub.ID, sub.Status)
 }
 
 // trialTarget is what a trial_conversion case should be for a subscription
@@ -756,14 +839,6 @@ func trialTarget(status string) string {
 		return "lost"
 	}
 	return ""
-}
-
-// present reports whether a JSON value is set (not null, not "").
-func present(v any) bool {
-	if s, ok := v.(string); ok {
-		return s != ""
-	}
-	return v != nil
 }
 
 // lacksPaymentMethod reports whether neither the subscription nor its
@@ -793,8 +868,8 @@ func (a *applier) trial(sub billing.Subscription) error {
 		// a card added later (or a reminder delivered late) does not undo
 		// that the trial was about to end without one.
 		snap := sub
-		if a.ch.EventObject != nil {
-			snap.HasDefaultPaymentMethod = present(a.ch.EventObject["default_payment_method"]) || present(a.ch.EventObject["default_source"])
+		if a.ch.EventSubscription != nil {
+			snap.HasDefaultPaymentMethod = a.ch.EventSubscription.HasDefaultPaymentMethod
 		}
 		var err error
 		if lacks, err = a.lacksPaymentMethod(snap); err != nil {
@@ -821,16 +896,10 @@ func (a *applier) trial(sub billing.Subscription) error {
 	})
 }
 
-// prevBool reads a boolean from previous_attributes.
-func prevBool(prev map[string]any, key string) (bool, bool) {
-	v, ok := prev[key].(bool)
-	return v, ok
-}
-
 func (a *applier) cancellation(sub billing.Subscription) error {
-	was, changedNow := prevBool(a.ch.Previous, "cancel_at_period_end")
-	turnedOn := changedNow && !was
-	turnedOff := changedNow && was
+	was := a.ch.Previous.CancelAtPeriodEnd
+	turnedOn := was != nil && !*was
+	turnedOff := was != nil && *was
 	canceled := sub.Status == "canceled"
 	pending := sub.CancelAtPeriodEnd && !canceled
 	links := Links{Customer: strp(firstNonEmpty(a.ch.CustomerID, sub.CustomerID)), Subscription: strp(sub.ID)}

@@ -153,10 +153,33 @@ func TestDisputeOrderAndDuplicates(t *testing.T) {
 		f.mustApply(change(evID(), "charge.dispute.updated", t0.Add(time.Hour), nr))
 		wantState(t, f.only(KindDispute, "dp_work"), "preparing_evidence", StatusOpen)
 
-		// A status Recourse does not know leaves the case alone.
-		nr.Status = "prevented"
+		// A status Recourse does not know leaves the case where it is,
+		// flagged for a person, and the timeline says so.
+		nr.Status = "escalated_to_arbitration"
 		f.mustApply(change(evID(), "charge.dispute.updated", t0.Add(2*time.Hour), nr))
-		wantState(t, f.only(KindDispute, "dp_work"), "preparing_evidence", StatusOpen)
+		c = f.only(KindDispute, "dp_work")
+		wantState(t, c, "preparing_evidence", StatusOpen)
+		if !c.NeedsAttention {
+			t.Fatal("unknown status did not flag the case")
+		}
+		tl := f.timeline(c.ID)
+		if last := tl[len(tl)-1]; last.Type != EntryUnknownStatus ||
+			!strings.Contains(last.Summary, "Stripe reported status escalated_to_arbitration, which Recourse does not know yet") {
+			t.Fatalf("timeline: %+v", last)
+		}
+		// prevented (API 2025-08-27) and charge_refunded (older APIs) close
+		// the case with their own resolution.
+		for _, st := range []string{"prevented", "charge_refunded"} {
+			d := dispute("dp_"+st, "needs_response")
+			f.mustApply(change(evID(), "charge.dispute.created", t0, d))
+			d.Status = st
+			f.mustApply(change(evID(), "charge.dispute.closed", t0.Add(time.Hour), d))
+			c := f.only(KindDispute, "dp_"+st)
+			wantState(t, c, st, StatusClosed)
+			if deref(c.Resolution) != st || c.NeedsAttention {
+				t.Fatalf("%s: resolution %v, needs attention %v", st, deref(c.Resolution), c.NeedsAttention)
+			}
+		}
 
 	})
 }
@@ -421,7 +444,7 @@ func TestCancellationCases(t *testing.T) {
 		f := newFixture(t, d)
 		sub := billing.Subscription{ID: "sub_x", CustomerID: "cus_x", Status: "active", CancelAtPeriodEnd: true, CancellationFeedback: "too_expensive"}
 		on := change(evID(), "customer.subscription.updated", t0, sub)
-		on.Previous = map[string]any{"cancel_at_period_end": false}
+		on.Previous = billing.Previous{CancelAtPeriodEnd: ptrBool(false)}
 		f.mustApply(on)
 		c := f.only(KindCancellation, "sub_x")
 		wantState(t, c, "requested", StatusOpen)
@@ -431,13 +454,13 @@ func TestCancellationCases(t *testing.T) {
 		// Set back to false → retained.
 		sub.CancelAtPeriodEnd = false
 		off := change(evID(), "customer.subscription.updated", t0.Add(time.Hour), sub)
-		off.Previous = map[string]any{"cancel_at_period_end": true}
+		off.Previous = billing.Previous{CancelAtPeriodEnd: ptrBool(true)}
 		f.mustApply(off)
 		wantState(t, f.only(KindCancellation, "sub_x"), "retained", StatusClosed)
 		// Turned on again → the same case reopens.
 		sub.CancelAtPeriodEnd = true
 		again := change(evID(), "customer.subscription.updated", t0.Add(2*time.Hour), sub)
-		again.Previous = map[string]any{"cancel_at_period_end": false}
+		again.Previous = billing.Previous{CancelAtPeriodEnd: ptrBool(false)}
 		f.mustApply(again)
 		wantState(t, f.only(KindCancellation, "sub_x"), "requested", StatusOpen)
 		// Deleted → canceled.
@@ -453,7 +476,7 @@ func TestCancellationCases(t *testing.T) {
 			t.Fatal("deletion alone opened a cancellation case")
 		}
 		lateOn := change(evID(), "customer.subscription.updated", t0, gone)
-		lateOn.Previous = map[string]any{"cancel_at_period_end": false}
+		lateOn.Previous = billing.Previous{CancelAtPeriodEnd: ptrBool(false)}
 		lateOn.Stale = true
 		f.mustApply(lateOn)
 		wantState(t, f.only(KindCancellation, "sub_y"), "canceled", StatusClosed)
@@ -472,7 +495,7 @@ func TestCancellationCases(t *testing.T) {
 		// one case.
 		z := billing.Subscription{ID: "sub_z", Status: "active", CancelAtPeriodEnd: true}
 		zOn := change(evID(), "customer.subscription.updated", t0.Add(time.Hour), z)
-		zOn.Previous = map[string]any{"cancel_at_period_end": false}
+		zOn.Previous = billing.Previous{CancelAtPeriodEnd: ptrBool(false)}
 		f.mustApply(zOn)
 		if cs := f.casesFor(KindCancellation, "sub_z"); len(cs) != 1 || len(f.timeline(cs[0].ID)) != 2 {
 			t.Fatalf("agent case: %d cases", len(cs))
@@ -636,37 +659,38 @@ func TestActionEchoes(t *testing.T) {
 		// A refund the agent issued fails: no refund_failure case, the fact
 		// is on the refund request.
 		failed := change(evID(), "refund.updated", t0, billing.Refund{ID: "re_e1", ChargeID: "ch_e1", Status: "failed"})
-		failed.ActionCaseID = rr.ID
+		failed.IdempotencyKey = "recourse_act_1"
+		f.echoes.add(failed.IdempotencyKey, ActionEcho{ActionID: "act_1", CaseID: rr.ID})
 		f.mustApply(failed)
 		if cs := f.casesFor(KindRefundFailure, "re_e1"); len(cs) != 0 {
 			t.Fatal("the echo of an action opened a case")
 		}
 		tl := f.timeline(rr.ID)
-		if last := tl[len(tl)-1]; deref(last.EventID) != failed.EventID || last.ActorType != ActorStripe {
+		if last := tl[len(tl)-1]; deref(last.EventID) != failed.EventID || last.ActorType != ActorStripe ||
+			last.Type != EntryProviderConfirmation || !strings.HasPrefix(last.Summary, "Stripe confirmed act_1: ") {
 			t.Fatalf("echo not on the action's case: %+v", last)
 		}
+		// Applied again (a replayed delivery the mirror did not catch): one entry.
+		f.mustApply(failed)
+		if n := len(f.timeline(rr.ID)); n != len(tl) {
+			t.Fatalf("echo recorded twice: %d entries, want %d", n, len(tl))
+		}
 
-		// A refund from a fraud-warning case: the actions package records the
-		// provider's confirmation first; the case is still resolved.
+		// A refund from a fraud-warning case: the case is resolved and the
+		// provider's confirmation is on it, both written here.
 		f.mustApply(change(evID(), "radar.early_fraud_warning.created", t0, billing.FraudWarning{ID: "issfr_e2", ChargeID: "ch_e2"}))
 		fw := f.only(KindFraudWarning, "ch_e2")
 		refunded := change(evID(), "charge.refunded", t0.Add(time.Hour), billing.Charge{ID: "ch_e2", AmountRefunded: 500, Refunded: true})
-		refunded.ActionCaseID = fw.ID
-		if err := d.Transact(ctx, func(tx *gorm.DB) error {
-			if err := f.svc.Record(ctx, tx, fw.ID, StripeActor, "provider_confirmation", "Stripe confirmed act_1", refunded.EventID); err != nil {
-				return err
-			}
-			return f.svc.OnBillingChange(ctx, tx, refunded)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		refunded.IdempotencyKey = "recourse_act_2"
+		f.echoes.add(refunded.IdempotencyKey, ActionEcho{ActionID: "act_2", CaseID: fw.ID})
+		f.mustApply(refunded)
 		fw = f.only(KindFraudWarning, "ch_e2")
 		wantState(t, fw, "refunded", StatusClosed)
 		types := []string{}
 		for _, e := range f.timeline(fw.ID) {
 			types = append(types, e.Type)
 		}
-		if !slices.Equal(types, []string{EntryOpened, "provider_confirmation", EntryTransition}) {
+		if !slices.Equal(types, []string{EntryOpened, EntryTransition, EntryProviderConfirmation}) {
 			t.Fatalf("timeline %v", types)
 		}
 
@@ -701,3 +725,5 @@ func TestCustomerBackfill(t *testing.T) {
 		}
 	})
 }
+
+func ptrBool(b bool) *bool { return &b }

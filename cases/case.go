@@ -204,7 +204,8 @@ const (
 	ActorStripe ActorType = "stripe"
 )
 
-// Actor names for non-person entries.
+// Actor names for non-person entries. A person is named by their API
+// principal; other packages pass these constants, never the bare strings.
 const (
 	SystemActor = "system"
 	StripeActor = "stripe"
@@ -285,6 +286,10 @@ type Case struct {
 	// Inquiry marks a dispute that is an inquiry (retrieval/warning), not yet
 	// a chargeback.
 	Inquiry bool `json:"inquiry"`
+	// NeedsAttention flags a case for a person: the provider reported
+	// something Recourse cannot act on by itself (a status it does not
+	// know yet). An agent clears it (PATCH /cases/{id}).
+	NeedsAttention bool `json:"needs_attention"`
 	// Subject is the provider object the one-open-case rule is keyed on, when
 	// the kind has one.
 	Subject       *string    `json:"subject"`
@@ -340,11 +345,23 @@ const (
 	EntryEscalated     = "escalated"
 	EntryUpdated       = "updated"
 	EntrySLABreached   = "sla_breached"
+	// EntryProviderConfirmation: a provider event that echoes a Recourse
+	// action taken on the case ("Stripe confirmed act_…").
+	EntryProviderConfirmation = "provider_confirmation"
+	// EntryUnknownStatus: the provider reported a status Recourse does not
+	// know; the case is flagged NeedsAttention.
+	EntryUnknownStatus = "unknown_status"
+	// EntryStaleEvent: a provider event that arrived after a newer update
+	// of its object and changed nothing.
+	EntryStaleEvent = "stale_event"
+	// EntryActionOutcome: a case moved by the outcome of an action.
+	EntryActionOutcome = "action_outcome"
 )
 
 // webhookEntryTypes are the entry types OnBillingChange writes; one of them
 // on a case for an event means the event was applied to that case.
-var webhookEntryTypes = []string{EntryOpened, EntryReopened, EntryTransition, EntryProviderEvent, EntryFundsWithdrew, EntryFundsBack}
+var webhookEntryTypes = []string{EntryOpened, EntryReopened, EntryTransition, EntryProviderEvent, EntryFundsWithdrew, EntryFundsBack,
+	EntryUnknownStatus, EntryStaleEvent}
 
 // Validate checks an entry before it is appended: EINVALID when it names no
 // actor, type or summary, or when a provider entry lacks its event id.

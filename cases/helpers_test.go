@@ -131,6 +131,26 @@ type fixture struct {
 	mirror *fakeMirror
 	svc    *Service
 	reg    *prometheus.Registry
+	echoes *fakeEchoes
+}
+
+// fakeEchoes stands in for actions.Echoes: idempotency key → action.
+type fakeEchoes struct {
+	mu   sync.Mutex
+	keys map[string]ActionEcho
+}
+
+func (e *fakeEchoes) add(key string, echo ActionEcho) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keys[key] = echo
+}
+
+func (e *fakeEchoes) FindEcho(_ context.Context, _ *gorm.DB, key string, _ billing.ObjectKind, _ string) (ActionEcho, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	echo, ok := e.keys[key]
+	return echo, ok, nil
 }
 
 type fixtureOpts struct {
@@ -139,8 +159,10 @@ type fixtureOpts struct {
 
 func newFixture(t testing.TB, d *db.DB, o ...fixtureOpts) *fixture {
 	t.Helper()
-	f := &fixture{t: t, db: d, clock: clock.NewManual(t0), mirror: newFakeMirror(), reg: prometheus.NewRegistry()}
-	opt := Options{DB: d, Clock: f.clock, Billing: func(*gorm.DB) BillingReader { return f.mirror }, Registerer: f.reg}
+	f := &fixture{t: t, db: d, clock: clock.NewManual(t0), mirror: newFakeMirror(), reg: prometheus.NewRegistry(),
+		echoes: &fakeEchoes{keys: map[string]ActionEcho{}}}
+	opt := Options{DB: d, Clock: f.clock, Billing: func(*gorm.DB) BillingReader { return f.mirror }, Registerer: f.reg,
+		Echoes: f.echoes}
 	if len(o) > 0 {
 		opt.SLA = o[0].sla
 	}

@@ -61,7 +61,7 @@ func forViewer(p auth.Principal, c Case) Case {
 
 // listParams are the query parameters GET /cases accepts.
 var listParams = map[string]bool{"kind": true, "state": true, "status": true, "assignee": true, "team": true,
-	"priority": true, "business_line": true, "customer": true, "subject": true, "sla": true,
+	"priority": true, "business_line": true, "customer": true, "subject": true, "needs_attention": true, "sla": true,
 	"created_after": true, "created_before": true, "sort": true, "limit": true, "cursor": true}
 
 // parseFilter reads the list filters, refusing unknown parameters and bad
@@ -116,6 +116,14 @@ func parseFilter(c echo.Context) (Filter, error) {
 	f.BusinessLine = q.Get("business_line")
 	f.Customer = q.Get("customer")
 	f.Subject = q.Get("subject")
+	switch v := q.Get("needs_attention"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		f.NeedsAttention = &b
+	default:
+		return f, errs.Coded(errs.EINVALID, "invalid_needs_attention", "needs_attention must be true or false (got %q)", v)
+	}
 	switch v := SLAFilter(q.Get("sla")); v {
 	case "", SLABreached, SLADueSoon:
 		f.SLA = v
@@ -381,7 +389,9 @@ type patchRequest struct {
 	Priority     *string   `json:"priority"`
 	Tags         *[]string `json:"tags"`
 	BusinessLine optString `json:"business_line"`
-	Version      *int64    `json:"version"`
+	// NeedsAttention false clears the flag (a person has looked).
+	NeedsAttention *bool  `json:"needs_attention"`
+	Version        *int64 `json:"version"`
 }
 
 func (s *Service) handlePatch(c echo.Context) error {
@@ -394,7 +404,7 @@ func (s *Service) handlePatch(c echo.Context) error {
 		return err
 	}
 	ur := UpdateRequest{Tags: req.Tags, Version: req.Version, BusinessLine: req.BusinessLine.Value,
-		ClearBusinessLine: req.BusinessLine.Set && req.BusinessLine.Value == nil}
+		ClearBusinessLine: req.BusinessLine.Set && req.BusinessLine.Value == nil, NeedsAttention: req.NeedsAttention}
 	if req.Priority != nil {
 		pr, err := ParsePriority(*req.Priority)
 		if err != nil {

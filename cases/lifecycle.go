@@ -57,21 +57,30 @@ var lifecycles = []Lifecycle{
 			{Name: "start_evidence", Src: []string{"needs_response"}, Dst: "preparing_evidence"},
 			{Name: "submit_evidence", Src: []string{"needs_response", "preparing_evidence"}, Dst: "under_review"},
 			{Name: "win", Src: []string{"needs_response", "preparing_evidence", "under_review"}, Dst: "won"},
-			{Name: "lose", Src: []string{"needs_response", "preparing_evidence", "under_review"}, Dst: "lost"},
+			{Name: "lose", Src: []string{"needs_response", "preparing_evidence", "under_review", "accepted"}, Dst: "lost"},
+			// accept: Recourse accepted the loss at Stripe (accept_dispute);
+			// closed, awaiting Stripe's lost.
+			{Name: "accept", Src: []string{"needs_response", "preparing_evidence"}, Dst: "accepted"},
+			{Name: "prevent", Src: []string{"warning_needs_response", "warning_under_review", "needs_response", "preparing_evidence", "under_review"}, Dst: "prevented"},
+			{Name: "charge_refunded", Src: []string{"warning_needs_response", "warning_under_review", "needs_response", "preparing_evidence", "under_review"}, Dst: "charge_refunded"},
 		},
-		Manual:          []string{"submit_inquiry_response", "start_evidence", "submit_evidence"},
-		Closed:          map[string]string{"won": "won", "lost": "lost", "warning_closed": "warning_closed"},
+		Manual: []string{"submit_inquiry_response", "start_evidence", "submit_evidence"},
+		Closed: map[string]string{"won": "won", "lost": "lost", "warning_closed": "warning_closed", "accepted": "accepted",
+			"prevented": "prevented", "charge_refunded": "charge_refunded"},
 		Team:            TeamDisputes,
 		DefaultPriority: PriorityHigh,
 		Subject:         "dispute",
 		OpenedBy:        "`charge.dispute.created` (inquiries too, tagged `inquiry`), or any later dispute event when that one was missed",
-		ClosedBy:        "the dispute's status: `won`, `lost`, `warning_closed` (`charge.dispute.closed`)",
+		ClosedBy:        "the dispute's status: `won`, `lost`, `warning_closed`, `prevented` (API 2025-08-27), `charge_refunded` (older APIs) (`charge.dispute.closed`); `accepted` when Recourse accepts it (`accept_dispute`), then `lost` when Stripe confirms",
 		SLA: map[string]SLARole{
 			"warning_needs_response": SLARunning, "needs_response": SLARunning, "preparing_evidence": SLARunning,
 			// Evidence (or the inquiry response) is with the issuer, who
 			// decides in 60–75 days: nothing for us to do but wait.
 			"warning_under_review": SLAPaused, "under_review": SLAPaused,
 			"won": SLAStopped, "lost": SLAStopped, "warning_closed": SLAStopped,
+			"prevented": SLAStopped, "charge_refunded": SLAStopped,
+			// Accepted by us: Stripe's `lost` follows; nothing is left to do.
+			"accepted": SLAStopped,
 		},
 	},
 	{

@@ -60,6 +60,9 @@ type Options struct {
 	// Registerer, when set, gets the package's collectors (see Collectors);
 	// wiring passes metrics.Metrics.Registry.
 	Registerer prometheus.Registerer
+	// Echoes, when set, recognises provider events caused by Recourse's own
+	// actions (actions.Echoes), so they land on the action's case.
+	Echoes EchoFinder
 }
 
 // Service opens, moves and serves cases. It is safe for concurrent use.
@@ -72,6 +75,7 @@ type Service struct {
 	sla     SLAPolicy
 	log     *slog.Logger
 	metrics *caseMetrics
+	echoes  EchoFinder
 }
 
 // NewService returns the case service. It fails when DB is missing, the SLA
@@ -81,7 +85,7 @@ func NewService(opt Options) (*Service, error) {
 		return nil, errors.New("cases: Options.DB is required")
 	}
 	s := &Service{db: opt.DB, st: store{dialect: opt.DB.Dialect}, clock: opt.Clock, audit: opt.Audit,
-		billing: opt.Billing, log: opt.Logger}
+		billing: opt.Billing, log: opt.Logger, echoes: opt.Echoes}
 	if s.clock == nil {
 		s.clock = clock.System{}
 	}
@@ -536,7 +540,9 @@ type UpdateRequest struct {
 	Tags              *[]string
 	BusinessLine      *string
 	ClearBusinessLine bool
-	Version           *int64
+	// NeedsAttention sets or clears the needs-attention flag.
+	NeedsAttention *bool
+	Version        *int64
 }
 
 // Update applies req to case id, audited. ENOTFOUND, EINVALID, ECONFLICT
@@ -563,8 +569,8 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id string, req U
 		}
 		bl = &b
 	}
-	if req.Priority == nil && req.Tags == nil && bl == nil && !req.ClearBusinessLine {
-		return Case{}, errs.Coded(errs.EINVALID, "invalid_request", "nothing to update: give priority, tags and/or business_line")
+	if req.Priority == nil && req.Tags == nil && bl == nil && !req.ClearBusinessLine && req.NeedsAttention == nil {
+		return Case{}, errs.Coded(errs.EINVALID, "invalid_request", "nothing to update: give priority, tags, business_line and/or needs_attention")
 	}
 	var out Case
 	err := s.mutate(ctx, req.Version != nil, func(tx *gorm.DB) error {
@@ -591,6 +597,14 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id string, req U
 		} else if bl != nil {
 			next.BusinessLine = bl
 			changes = append(changes, "business line "+*bl)
+		}
+		if req.NeedsAttention != nil && *req.NeedsAttention != c.NeedsAttention {
+			next.NeedsAttention = *req.NeedsAttention
+			if next.NeedsAttention {
+				changes = append(changes, "flagged for attention")
+			} else {
+				changes = append(changes, "attention flag cleared")
+			}
 		}
 		if err := s.save(ctx, tx, c, &next); err != nil {
 			return err

@@ -210,17 +210,6 @@ func (p SLAPolicy) disputeResolutionDue(dueBy, now time.Time) time.Time {
 	return dueBy.Add(-margin)
 }
 
-// disputePriority is high, or urgent for a large amount or a near deadline.
-func (p SLAPolicy) disputePriority(amount int64, dueBy *time.Time, now time.Time) Priority {
-	if p.Priority.DisputeUrgentAmount > 0 && amount >= p.Priority.DisputeUrgentAmount {
-		return PriorityUrgent
-	}
-	if dueBy != nil && !dueBy.IsZero() && dueBy.Sub(now) <= p.Priority.DisputeUrgentWithin.D() {
-		return PriorityUrgent
-	}
-	return PriorityHigh
-}
-
 // SLARole says what a state does to a case's SLA clocks. Each kind declares
 // the role of every one of its states in its lifecycle (Lifecycle.SLA).
 type SLARole string

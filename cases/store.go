@@ -33,6 +33,7 @@ type caseRow struct {
 	Title                   string
 	Description             string
 	Inquiry                 bool
+	NeedsAttention          bool
 	SubjectID               *string
 	CustomerID              *string
 	SubscriptionID          *string
@@ -78,7 +79,7 @@ func toRow(c Case) caseRow {
 		ID: c.ID, Kind: string(c.Kind), State: c.State, Status: string(c.Status), Resolution: c.Resolution,
 		Priority: string(c.Priority), PriorityRank: c.Priority.Rank(), Assignee: c.Assignee, Team: string(c.Team),
 		BusinessLine: c.BusinessLine, Channel: string(c.Channel), Tags: string(tags), Title: c.Title,
-		Description: c.Description, Inquiry: c.Inquiry, SubjectID: c.Subject,
+		Description: c.Description, Inquiry: c.Inquiry, NeedsAttention: c.NeedsAttention, SubjectID: c.Subject,
 		CustomerID: c.Links.Customer, SubscriptionID: c.Links.Subscription, InvoiceID: c.Links.Invoice,
 		ChargeID: c.Links.Charge, DisputeID: c.Links.Dispute, RefundID: c.Links.Refund, FraudWarningID: c.Links.FraudWarning,
 		Amount: c.Amount, Currency: c.Currency, EvidenceDueBy: utcp(c.EvidenceDueBy),
@@ -99,7 +100,7 @@ func (r caseRow) toCase() Case {
 		ID: r.ID, Kind: Kind(r.Kind), State: r.State, Status: Status(r.Status), Resolution: r.Resolution,
 		Priority: Priority(r.Priority), Assignee: r.Assignee, Team: Team(r.Team), BusinessLine: r.BusinessLine,
 		Channel: Channel(r.Channel), Tags: tags, Title: r.Title, Description: r.Description, Inquiry: r.Inquiry,
-		Subject: r.SubjectID,
+		Subject: r.SubjectID, NeedsAttention: r.NeedsAttention,
 		Links: Links{Customer: r.CustomerID, Subscription: r.SubscriptionID, Invoice: r.InvoiceID, Charge: r.ChargeID,
 			Dispute: r.DisputeID, Refund: r.RefundID, FraudWarning: r.FraudWarningID},
 		Amount: r.Amount, Currency: r.Currency, EvidenceDueBy: utcp(r.EvidenceDueBy),
@@ -125,7 +126,7 @@ func (r caseRow) mutableColumns() map[string]any {
 	return map[string]any{
 		"state": r.State, "status": r.Status, "resolution": r.Resolution, "priority": r.Priority,
 		"priority_rank": r.PriorityRank, "assignee": r.Assignee, "team": r.Team, "business_line": r.BusinessLine,
-		"tags": r.Tags, "title": r.Title, "description": r.Description, "inquiry": r.Inquiry, "subject_id": r.SubjectID,
+		"tags": r.Tags, "title": r.Title, "description": r.Description, "inquiry": r.Inquiry, "needs_attention": r.NeedsAttention, "subject_id": r.SubjectID,
 		"customer_id": r.CustomerID, "subscription_id": r.SubscriptionID, "invoice_id": r.InvoiceID,
 		"charge_id": r.ChargeID, "dispute_id": r.DisputeID, "refund_id": r.RefundID, "fraud_warning_id": r.FraudWarningID,
 		"amount": r.Amount, "currency": r.Currency, "evidence_due_by": r.EvidenceDueBy,
@@ -368,11 +369,14 @@ type Filter struct {
 	BusinessLine string
 	Customer     string
 	// Subject matches any linked provider id.
-	Subject       string
-	SLA           SLAFilter
-	CreatedAfter  time.Time
-	CreatedBefore time.Time
-	Sort          Sort
+	Subject string
+	// NeedsAttention, when set, keeps only cases flagged (true) or not
+	// flagged (false) for a person.
+	NeedsAttention *bool
+	SLA            SLAFilter
+	CreatedAfter   time.Time
+	CreatedBefore  time.Time
+	Sort           Sort
 }
 
 // listCursor is the keyset position after the last row of a page.
@@ -417,6 +421,9 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 	}
 	if f.Customer != "" {
 		q = q.Where("customer_id = ?", f.Customer)
+	}
+	if f.NeedsAttention != nil {
+		q = q.Where("needs_attention = ?", *f.NeedsAttention)
 	}
 	if f.Subject != "" {
 		conds := make([]string, len(linkColumns))

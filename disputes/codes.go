@@ -1,6 +1,10 @@
 package disputes
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/recourse-hq/recourse/billing"
+)
 
 // Card brands as Stripe names them (payment_method_details.card.brand).
 // Brands are open strings; these are the ones with network reason code
@@ -172,3 +176,33 @@ func normalizeReason(reason string) string { return strings.ToLower(strings.Trim
 
 // normalizeStatus returns a Stripe status trimmed and lower-cased.
 func normalizeStatus(status string) string { return strings.ToLower(strings.TrimSpace(status)) }
+
+// knownStatuses are the dispute statuses this package knows.
+var knownStatuses = map[string]bool{
+	StatusWarningNeedsResponse: true, StatusWarningUnderReview: true, StatusWarningClosed: true,
+	StatusNeedsResponse: true, StatusUnderReview: true, StatusWon: true, StatusLost: true,
+	StatusPrevented: true, StatusChargeRefunded: true,
+}
+
+// KnownStatus reports whether status is a dispute status Recourse knows.
+// Statuses are open strings: callers must handle the others (keep them, and
+// have a person look).
+func KnownStatus(status string) bool { return knownStatuses[normalizeStatus(status)] }
+
+// IsInquiry reports whether status is an inquiry's (warning_*: a retrieval,
+// not yet a chargeback). The mirror's object knows it too (billing cannot
+// import this package), so this asks it: one rule.
+func IsInquiry(status string) bool {
+	return billing.Dispute{Status: normalizeStatus(status)}.IsInquiry()
+}
+
+// IsFinal reports whether status is one a dispute ends in: won, lost,
+// warning_closed, prevented (API 2025-08-27: stopped before becoming a
+// chargeback) or charge_refunded (older APIs: the charge was refunded).
+func IsFinal(status string) bool {
+	switch normalizeStatus(status) {
+	case StatusWon, StatusLost, StatusWarningClosed, StatusPrevented, StatusChargeRefunded:
+		return true
+	}
+	return false
+}

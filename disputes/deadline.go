@@ -2,7 +2,6 @@ package disputes
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/recourse-hq/recourse/billing"
@@ -91,7 +90,7 @@ var statusNeedsNoResponse = map[string]bool{
 func Deadline(d billing.Dispute, now time.Time) DeadlineInfo {
 	status := normalizeStatus(d.Status)
 	info := DeadlineInfo{
-		Inquiry:          strings.HasPrefix(status, "warning_"),
+		Inquiry:          IsInquiry(status),
 		AwaitingResponse: !statusNeedsNoResponse[status],
 		LateSubmission:   d.PastDue,
 	}

@@ -51,7 +51,7 @@ func newSLAStack(t *testing.T, d *db.DB, start time.Time) *slaStack {
 	st.cases = svc
 	inbox := webhooks.NewInbox(d)
 	reg := webhooks.NewRegistry()
-	webhooks.RegisterBilling(reg, store, nil, svc)
+	webhooks.RegisterBilling(reg, store, svc)
 	st.worker = webhooks.NewWorker(d, inbox, reg, st.clock, log, m, webhooks.WorkerConfig{
 		Concurrency: 1, MaxAttempts: 3, Lease: time.Minute, PollInterval: 20 * time.Millisecond,
 		BackoffBase: time.Second, BackoffMax: time.Minute,

@@ -88,14 +88,6 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
-	store := billing.NewStore(d, clk)
-	actionMirror, caseMirror := mirrorFor(store)
-	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
-		Logger: log, Registerer: s.metrics.Registry})
-	if err != nil {
-		_ = d.Close()
-		return nil, err
-	}
 	var provider billing.Provider
 	var fetcher billing.Fetcher
 	if cfg.StripeAPIKey != "" {
@@ -107,13 +99,21 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		}
 		provider, fetcher = sc, sc
 	}
+	store := billing.NewStore(d, clk, billing.WithFetcher(fetcher, cfg.StripeTimeout))
+	actionMirror, caseMirror := mirrorFor(store)
+	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
+		Logger: log, Registerer: s.metrics.Registry, Echoes: actions.Echoes{}})
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
-		Cases: caseRefs{s.cases}, Audit: auditLog, Policy: policy.Actions})
+		Cases: s.cases, Audit: auditLog, Policy: policy.Actions})
 
 	inbox := webhooks.NewInbox(d)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
-	webhooks.RegisterBilling(registry, store, s.actions, s.cases)
+	webhooks.RegisterBilling(registry, store, s.cases)
 	s.metrics.RegisterInbox(func(ctx context.Context) (int64, time.Duration, error) {
 		return inbox.Backlog(ctx, clk.Now())
 	}, log)

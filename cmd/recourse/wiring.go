@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -10,41 +9,6 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
 )
-
-// caseRefs adapts the case service to what actions need.
-type caseRefs struct{ svc *cases.Service }
-
-func ref(c cases.Case) actions.CaseRef {
-	s := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	return actions.CaseRef{ID: c.ID, Kind: string(c.Kind), State: c.State, Status: string(c.Status),
-		Customer: s(c.Links.Customer), Subscription: s(c.Links.Subscription), Invoice: s(c.Links.Invoice),
-		Charge: s(c.Links.Charge), Dispute: s(c.Links.Dispute)}
-}
-
-func (a caseRefs) Lookup(ctx context.Context, tx *gorm.DB, id string) (actions.CaseRef, error) {
-	c, err := a.svc.GetInTx(ctx, tx, id)
-	if err != nil {
-		return actions.CaseRef{}, err
-	}
-	return ref(c), nil
-}
-
-func (a caseRefs) Record(ctx context.Context, tx *gorm.DB, caseID, actor, entryType, summary, eventID string) error {
-	return a.svc.Record(ctx, tx, caseID, actor, entryType, summary, eventID)
-}
-
-func (a caseRefs) OpenCaseFor(ctx context.Context, tx *gorm.DB, kind, subject string) (actions.CaseRef, bool, error) {
-	c, ok, err := a.svc.OpenCaseFor(ctx, tx, cases.Kind(kind), subject)
-	if err != nil || !ok {
-		return actions.CaseRef{}, ok, err
-	}
-	return ref(c), true, nil
-}
 
 // policyInForce is the whole policy file as loaded (defaults filled in), as
 // GET /api/v1/policy shows it.

@@ -23,13 +23,7 @@ type edge struct{ From, To string }
 // knownViolations are imports the code has today that the allowed graph
 // forbids, each with why it is tolerated and who removes it. The test fails
 // when one of them disappears, so the entry cannot outlive the import.
-var knownViolations = map[edge]string{
-	// webhooks calls actions.LinkEvent to link provider events to the action
-	// that caused them. Branch `flow` (issue 7, "one way through the house")
-	// makes linking a pure lookup and removes this import; the lead deletes
-	// this entry when merging it.
-	{From: "webhooks", To: "actions"}: "removed by branch flow (issue 7)",
-}
+var knownViolations = map[edge]string{}
 
 // moduleRoot returns the module path and its directory.
 func moduleRoot(t *testing.T) (string, string) {
