@@ -152,7 +152,7 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 			reasons = ptr(string(b))
 		}
 		rec = row{ID: id, CaseID: c.ID, Type: string(r.Type), Params: string(paramsJSON), Reason: strings.TrimSpace(r.Reason),
-			Status: string(status), RequestedBy: p.Name, RequestedRole: string(p.Role), ClientKey: clientKey, RequestHash: hash,
+			Status: string(status), RequestedBy: p.Name, RequestedByUserID: userIDOf(p), RequestedRole: string(p.Role), ClientKey: clientKey, RequestHash: hash,
 			ProviderKey: "recourse_" + id, ApprovalReasons: reasons, SubjectID: ptr(pl.subject), CreatedAt: now, UpdatedAt: now}
 		if pl.amount > 0 {
 			rec.Amount, rec.Currency = ptr(pl.amount), ptr(pl.currency)
@@ -264,7 +264,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 			}
 			return err
 		}
-		if r.RequestedBy == p.Name {
+		if samePerson(r, p) {
 			return errs.Coded(errs.EFORBIDDEN, "four_eyes", "you requested action %s; another supervisor must decide it", id)
 		}
 		if Status(r.Status) != StatusPendingApproval {
@@ -278,7 +278,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		}
 		now := s.clock.Now()
 		res := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", id, string(StatusPendingApproval)).
-			Updates(map[string]any{"status": string(next), "decided_by": p.Name, "decided_at": now, "decision_note": note, "updated_at": now})
+			Updates(map[string]any{"status": string(next), "decided_by": p.Name, "decided_by_user_id": userIDOf(p), "decided_at": now, "decision_note": note, "updated_at": now})
 		if res.Error != nil {
 			return res.Error
 		}
@@ -303,6 +303,25 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		return s.execute(ctx, a)
 	}
 	return a, nil
+}
+
+// userIDOf is the person behind p, if p is one.
+func userIDOf(p auth.Principal) *int64 {
+	if p.UserID == 0 {
+		return nil
+	}
+	id := p.UserID
+	return &id
+}
+
+// samePerson reports whether p is the person who requested r (four eyes):
+// compared by user, so a second token of the same person is still them.
+// Only an action recorded without a user falls back to the name.
+func samePerson(r row, p auth.Principal) bool {
+	if r.RequestedByUserID != nil && p.UserID != 0 {
+		return *r.RequestedByUserID == p.UserID
+	}
+	return r.RequestedBy == p.Name
 }
 
 // resumeIfStuck re-executes an action left executing by a crash (or an
@@ -456,7 +475,11 @@ func (s *Service) auditCall(ctx context.Context, a Action, outcome, reqID, msg s
 // prorated refund; it goes through the refund rules like any other.
 func (s *Service) requestProratedRefund(ctx context.Context, parent Action, p Params) {
 	body, _ := json.Marshal(map[string]any{"amount": p.ProratedRefund, "charge": p.RefundCharge, "refund_reason": "requested_by_customer"})
-	actx := auth.WithPrincipal(context.WithoutCancel(ctx), auth.Principal{Name: parent.RequestedBy, Role: auth.Role(parent.RequestedRole)})
+	requester := auth.Principal{Name: parent.RequestedBy, Role: auth.Role(parent.RequestedRole)}
+	if parent.RequestedByUserID != nil {
+		requester.UserID = *parent.RequestedByUserID
+	}
+	actx := auth.WithPrincipal(context.WithoutCancel(ctx), requester)
 	_, err := s.Request(actx, parent.CaseID, parent.ID+"/prorated-refund", Request{Type: Refund, Params: body,
 		Reason: "prorated refund after cancellation (" + parent.ID + ")"})
 	if err != nil {

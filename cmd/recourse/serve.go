@@ -138,15 +138,14 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	s.intake.Register(e)
 
-	tokens := auth.NewTokenStore(d, clk)
+	tokens := auth.NewTokenStore(d, clk).WithAuditor(auditLog.ForAuth())
 	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
 	store.Register(api)
 	s.cases.Register(api)
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
-	auth.NewTokenHTTP(tokens, func(ctx context.Context, action, id, detail string) error {
-		return auditLog.Record(ctx, nil, audit.Entry{Action: action, ObjectType: "api_token", ObjectID: id, Detail: detail})
-	}).Register(api)
+	auth.NewTokenHTTP(tokens).Register(api)
+	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
 	s.echo = e
 	return s, nil
 }
