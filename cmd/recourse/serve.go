@@ -110,7 +110,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: caseRefs{s.cases}, Audit: auditLog, Policy: policy.Actions})
 
-	inbox := webhooks.NewInbox(d)
+	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
 	webhooks.RegisterBilling(registry, store, s.actions, s.cases)

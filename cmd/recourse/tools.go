@@ -299,12 +299,13 @@ func replayCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if *all == (fs.NArg() == 1) || fs.NArg() > 1 {
 		return errors.New("usage: recourse replay EVENT_ID | --all")
 	}
-	d, err := open(ctx)
+	ctx = cliContext(ctx, getenv)
+	d, err := openMigrated(ctx, open)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	inbox := webhooks.NewInbox(d)
+	inbox := webhooks.NewInbox(d).WithAudit(audit.New(d, clock.System{}))
 	now := clock.System{}.Now()
 	if *all {
 		n, err := inbox.ReplayDead(ctx, now)
