@@ -83,3 +83,19 @@ func TestFourEyesComparesUsersNotTokens(t *testing.T) {
 		}
 	})
 }
+
+// GET /cases/{id}/actions of a case that does not exist is a 404, not an
+// empty list.
+func TestActionsOfUnknownCaseNotFound(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		_, p := withFakeStripe(t)
+		h := newHarness(t, d, p)
+		h.seed("c1", "refund_request", 1000)
+		if r := h.call("GET", "/api/v1/cases/c1/actions", "agent", "", nil); r.status != 200 {
+			t.Fatalf("known case: %d %v", r.status, r.body)
+		}
+		if r := h.call("GET", "/api/v1/cases/c_nope/actions", "agent", "", nil); r.status != 404 || r.code() != "not_found" {
+			t.Fatalf("unknown case: %d %v", r.status, r.body)
+		}
+	})
+}
