@@ -259,22 +259,28 @@ type Filter struct {
 
 // List returns events newest first, a page at a time.
 func (in *Inbox) List(ctx context.Context, f Filter, page httpx.PageRequest) (httpx.List[Record], error) {
-	q := in.db.WithContext(ctx).Model(&inboxRow{}).
-		Select("id, event_id, type, created, livemode, account, api_version, object_type, object_id, status, attempts, next_attempt_at, last_error, received_at, processed_at")
-	if f.Status != "" {
-		q = q.Where("status = ?", string(f.Status))
-	}
-	if f.Type != "" {
-		q = q.Where("type = ?", f.Type)
-	}
 	var after int64
-	if ok, err := httpx.DecodeCursor(page.Cursor, &after); err != nil {
+	hasCursor, err := httpx.DecodeCursor(page.Cursor, &after)
+	if err != nil {
 		return httpx.List[Record]{}, err
-	} else if ok {
-		q = q.Where("id < ?", after)
 	}
 	var rows []inboxRow
-	if err := q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error; err != nil {
+	err = in.db.Read(ctx, func(g *gorm.DB) error {
+		q := g.Model(&inboxRow{}).
+			Select("id, event_id, type, created, livemode, account, api_version, object_type, object_id, status, attempts, next_attempt_at, last_error, received_at, processed_at")
+		if f.Status != "" {
+			q = q.Where("status = ?", string(f.Status))
+		}
+		if f.Type != "" {
+			q = q.Where("type = ?", f.Type)
+		}
+		if hasCursor {
+			q = q.Where("id < ?", after)
+		}
+		rows = nil
+		return q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error
+	})
+	if err != nil {
 		return httpx.List[Record]{}, fmt.Errorf("list inbox events: %w", err)
 	}
 	recs := make([]Record, len(rows))
@@ -287,7 +293,7 @@ func (in *Inbox) List(ctx context.Context, f Filter, page httpx.PageRequest) (ht
 // Get returns one event with its payload. ENOTFOUND if unknown.
 func (in *Inbox) Get(ctx context.Context, eventID string) (Record, error) {
 	var row inboxRow
-	err := in.db.WithContext(ctx).Where("event_id = ?", eventID).Take(&row).Error
+	err := in.db.Read(ctx, func(g *gorm.DB) error { return g.Where("event_id = ?", eventID).Take(&row).Error })
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Record{}, errs.NotFound("no webhook event %q", eventID)
 	}

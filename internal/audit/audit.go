@@ -185,33 +185,39 @@ type Filter struct {
 
 // List returns entries newest first, a page at a time.
 func (l *Log) List(ctx context.Context, f Filter, page httpx.PageRequest) (httpx.List[Entry], error) {
-	q := l.db.WithContext(ctx).Model(&row{})
-	if f.CaseID != "" {
-		q = q.Where("case_id = ?", f.CaseID)
-	}
-	if f.Actor != "" {
-		q = q.Where("actor = ?", f.Actor)
-	}
-	if f.ActorKind != "" {
-		q = q.Where("actor_kind = ?", string(f.ActorKind))
-	}
-	if f.Action != "" {
-		q = q.Where("action = ?", f.Action)
-	}
-	if !f.From.IsZero() {
-		q = q.Where("at >= ?", f.From.UTC())
-	}
-	if !f.To.IsZero() {
-		q = q.Where("at < ?", f.To.UTC())
-	}
 	var after int64
-	if ok, err := httpx.DecodeCursor(page.Cursor, &after); err != nil {
+	hasCursor, err := httpx.DecodeCursor(page.Cursor, &after)
+	if err != nil {
 		return httpx.List[Entry]{}, err
-	} else if ok {
-		q = q.Where("id < ?", after)
 	}
 	var rows []row
-	if err := q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error; err != nil {
+	err = l.db.Read(ctx, func(g *gorm.DB) error {
+		q := g.Model(&row{})
+		if f.CaseID != "" {
+			q = q.Where("case_id = ?", f.CaseID)
+		}
+		if f.Actor != "" {
+			q = q.Where("actor = ?", f.Actor)
+		}
+		if f.ActorKind != "" {
+			q = q.Where("actor_kind = ?", string(f.ActorKind))
+		}
+		if f.Action != "" {
+			q = q.Where("action = ?", f.Action)
+		}
+		if !f.From.IsZero() {
+			q = q.Where("at >= ?", f.From.UTC())
+		}
+		if !f.To.IsZero() {
+			q = q.Where("at < ?", f.To.UTC())
+		}
+		if hasCursor {
+			q = q.Where("id < ?", after)
+		}
+		rows = nil
+		return q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error
+	})
+	if err != nil {
 		return httpx.List[Entry]{}, fmt.Errorf("list audit log: %w", err)
 	}
 	out := make([]Entry, len(rows))

@@ -100,7 +100,12 @@ func Open(ctx context.Context, url, sqlitePath string, opt Options) (*DB, error)
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", d, err)
 	}
-	return &DB{Gorm: g, Dialect: d, maxIdle: maxIdle}, nil
+	out := &DB{Gorm: g, Dialect: d, maxIdle: maxIdle}
+	if err := out.registerReadRetry(); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open %s database: %w", d, err)
+	}
+	return out, nil
 }
 
 // SQLiteDSN is the connection string for the SQLite file at path: WAL so

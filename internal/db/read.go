@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
 )
 
 // Read runs fn, which must only read, on a pooled connection. If it fails
@@ -24,12 +25,45 @@ import (
 // fn receives a handle bound to ctx; it may be called twice, so it must
 // reset anything it fills.
 func (d *DB) Read(ctx context.Context, fn func(g *gorm.DB) error) error {
+	ctx = context.WithValue(ctx, inReadKey{}, true) // Read retries; the query callback need not
 	err := fn(d.Gorm.WithContext(ctx))
 	if err == nil || !IsBrokenConn(err) || ctx.Err() != nil {
 		return err
 	}
 	d.dropIdle()
 	return d.onLiveConn(ctx, fn)
+}
+
+type inReadKey struct{}
+
+// registerReadRetry makes every query through GORM's query API (Find,
+// First, Take, Count…) that is a SELECT and runs outside a transaction
+// retry once, as Read does, when its pooled connection turns out severed;
+// so every plain read path survives a database restart without each
+// calling Read. Statements inside a transaction, raw statements run with
+// Exec or Scan (which may write: UPDATE … RETURNING), and anything that is
+// not a SELECT are never retried.
+func (d *DB) registerReadRetry() error {
+	return d.Gorm.Callback().Query().After("gorm:query").Before("gorm:preload").Register("recourse:retry_severed_read", func(tx *gorm.DB) {
+		st := tx.Statement
+		if tx.Error == nil || !IsBrokenConn(tx.Error) || st.Context.Err() != nil || st.Context.Value(inReadKey{}) != nil {
+			return
+		}
+		if _, pooled := st.ConnPool.(*sql.DB); !pooled {
+			return // a transaction or a pinned connection: not ours to retry
+		}
+		if !isSelect(st.SQL.String()) {
+			return
+		}
+		d.dropIdle()
+		tx.Error = nil
+		callbacks.Query(tx)
+	})
+}
+
+func isSelect(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
 // dropIdle closes every idle connection: after one is found severed, the

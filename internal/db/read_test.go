@@ -116,6 +116,19 @@ func TestReadSurvivesSeveredPool(t *testing.T) {
 		t.Fatalf("%d calls for 20 reads: none was retried, so none drew a severed connection", calls)
 	}
 
+	// Plain reads through GORM's query API (Find, Take, Count…) outside a
+	// transaction are retried the same way, without calling Read.
+	warm()
+	cut()
+	for i, err := range parallel(20, func() error {
+		var names []string
+		return d.Gorm.WithContext(ctx).Table("pg_catalog.pg_namespace").Where("nspname = ?", "public").Pluck("nspname", &names).Error
+	}) {
+		if err != nil {
+			t.Fatalf("query-API read %d after the outage: %v", i, err)
+		}
+	}
+
 	// A query the database refuses is not retried.
 	calls = 0
 	err = d.Read(ctx, func(g *gorm.DB) error {
