@@ -88,6 +88,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
+	if err := auditPolicyInForce(ctx, auditLog, policy, cfg.PolicyFile); err != nil {
+		log.Warn("could not record the policy in force in the audit log", "err", err)
+	}
 	store := billing.NewStore(d, clk)
 	actionMirror, caseMirror := mirrorFor(store)
 	s.cases, err = cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
