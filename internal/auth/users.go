@@ -365,14 +365,16 @@ func (s *UserStore) Update(ctx context.Context, id int64, p UserPatch) (User, er
 				return err
 			}
 		}
-		if len(set) > 0 || p.Teams != nil {
-			set["updated_at"] = now
-			if err := tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).Updates(set).Error; err != nil {
-				if errors.Is(err, gorm.ErrDuplicatedKey) {
-					return emailTaken(fmt.Sprint(set["email"]))
-				}
-				return fmt.Errorf("update user %d: %w", id, err)
+		if len(set) == 0 && p.Teams == nil {
+			out = before // nothing to change, nothing to audit
+			return nil
+		}
+		set["updated_at"] = now
+		if err := tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).Updates(set).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return emailTaken(fmt.Sprint(set["email"]))
 			}
+			return fmt.Errorf("update user %d: %w", id, err)
 		}
 		if p.Teams != nil {
 			if err := setTeams(ctx, tx, id, teams); err != nil {

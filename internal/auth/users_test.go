@@ -283,6 +283,22 @@ func TestUserTokensAndDeactivation(t *testing.T) {
 			t.Fatalf("taking another's email: %d %s", r.status, r.raw)
 		}
 
+		// A patch that changes nothing is answered and not audited.
+		countAudit := func() int {
+			l, err := a.audit.List(context.Background(), audit.Filter{}, httpx.PageRequest{Limit: 200})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(l.Data)
+		}
+		n := countAudit()
+		if r := a.call("PATCH", "/api/v1/users/"+sam, "admin", map[string]any{}); r.status != 200 || r.body["display_name"] != "Sam" {
+			t.Fatalf("empty patch: %d %s", r.status, r.raw)
+		}
+		if countAudit() != n {
+			t.Fatal("an empty patch was audited")
+		}
+
 		// Every change is in the audit log with the admin as its actor.
 		list, err := a.audit.List(context.Background(), audit.Filter{}, httpx.PageRequest{Limit: 200})
 		if err != nil {
