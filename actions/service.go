@@ -117,6 +117,11 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 	if prev, found, err := s.byClientKey(ctx, p.Name, clientKey); err != nil {
 		return Outcome{}, err
 	} else if found {
+		if a := prev.action.RequestedByUserID; a != nil && p.UserID != 0 && *a != p.UserID {
+			// Keys are kept per requester name; another person of the same
+			// name must not see, or replay, this person's action.
+			return Outcome{}, errs.Coded(errs.ECONFLICT, "idempotency_key_in_use", "Idempotency-Key %q is in use; choose another", clientKey)
+		}
 		if prev.hash != hash {
 			return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
 				"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)

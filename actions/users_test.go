@@ -2,6 +2,8 @@ package actions_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/recourse-hq/recourse/internal/auth"
@@ -60,6 +62,13 @@ func TestFourEyesComparesUsersNotTokens(t *testing.T) {
 		r = h.call("POST", "/api/v1/actions/"+id+"/approve", "other-ada", "", map[string]any{"reason": "checked the contract"})
 		if r.status != 200 || r.body["status"] != "succeeded" || r.body["decided_by_user_id"] != float64(otherAda.ID) {
 			t.Fatalf("another person approving: %d %v", r.status, r.body)
+		}
+
+		// Another person of the same name reusing Ada's key sees nothing of
+		// Ada's action.
+		r = h.act(c.ID, "other-ada", "big-1", "refund", map[string]any{"amount": 60000}, "enterprise credit")
+		if r.status != 409 || r.code() != "idempotency_key_in_use" || strings.Contains(fmt.Sprint(r.body), id) {
+			t.Fatalf("same key, another person of the same name: %d %v", r.status, r.body)
 		}
 
 		// The shortcut from before users (a token named after its holder)
