@@ -253,7 +253,7 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "created user %d %s <%s> (%s)\n", u.ID, u.DisplayName, deref(u.Email), u.Role)
 		return nil
 	case "list":
-		list, err := users.List(ctx)
+		list, err := users.All(ctx)
 		if err != nil {
 			return err
 		}

@@ -132,14 +132,29 @@ func userID(c echo.Context) (int64, error) {
 }
 
 func (h *UserHTTP) list(c echo.Context) error {
-	users, err := h.store.List(c.Request().Context())
+	page, err := httpx.ParsePage(c)
 	if err != nil {
 		return err
 	}
-	if users == nil {
-		users = []User{}
+	var f UserFilter
+	switch v := c.QueryParam("active"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		f.Active = &b
+	default:
+		return errs.Invalid("active must be true or false")
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": users})
+	if v := c.QueryParam("role"); v != "" {
+		if f.Role, err = ParseRole(v); err != nil {
+			return err
+		}
+	}
+	users, err := h.store.List(c.Request().Context(), f, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, users)
 }
 
 func (h *UserHTTP) get(c echo.Context) error {

@@ -82,7 +82,7 @@ VALUES ('act_1', 'c1', 'refund', '{}', 'pending_approval', 'Ada', 'admin', 'k1',
 				t.Fatalf("migrate: %v", err)
 			}
 
-			users, err := auth.NewUserStore(d, clock.System{}, nil).List(ctx)
+			users, err := auth.NewUserStore(d, clock.System{}, nil).All(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/httpx"
 )
 
 // Change is one audited change to users or tokens. internal/audit turns it
@@ -287,12 +288,34 @@ func (s *UserStore) ByEmail(ctx context.Context, email string) (User, error) {
 	return s.Get(ctx, id)
 }
 
-// List returns every user, oldest first.
-func (s *UserStore) List(ctx context.Context) ([]User, error) {
+// UserFilter narrows List; zero fields match everyone.
+type UserFilter struct {
+	Active *bool
+	Role   Role
+}
+
+// List returns users oldest first, a page at a time. EINVALID for a cursor
+// it did not issue.
+func (s *UserStore) List(ctx context.Context, f UserFilter, page httpx.PageRequest) (httpx.List[User], error) {
+	var after int64
+	hasCursor, err := httpx.DecodeCursor(page.Cursor, &after)
+	if err != nil {
+		return httpx.List[User]{}, err
+	}
 	var out []User
-	err := s.db.Read(ctx, func(g *gorm.DB) error {
+	err = s.db.Read(ctx, func(g *gorm.DB) error {
+		q := g.Model(&userRow{})
+		if f.Active != nil {
+			q = q.Where("active = ?", *f.Active)
+		}
+		if f.Role != "" {
+			q = q.Where("role = ?", string(f.Role))
+		}
+		if hasCursor {
+			q = q.Where("id > ?", after)
+		}
 		var rows []userRow
-		if err := g.Order("id").Find(&rows).Error; err != nil {
+		if err := q.Order("id").Limit(page.Limit + 1).Find(&rows).Error; err != nil {
 			return fmt.Errorf("list users: %w", err)
 		}
 		ids := make([]int64, len(rows))
@@ -309,7 +332,27 @@ func (s *UserStore) List(ctx context.Context) ([]User, error) {
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return httpx.List[User]{}, err
+	}
+	return httpx.NewList(out, page.Limit, func(u User) any { return u.ID }), nil
+}
+
+// All returns every user, oldest first (for the CLI).
+func (s *UserStore) All(ctx context.Context) ([]User, error) {
+	var all []User
+	page := httpx.PageRequest{Limit: httpx.MaxLimit}
+	for {
+		l, err := s.List(ctx, UserFilter{}, page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, l.Data...)
+		if l.NextCursor == nil {
+			return all, nil
+		}
+		page.Cursor = *l.NextCursor
+	}
 }
 
 // Update applies p to user id and returns the user as it now is. Setting

@@ -156,6 +156,37 @@ func TestUsersEndpointsByRole(t *testing.T) {
 		if r := a.call("GET", "/api/v1/users/999", "admin", nil); r.status != 404 {
 			t.Fatalf("unknown user: %d", r.status)
 		}
+		// Pages and filters.
+		var emails []string
+		cursor := ""
+		for pages := 0; ; pages++ {
+			r := a.call("GET", "/api/v1/users?limit=2"+cursor, "admin", nil)
+			if r.status != 200 || pages > 3 {
+				t.Fatalf("page %d: %d %s", pages, r.status, r.raw)
+			}
+			for _, u := range r.body["data"].([]any) {
+				emails = append(emails, u.(map[string]any)["email"].(string))
+			}
+			next, _ := r.body["next_cursor"].(string)
+			if next == "" {
+				break
+			}
+			cursor = "&cursor=" + next
+		}
+		if fmt.Sprint(emails) != "[agent@example.com analyst@example.com supervisor@example.com admin@example.com grace@example.com]" {
+			t.Fatalf("paged over %v", emails)
+		}
+		if r := a.call("GET", "/api/v1/users?role=analyst", "admin", nil); len(r.body["data"].([]any)) != 2 {
+			t.Fatalf("role filter: %s", r.raw)
+		}
+		if r := a.call("GET", "/api/v1/users?active=false", "admin", nil); r.status != 200 || len(r.body["data"].([]any)) != 0 {
+			t.Fatalf("active filter: %d %s", r.status, r.raw)
+		}
+		for _, q := range []string{"active=maybe", "role=root", "cursor=nope", "limit=0"} {
+			if r := a.call("GET", "/api/v1/users?"+q, "admin", nil); r.status != 400 {
+				t.Fatalf("%s: %d", q, r.status)
+			}
+		}
 	})
 }
 
