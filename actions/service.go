@@ -238,18 +238,14 @@ func (s *Service) Get(ctx context.Context, id string) (Action, error) {
 // ForCase lists a case's actions, oldest first. ENOTFOUND if there is no
 // such case.
 func (s *Service) ForCase(ctx context.Context, caseID string) ([]Action, error) {
-	var rows []row
-	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
-		if _, err := s.cases.Lookup(ctx, tx, caseID); err != nil {
-			return err
-		}
-		if err := tx.WithContext(ctx).Where("case_id = ?", caseID).Order("created_at, id").Find(&rows).Error; err != nil {
-			return fmt.Errorf("list actions of case %s: %w", caseID, err)
-		}
-		return nil
-	})
-	if err != nil {
+	// Two plain reads, no transaction: a read must not take SQLite's
+	// write lock.
+	if _, err := s.cases.Lookup(ctx, s.db.WithContext(ctx), caseID); err != nil {
 		return nil, err
+	}
+	var rows []row
+	if err := s.db.WithContext(ctx).Where("case_id = ?", caseID).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list actions of case %s: %w", caseID, err)
 	}
 	out := make([]Action, len(rows))
 	for i, r := range rows {
