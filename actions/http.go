@@ -134,7 +134,7 @@ func (h *HTTP) listAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := audit.Filter{CaseID: c.QueryParam("case"), Actor: c.QueryParam("actor"), Action: c.QueryParam("action")}
+	f := audit.Filter{CaseID: c.QueryParam("case"), Actor: c.QueryParam("actor"), ActorKind: auth.ActorKind(c.QueryParam("actor_kind")), Action: c.QueryParam("action")}
 	if f.From, err = parseTime("from", c.QueryParam("from")); err != nil {
 		return err
 	}

@@ -65,10 +65,12 @@ type Action struct {
 	Reason            string          `json:"reason"`
 	Status            Status          `json:"status"`
 	RequestedBy       string          `json:"requested_by"`
+	RequestedByUserID *int64          `json:"requested_by_user_id"`
 	RequestedRole     string          `json:"requested_role"`
 	ApprovalRequired  bool            `json:"approval_required"`
 	ApprovalReasons   []string        `json:"approval_reasons"`
 	DecidedBy         *string         `json:"decided_by"`
+	DecidedByUserID   *int64          `json:"decided_by_user_id"`
 	DecidedAt         *time.Time      `json:"decided_at"`
 	DecisionNote      *string         `json:"decision_note"`
 	SubjectID         string          `json:"subject"` // the provider object acted on
@@ -100,12 +102,14 @@ type row struct {
 	Reason            string
 	Status            string
 	RequestedBy       string
+	RequestedByUserID *int64
 	RequestedRole     string
 	ClientKey         string
 	RequestHash       string
 	ProviderKey       string
 	ApprovalReasons   *string
 	DecidedBy         *string
+	DecidedByUserID   *int64
 	DecidedAt         *time.Time
 	DecisionNote      *string
 	SubjectID         *string
@@ -128,7 +132,7 @@ func (row) TableName() string { return "actions" }
 
 func (r row) action() Action {
 	a := Action{ID: r.ID, CaseID: r.CaseID, Type: Type(r.Type), Params: json.RawMessage(r.Params), Reason: r.Reason,
-		Status: Status(r.Status), RequestedBy: r.RequestedBy, RequestedRole: r.RequestedRole, DecidedBy: r.DecidedBy,
+		Status: Status(r.Status), RequestedBy: r.RequestedBy, RequestedByUserID: r.RequestedByUserID, RequestedRole: r.RequestedRole, DecidedBy: r.DecidedBy, DecidedByUserID: r.DecidedByUserID,
 		DecidedAt: r.DecidedAt, DecisionNote: r.DecisionNote, Amount: r.Amount, Currency: r.Currency,
 		ProviderKey: r.ProviderKey, ProviderObjectID: r.ProviderObjectID, ProviderRequestID: r.ProviderRequestID,
 		ProviderStatus: r.ProviderStatus, Attempts: r.Attempts, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),

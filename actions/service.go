@@ -126,6 +126,11 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 	if prev, found, err := s.byClientKey(ctx, p.Name, clientKey); err != nil {
 		return Outcome{}, err
 	} else if found {
+		if a := prev.action.RequestedByUserID; a != nil && p.UserID != 0 && *a != p.UserID {
+			// Keys are kept per requester name; another person of the same
+			// name must not see, or replay, this person's action.
+			return Outcome{}, errs.Coded(errs.ECONFLICT, "idempotency_key_in_use", "Idempotency-Key %q is in use; choose another", clientKey)
+		}
 		if prev.hash != hash {
 			return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
 				"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)
@@ -158,7 +163,7 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 			reasons = ptr(string(b))
 		}
 		rec = row{ID: id, CaseID: c.ID, Type: string(r.Type), Params: string(paramsJSON), Reason: strings.TrimSpace(r.Reason),
-			Status: string(status), RequestedBy: p.Name, RequestedRole: string(p.Role), ClientKey: clientKey, RequestHash: hash,
+			Status: string(status), RequestedBy: p.Name, RequestedByUserID: userIDOf(p), RequestedRole: string(p.Role), ClientKey: clientKey, RequestHash: hash,
 			ProviderKey: "recourse_" + id, ApprovalReasons: reasons, SubjectID: ptr(pl.subject), CreatedAt: now, UpdatedAt: now}
 		if pl.amount > 0 {
 			rec.Amount, rec.Currency = ptr(pl.amount), ptr(pl.currency)
@@ -236,8 +241,14 @@ func (s *Service) Get(ctx context.Context, id string) (Action, error) {
 	return r.action(), nil
 }
 
-// ForCase lists a case's actions, oldest first.
+// ForCase lists a case's actions, oldest first. ENOTFOUND if there is no
+// such case.
 func (s *Service) ForCase(ctx context.Context, caseID string) ([]Action, error) {
+	// Two plain reads, no transaction: a read must not take SQLite's
+	// write lock.
+	if _, err := s.cases.Lookup(ctx, s.db.WithContext(ctx), caseID); err != nil {
+		return nil, err
+	}
 	var rows []row
 	if err := s.db.WithContext(ctx).Where("case_id = ?", caseID).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list actions of case %s: %w", caseID, err)
@@ -276,7 +287,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 			}
 			return err
 		}
-		if r.RequestedBy == p.Name {
+		if samePerson(r, p) {
 			return errs.Coded(errs.EFORBIDDEN, "four_eyes", "you requested action %s; another supervisor must decide it", id)
 		}
 		if Status(r.Status) != StatusPendingApproval {
@@ -303,7 +314,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 			}
 		}
 		res := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", id, string(StatusPendingApproval)).
-			Updates(map[string]any{"status": string(next), "decided_by": p.Name, "decided_at": now, "decision_note": note, "updated_at": now})
+			Updates(map[string]any{"status": string(next), "decided_by": p.Name, "decided_by_user_id": userIDOf(p), "decided_at": now, "decision_note": note, "updated_at": now})
 		if res.Error != nil {
 			return res.Error
 		}
@@ -331,6 +342,25 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		return s.execute(ctx, a)
 	}
 	return a, nil
+}
+
+// userIDOf is the person behind p, if p is one.
+func userIDOf(p auth.Principal) *int64 {
+	if p.UserID == 0 {
+		return nil
+	}
+	id := p.UserID
+	return &id
+}
+
+// samePerson reports whether p is the person who requested r (four eyes):
+// compared by user, so a second token of the same person is still them.
+// Only an action recorded without a user falls back to the name.
+func samePerson(r row, p auth.Principal) bool {
+	if r.RequestedByUserID != nil && p.UserID != 0 {
+		return *r.RequestedByUserID == p.UserID
+	}
+	return r.RequestedBy == p.Name
 }
 
 // resumeIfStuck re-executes an action left executing by a crash (or an
@@ -548,7 +578,11 @@ func (s *Service) auditCall(ctx context.Context, a Action, outcome, reqID, msg s
 // prorated refund; it goes through the refund rules like any other.
 func (s *Service) requestProratedRefund(ctx context.Context, parent Action, p Params) {
 	body, _ := json.Marshal(map[string]any{"amount": p.ProratedRefund, "charge": p.RefundCharge, "refund_reason": "requested_by_customer"})
-	actx := auth.WithPrincipal(context.WithoutCancel(ctx), auth.Principal{Name: parent.RequestedBy, Role: auth.Role(parent.RequestedRole)})
+	requester := auth.Principal{Name: parent.RequestedBy, Role: auth.Role(parent.RequestedRole)}
+	if parent.RequestedByUserID != nil {
+		requester.UserID = *parent.RequestedByUserID
+	}
+	actx := auth.WithPrincipal(context.WithoutCancel(ctx), requester)
 	_, err := s.Request(actx, parent.CaseID, parent.ID+"/prorated-refund", Request{Type: Refund, Params: body,
 		Reason: "prorated refund after cancellation (" + parent.ID + ")"})
 	if err != nil {

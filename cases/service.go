@@ -481,7 +481,7 @@ func (s *Service) AddNote(ctx context.Context, p auth.Principal, id, body string
 		}
 		e := TimelineEntry{CaseID: c.ID, At: s.clock.Now(), Actor: principalActor(p), ActorType: ActorPerson,
 			Type: EntryNote, Summary: "Note by " + principalActor(p), Body: &clean}
-		if _, err := s.st.appendEntry(ctx, tx, e); err != nil {
+		if e, err = s.st.insertEntry(ctx, tx, e); err != nil {
 			return err
 		}
 		if err := s.markFirstResponse(ctx, tx, c); err != nil {

@@ -323,6 +323,19 @@ func (st store) appendEntry(ctx context.Context, tx *gorm.DB, e TimelineEntry) (
 	return res.RowsAffected == 1, nil
 }
 
+// insertEntry appends e, which has no provider event, and returns it with
+// the id it was stored under.
+func (st store) insertEntry(ctx context.Context, tx *gorm.DB, e TimelineEntry) (TimelineEntry, error) {
+	r := entryRow{CaseID: e.CaseID, At: e.At.UTC(), Actor: e.Actor, ActorType: string(e.ActorType), Type: e.Type,
+		Summary: e.Summary, EventID: e.EventID, OccurredAt: utcp(e.OccurredAt), FromState: e.FromState, ToState: e.ToState,
+		Transition: e.Transition, Body: e.Body}
+	if err := tx.WithContext(ctx).Create(&r).Error; err != nil {
+		return TimelineEntry{}, fmt.Errorf("append %s to case %s: %w", e.Type, e.CaseID, err)
+	}
+	e.ID = r.ID
+	return e, nil
+}
+
 // timeline returns case id's entries, oldest first.
 func (st store) timeline(ctx context.Context, g *gorm.DB, caseID string) ([]TimelineEntry, error) {
 	var rows []entryRow

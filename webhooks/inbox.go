@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
@@ -16,11 +17,29 @@ import (
 
 // Inbox is the durable store of received events.
 type Inbox struct {
-	db *db.DB
+	db    *db.DB
+	audit *audit.Log
 }
 
 // NewInbox returns the inbox over d.
 func NewInbox(d *db.DB) *Inbox { return &Inbox{db: d} }
+
+// WithAudit makes every replay recorded in l, in the replay's transaction,
+// with the actor in the caller's context (an admin, or cli:<os user>), and
+// returns in.
+func (in *Inbox) WithAudit(l *audit.Log) *Inbox {
+	in.audit = l
+	return in
+}
+
+func (in *Inbox) recordReplay(ctx context.Context, tx *gorm.DB, eventID, detail string) error {
+	if in.audit == nil {
+		return nil
+	}
+	return in.audit.Record(ctx, tx, audit.Entry{Action: "webhook_event.replay", ObjectType: "webhook_event", ObjectID: eventID,
+		Before: audit.Marshal(map[string]string{"status": string(StatusDead)}), After: audit.Marshal(map[string]string{"status": string(StatusPending)}),
+		Detail: detail})
+}
 
 // Record is an inbox row as operators see it.
 type Record struct {
@@ -212,22 +231,28 @@ type Filter struct {
 
 // List returns events newest first, a page at a time.
 func (in *Inbox) List(ctx context.Context, f Filter, page httpx.PageRequest) (httpx.List[Record], error) {
-	q := in.db.WithContext(ctx).Model(&inboxRow{}).
-		Select("id, event_id, type, created, livemode, account, api_version, object_type, object_id, status, attempts, next_attempt_at, last_error, received_at, processed_at")
-	if f.Status != "" {
-		q = q.Where("status = ?", string(f.Status))
-	}
-	if f.Type != "" {
-		q = q.Where("type = ?", f.Type)
-	}
 	var after int64
-	if ok, err := httpx.DecodeCursor(page.Cursor, &after); err != nil {
+	hasCursor, err := httpx.DecodeCursor(page.Cursor, &after)
+	if err != nil {
 		return httpx.List[Record]{}, err
-	} else if ok {
-		q = q.Where("id < ?", after)
 	}
 	var rows []inboxRow
-	if err := q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error; err != nil {
+	err = in.db.Read(ctx, func(g *gorm.DB) error {
+		q := g.Model(&inboxRow{}).
+			Select("id, event_id, type, created, livemode, account, api_version, object_type, object_id, status, attempts, next_attempt_at, last_error, received_at, processed_at")
+		if f.Status != "" {
+			q = q.Where("status = ?", string(f.Status))
+		}
+		if f.Type != "" {
+			q = q.Where("type = ?", f.Type)
+		}
+		if hasCursor {
+			q = q.Where("id < ?", after)
+		}
+		rows = nil
+		return q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error
+	})
+	if err != nil {
 		return httpx.List[Record]{}, fmt.Errorf("list inbox events: %w", err)
 	}
 	recs := make([]Record, len(rows))
@@ -240,7 +265,7 @@ func (in *Inbox) List(ctx context.Context, f Filter, page httpx.PageRequest) (ht
 // Get returns one event with its payload. ENOTFOUND if unknown.
 func (in *Inbox) Get(ctx context.Context, eventID string) (Record, error) {
 	var row inboxRow
-	err := in.db.WithContext(ctx).Where("event_id = ?", eventID).Take(&row).Error
+	err := in.db.Read(ctx, func(g *gorm.DB) error { return g.Where("event_id = ?", eventID).Take(&row).Error })
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Record{}, errs.NotFound("no webhook event %q", eventID)
 	}
@@ -251,19 +276,31 @@ func (in *Inbox) Get(ctx context.Context, eventID string) (Record, error) {
 }
 
 // Replay puts a dead-lettered event back to pending with a fresh set of
-// attempts. ENOTFOUND if unknown; ECONFLICT if it is not dead (an event that
-// was applied is never applied twice).
+// attempts, audited (WithAudit) in the same transaction. ENOTFOUND if
+// unknown; ECONFLICT if it is not dead (an event that was applied is never
+// applied twice).
 func (in *Inbox) Replay(ctx context.Context, eventID string, now time.Time) (Record, error) {
-	res := in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+	var moved int64
+	err := in.db.Transact(ctx, func(tx *gorm.DB) error {
+		res := tx.WithContext(ctx).Exec(`UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
 WHERE event_id = ? AND status = 'dead'`, now, eventID)
-	if res.Error != nil {
-		return Record{}, fmt.Errorf("replay event %s: %w", eventID, res.Error)
+		if res.Error != nil {
+			return fmt.Errorf("replay event %s: %w", eventID, res.Error)
+		}
+		moved = res.RowsAffected
+		if moved == 0 {
+			return nil
+		}
+		return in.recordReplay(ctx, tx, eventID, "dead-lettered event put back to pending")
+	})
+	if err != nil {
+		return Record{}, err
 	}
 	rec, err := in.Get(ctx, eventID)
 	if err != nil {
 		return Record{}, err
 	}
-	if res.RowsAffected == 0 {
+	if moved == 0 {
 		return rec, errs.Coded(errs.ECONFLICT, "not_dead", "event %s is %s, not dead: only dead-lettered events are replayed, and an applied event is never applied twice", eventID, rec.Status).
 			WithDetails(map[string]any{"status": rec.Status})
 	}
@@ -271,14 +308,34 @@ WHERE event_id = ? AND status = 'dead'`, now, eventID)
 }
 
 // ReplayDead puts every dead-lettered event back to pending and returns how
-// many it moved.
+// many it moved; each is audited (WithAudit) in the same transaction.
 func (in *Inbox) ReplayDead(ctx context.Context, now time.Time) (int64, error) {
-	res := in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
-WHERE status = 'dead'`, now)
-	if res.Error != nil {
-		return 0, fmt.Errorf("replay dead events: %w", res.Error)
+	var moved int64
+	err := in.db.Transact(ctx, func(tx *gorm.DB) error {
+		var ids []string
+		if err := tx.WithContext(ctx).Raw("SELECT event_id FROM webhook_events WHERE status = 'dead' ORDER BY id").Scan(&ids).Error; err != nil {
+			return fmt.Errorf("find dead events: %w", err)
+		}
+		for start := 0; start < len(ids); start += 500 {
+			batch := ids[start:min(start+500, len(ids))]
+			res := tx.WithContext(ctx).Exec(`UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+WHERE status = 'dead' AND event_id IN ?`, now, batch)
+			if res.Error != nil {
+				return fmt.Errorf("replay dead events: %w", res.Error)
+			}
+			moved += res.RowsAffected
+		}
+		for _, id := range ids {
+			if err := in.recordReplay(ctx, tx, id, "replay of every dead-lettered event"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	return res.RowsAffected, nil
+	return moved, nil
 }
 
 // Backlog returns the number of pending events and the age of the oldest.

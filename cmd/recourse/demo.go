@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
@@ -183,14 +184,15 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	done := make(chan error, 1)
 	go func() { done <- svc.run(ctx, ln) }()
 
-	tokens := auth.NewTokenStore(svc.db, clock.System{})
+	tokens := auth.NewTokenStore(svc.db, clock.System{}).WithAuditor(audit.New(svc.db, clock.System{}).ForAuth())
+	operator := cliContext(ctx, getenv) // the demo's users and tokens are audited as the operator's
 	people := []struct {
 		name string
 		role auth.Role
 	}{{"Dana (dispute analyst)", auth.RoleAnalyst}, {"Alex (support agent)", auth.RoleAgent}, {"Sam (supervisor)", auth.RoleSupervisor}, {"Ops (admin)", auth.RoleAdmin}}
 	secrets := make([]string, len(people))
 	for i, p := range people {
-		if secrets[i], _, err = tokens.Create(ctx, p.name, p.role); err != nil {
+		if secrets[i], _, err = tokens.Create(operator, p.name, p.role); err != nil {
 			return err
 		}
 	}

@@ -2,10 +2,13 @@
 //
 //	recourse serve                       run the HTTP service and webhook worker
 //	recourse migrate up|status           apply or list schema migrations
-//	recourse token create --name N --role R   print a new API token (once)
+//	recourse user create --email E --name N --role R [--teams T,T]   add a user
+//	recourse user list | deactivate EMAIL|ID   list users, or deactivate one (revoking their tokens)
+//	recourse token create --user EMAIL [--name LABEL] [--role R]   print a new API token (once)
 //	recourse token list | revoke ID      list or revoke API tokens
 //	recourse replay EVENT_ID | --all     put dead-lettered webhook events back
 //	recourse demo                        play a realistic business as signed Stripe events
+//	recourse healthcheck [--url URL]     exit 0 if /readyz answers 200
 //	recourse version                     print the version
 //
 // Settings come from RECOURSE_* environment variables and DATABASE_URL;
@@ -39,10 +42,17 @@ const usage = `usage: recourse <command> [flags]
 commands:
   serve                              run the HTTP service and webhook worker
   migrate up | status                apply pending migrations, or list them
-  token create --name N --role R     create an API token and print it once
+  user create --email E --name N --role R [--teams T,T]
+                                     add a user (a person who holds API tokens)
+  user list                          list users
+  user deactivate EMAIL|ID           deactivate a user and revoke all their tokens
+  token create --user EMAIL [--name LABEL] [--role R]
+                                     create an API token for a user and print it once
   token list                         list API tokens (never their secrets)
   token revoke ID                    revoke an API token
   replay EVENT_ID | --all            put dead-lettered webhook events back to pending
+  demo [--url URL --secret S]        play a realistic business as signed Stripe events
+  healthcheck [--url URL]            exit 0 if /readyz answers 200 (container health checks)
   version                            print the version
 
 Settings come from RECOURSE_* environment variables and DATABASE_URL;
@@ -63,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCmd(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return tokenCmd(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		return userCmd(ctx, rest, getenv, stdout, stderr)
 	case "replay":
 		return replayCmd(ctx, rest, getenv, stdout, stderr)
 	case "demo":

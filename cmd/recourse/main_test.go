@@ -192,7 +192,11 @@ func TestServeEndToEnd(t *testing.T) {
 			if code, _ := in.do("GET", "/api/v1/tokens", agent, nil, nil); code != 403 {
 				t.Fatalf("agent listing tokens: %d", code)
 			}
-			code, tok := in.do("POST", "/api/v1/tokens", admin, []byte(`{"name":"Robin","role":"analyst"}`), nil)
+			code, robin := in.do("POST", "/api/v1/users", admin, []byte(`{"email":"robin@example.com","display_name":"Robin","role":"analyst"}`), nil)
+			if code != 201 {
+				t.Fatalf("create user: %d %v", code, robin)
+			}
+			code, tok := in.do("POST", "/api/v1/tokens", admin, []byte(fmt.Sprintf(`{"user_id":%v,"name":"laptop"}`, robin["id"])), nil)
 			if code != 201 || !strings.HasPrefix(fmt.Sprint(tok["token"]), "rct_") {
 				t.Fatalf("create token: %d %v", code, tok)
 			}
@@ -205,7 +209,7 @@ func TestServeEndToEnd(t *testing.T) {
 			if code, _ := in.do("GET", "/api/v1/cases", tok["token"].(string), nil, nil); code != 401 {
 				t.Fatalf("revoked token: %d", code)
 			}
-			if code, _ := in.do("POST", "/api/v1/tokens", admin, []byte(`{"name":"x","role":"root"}`), nil); code != 400 {
+			if code, _ := in.do("POST", "/api/v1/tokens", admin, []byte(fmt.Sprintf(`{"user_id":%v,"name":"x","role":"root"}`, robin["id"])), nil); code != 400 {
 				t.Fatalf("bad role: %d", code)
 			}
 			if code, m := in.do("GET", "/api/v1/nope", admin, nil, nil); code != 404 || m["error"] == nil {

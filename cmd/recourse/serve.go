@@ -88,6 +88,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
+	if err := auditPolicyInForce(ctx, auditLog, policy, cfg.PolicyFile); err != nil {
+		log.Warn("could not record the policy in force in the audit log", "err", err)
+	}
 	var provider billing.Provider
 	var fetcher billing.Fetcher
 	if cfg.StripeAPIKey != "" {
@@ -110,7 +113,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions})
 
-	inbox := webhooks.NewInbox(d)
+	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
 	webhooks.RegisterBilling(registry, store, s.cases)
@@ -138,15 +141,14 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	s.intake.Register(e)
 
-	tokens := auth.NewTokenStore(d, clk)
+	tokens := auth.NewTokenStore(d, clk).WithAuditor(auditLog.ForAuth())
 	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
 	store.Register(api)
 	s.cases.Register(api)
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
-	auth.NewTokenHTTP(tokens, func(ctx context.Context, action, id, detail string) error {
-		return auditLog.Record(ctx, nil, audit.Entry{Action: action, ObjectType: "api_token", ObjectID: id, Detail: detail})
-	}).Register(api)
+	auth.NewTokenHTTP(tokens).Register(api)
+	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
 	s.echo = e
 	return s, nil
 }

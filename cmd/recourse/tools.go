@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/user"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
@@ -83,39 +86,99 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	}
 }
 
+// cliContext returns ctx carrying the operator at this terminal as the
+// actor (cli:<os user>), so what the command changes is audited as theirs.
+func cliContext(ctx context.Context, getenv func(string) string) context.Context {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = getenv("USER")
+	}
+	return auth.WithPrincipal(ctx, auth.CLIPrincipal(name))
+}
+
+// openMigrated opens the database and applies pending migrations.
+func openMigrated(ctx context.Context, open func(context.Context) (*db.DB, error)) (*db.DB, error) {
+	d, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Up(ctx, d, clock.System{}.Now); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// findUser resolves --user: an email, or a numeric user id.
+func findUser(ctx context.Context, users *auth.UserStore, ref string) (auth.User, error) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		return users.Get(ctx, id)
+	}
+	return users.ByEmail(ctx, ref)
+}
+
 func tokenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: recourse token create --name N --role R | list | revoke ID")
+		return errors.New("usage: recourse token create --user EMAIL [--name LABEL] [--role R] | list | revoke ID")
 	}
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	open := dbFlags(fs, getenv)
-	name := fs.String("name", "", "who or what the token is for (create)")
-	role := fs.String("role", "", "agent, analyst, supervisor or admin (create)")
+	userRef := fs.String("user", "", "the token's user, by email or id (create)")
+	name := fs.String("name", "", "a label for the token; without --user, the name of the person it is for (create)")
+	role := fs.String("role", "", "agent, analyst, supervisor or admin; with --user, defaults to the user's role and may not exceed it (create)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	d, err := open(ctx)
+	ctx = cliContext(ctx, getenv)
+	d, err := openMigrated(ctx, open)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if _, err := migrations.Up(ctx, d, clock.System{}.Now); err != nil {
-		return err
-	}
-	store := auth.NewTokenStore(d, clock.System{})
+	auditLog := audit.New(d, clock.System{})
+	store := auth.NewTokenStore(d, clock.System{}).WithAuditor(auditLog.ForAuth())
 	switch args[0] {
 	case "create":
-		r, err := auth.ParseRole(*role)
-		if err != nil {
-			return err
-		}
-		secret, tok, err := store.Create(ctx, pan.Mask(*name), r) // a name is text like any other
-		if err != nil {
-			return err
+		var (
+			secret string
+			tok    auth.Token
+		)
+		if *userRef != "" {
+			u, err := findUser(ctx, auth.NewUserStore(d, clock.System{}, nil), *userRef)
+			if err != nil {
+				return err
+			}
+			var r auth.Role
+			if *role != "" {
+				if r, err = auth.ParseRole(*role); err != nil {
+					return err
+				}
+			}
+			label := pan.Mask(*name) // a name is text like any other
+			if label == "" {
+				label = "cli"
+			}
+			secret, tok, err = store.Issue(ctx, u.ID, label, r)
+			if err != nil {
+				return err
+			}
+		} else {
+			// Before users: --name named the person; that person is the
+			// user with that display name and no email.
+			r, err := auth.ParseRole(*role)
+			if err != nil {
+				return err
+			}
+			if secret, tok, err = store.Create(ctx, pan.Mask(*name), r); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintln(stdout, secret)
-		fmt.Fprintf(stderr, "created token %d for %q with role %s; it is shown only this once\n", tok.ID, tok.Name, tok.Role)
+		fmt.Fprintf(stderr, "created token %d %q for user %d with role %s; it is shown only this once\n", tok.ID, tok.Name, tok.UserID, tok.Role)
 		return nil
 	case "list":
 		toks, err := store.List(ctx)
@@ -123,13 +186,13 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "ID\tNAME\tROLE\tPREFIX\tCREATED\tREVOKED\n")
+		fmt.Fprintf(tw, "ID\tUSER\tNAME\tROLE\tPREFIX\tCREATED\tREVOKED\n")
 		for _, t := range toks {
 			rev := "-"
 			if t.RevokedAt != nil {
 				rev = t.RevokedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%s\t%s\n", t.ID, t.Name, t.Role, t.Prefix, t.CreatedAt.Format(time.RFC3339), rev)
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s…\t%s\t%s\n", t.ID, t.UserID, t.Name, t.Role, t.Prefix, t.CreatedAt.Format(time.RFC3339), rev)
 		}
 		return tw.Flush()
 	case "revoke":
@@ -150,6 +213,82 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 }
 
+func userCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] | list | deactivate EMAIL|ID"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("user "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	open := dbFlags(fs, getenv)
+	email := fs.String("email", "", "the user's email (create)")
+	name := fs.String("name", "", "the user's display name (create)")
+	role := fs.String("role", "", "agent, analyst, supervisor or admin (create)")
+	teams := fs.String("teams", "", "comma-separated team memberships, e.g. disputes,risk (create)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	ctx = cliContext(ctx, getenv)
+	d, err := openMigrated(ctx, open)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	users := auth.NewUserStore(d, clock.System{}, audit.New(d, clock.System{}).ForAuth())
+	switch args[0] {
+	case "create":
+		r, err := auth.ParseRole(*role)
+		if err != nil {
+			return err
+		}
+		var ts []string
+		for _, t := range strings.Split(*teams, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				ts = append(ts, t)
+			}
+		}
+		u, err := users.Create(ctx, auth.NewUser{Email: *email, DisplayName: pan.Mask(*name), Role: r, Teams: ts})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created user %d %s <%s> (%s)\n", u.ID, u.DisplayName, deref(u.Email), u.Role)
+		return nil
+	case "list":
+		list, err := users.All(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "ID\tEMAIL\tNAME\tROLE\tTEAMS\tACTIVE\n")
+		for _, u := range list {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%t\n", u.ID, deref(u.Email), u.DisplayName, u.Role, strings.Join(u.Teams, ","), u.Active)
+		}
+		return tw.Flush()
+	case "deactivate":
+		if fs.NArg() != 1 {
+			return errors.New("usage: recourse user deactivate EMAIL|ID")
+		}
+		u, err := findUser(ctx, users, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if u, err = users.Deactivate(ctx, u.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deactivated user %d %s; every token they held is revoked\n", u.ID, u.DisplayName)
+		return nil
+	default:
+		return fmt.Errorf("unknown user command %q (want create, list or deactivate)", args[0])
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
 func replayCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -161,12 +300,13 @@ func replayCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if *all == (fs.NArg() == 1) || fs.NArg() > 1 {
 		return errors.New("usage: recourse replay EVENT_ID | --all")
 	}
-	d, err := open(ctx)
+	ctx = cliContext(ctx, getenv)
+	d, err := openMigrated(ctx, open)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	inbox := webhooks.NewInbox(d)
+	inbox := webhooks.NewInbox(d).WithAudit(audit.New(d, clock.System{}))
 	now := clock.System{}.Now()
 	if *all {
 		n, err := inbox.ReplayDead(ctx, now)

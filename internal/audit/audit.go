@@ -22,6 +22,8 @@ type Entry struct {
 	ID                int64           `json:"id"`
 	At                time.Time       `json:"at"`
 	Actor             string          `json:"actor"`
+	ActorKind         auth.ActorKind  `json:"actor_kind"`              // user, system, cli or stripe
+	ActorUserID       *int64          `json:"actor_user_id,omitempty"` // the person, for ActorKind user
 	Role              string          `json:"role"`
 	RequestID         string          `json:"request_id,omitempty"`
 	Action            string          `json:"action"` // e.g. case.assign, case.transition, action.refund.provider_call
@@ -38,6 +40,8 @@ type row struct {
 	ID                int64
 	At                time.Time
 	Actor             string
+	ActorKind         string
+	ActorUserID       *int64
 	Role              string
 	RequestID         *string
 	Action            string
@@ -94,28 +98,57 @@ func Marshal(v any) json.RawMessage {
 	return b
 }
 
-// FromContext fills Actor, Role and RequestID from the request context
-// (the authenticated principal and the request id), or "system" when there
-// is no principal.
+// FromContext fills Actor, ActorKind, ActorUserID, Role and RequestID
+// where e leaves them empty: from the principal in ctx (a user over the API,
+// or cli:<os user> at the command line), else the system. An entry whose
+// Actor is "stripe" is the provider's.
 func FromContext(ctx context.Context, e Entry) Entry {
-	if p, ok := auth.FromContext(ctx); ok {
-		if e.Actor == "" {
-			e.Actor = p.Actor()
+	if p, ok := auth.FromContext(ctx); ok && e.Actor == "" {
+		e.Actor = p.Actor()
+		e.ActorKind = p.ActorKind()
+		if p.ActorKind() == auth.ActorUser && p.UserID != 0 {
+			id := p.UserID
+			e.ActorUserID = &id
 		}
 		if e.Role == "" {
 			e.Role = string(p.Role)
 		}
 	}
 	if e.Actor == "" {
-		e.Actor = "system"
+		e.Actor = string(auth.ActorSystem)
+	}
+	if e.ActorKind == "" {
+		switch e.Actor {
+		case string(auth.ActorSystem):
+			e.ActorKind = auth.ActorSystem
+		case string(auth.ActorStripe):
+			e.ActorKind = auth.ActorStripe
+		default:
+			e.ActorKind = auth.ActorUser
+		}
 	}
 	if e.Role == "" {
-		e.Role = "system"
+		e.Role = string(e.ActorKind)
 	}
 	if e.RequestID == "" {
 		e.RequestID = httpx.RequestIDFrom(ctx)
 	}
 	return e
+}
+
+// ForAuth adapts the log to what internal/auth records user and token
+// changes with, inside the transaction that makes them.
+func (l *Log) ForAuth() auth.Auditor {
+	return func(ctx context.Context, tx *gorm.DB, c auth.Change) error {
+		var before, after json.RawMessage
+		if c.Before != nil {
+			before = Marshal(c.Before)
+		}
+		if c.After != nil {
+			after = Marshal(c.After)
+		}
+		return l.Record(ctx, tx, Entry{Action: c.Action, ObjectType: c.ObjectType, ObjectID: c.ObjectID, Before: before, After: after, Detail: c.Detail})
+	}
 }
 
 // Record appends e, taking actor, role and request id from ctx where e
@@ -126,7 +159,7 @@ func (l *Log) Record(ctx context.Context, tx *gorm.DB, e Entry) error {
 	if e.At.IsZero() {
 		e.At = l.clock.Now()
 	}
-	r := row{At: e.At, Actor: e.Actor, Role: e.Role, RequestID: ptr(e.RequestID), Action: e.Action,
+	r := row{At: e.At, Actor: e.Actor, ActorKind: string(e.ActorKind), ActorUserID: e.ActorUserID, Role: e.Role, RequestID: ptr(e.RequestID), Action: e.Action,
 		CaseID: ptr(e.CaseID), ObjectType: ptr(e.ObjectType), ObjectID: ptr(e.ObjectID),
 		Before: ptr(string(e.Before)), After: ptr(string(e.After)), ProviderRequestID: ptr(e.ProviderRequestID), Detail: ptr(e.Detail)}
 	g := tx
@@ -143,42 +176,53 @@ func (l *Log) Record(ctx context.Context, tx *gorm.DB, e Entry) error {
 type Filter struct {
 	CaseID string
 	Actor  string
-	Action string
-	From   time.Time
-	To     time.Time
+	// ActorKind narrows to one kind of actor (user, system, cli, stripe).
+	ActorKind auth.ActorKind
+	Action    string
+	From      time.Time
+	To        time.Time
 }
 
 // List returns entries newest first, a page at a time.
 func (l *Log) List(ctx context.Context, f Filter, page httpx.PageRequest) (httpx.List[Entry], error) {
-	q := l.db.WithContext(ctx).Model(&row{})
-	if f.CaseID != "" {
-		q = q.Where("case_id = ?", f.CaseID)
-	}
-	if f.Actor != "" {
-		q = q.Where("actor = ?", f.Actor)
-	}
-	if f.Action != "" {
-		q = q.Where("action = ?", f.Action)
-	}
-	if !f.From.IsZero() {
-		q = q.Where("at >= ?", f.From.UTC())
-	}
-	if !f.To.IsZero() {
-		q = q.Where("at < ?", f.To.UTC())
-	}
 	var after int64
-	if ok, err := httpx.DecodeCursor(page.Cursor, &after); err != nil {
+	hasCursor, err := httpx.DecodeCursor(page.Cursor, &after)
+	if err != nil {
 		return httpx.List[Entry]{}, err
-	} else if ok {
-		q = q.Where("id < ?", after)
 	}
 	var rows []row
-	if err := q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error; err != nil {
+	err = l.db.Read(ctx, func(g *gorm.DB) error {
+		q := g.Model(&row{})
+		if f.CaseID != "" {
+			q = q.Where("case_id = ?", f.CaseID)
+		}
+		if f.Actor != "" {
+			q = q.Where("actor = ?", f.Actor)
+		}
+		if f.ActorKind != "" {
+			q = q.Where("actor_kind = ?", string(f.ActorKind))
+		}
+		if f.Action != "" {
+			q = q.Where("action = ?", f.Action)
+		}
+		if !f.From.IsZero() {
+			q = q.Where("at >= ?", f.From.UTC())
+		}
+		if !f.To.IsZero() {
+			q = q.Where("at < ?", f.To.UTC())
+		}
+		if hasCursor {
+			q = q.Where("id < ?", after)
+		}
+		rows = nil
+		return q.Order("id DESC").Limit(page.Limit + 1).Find(&rows).Error
+	})
+	if err != nil {
 		return httpx.List[Entry]{}, fmt.Errorf("list audit log: %w", err)
 	}
 	out := make([]Entry, len(rows))
 	for i, r := range rows {
-		out[i] = Entry{ID: r.ID, At: r.At.UTC(), Actor: r.Actor, Role: r.Role, RequestID: str(r.RequestID), Action: r.Action,
+		out[i] = Entry{ID: r.ID, At: r.At.UTC(), Actor: r.Actor, ActorKind: auth.ActorKind(r.ActorKind), ActorUserID: r.ActorUserID, Role: r.Role, RequestID: str(r.RequestID), Action: r.Action,
 			CaseID: str(r.CaseID), ObjectType: str(r.ObjectType), ObjectID: str(r.ObjectID), Before: raw(r.Before),
 			After: raw(r.After), ProviderRequestID: str(r.ProviderRequestID), Detail: str(r.Detail)}
 	}

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
@@ -11,18 +10,14 @@ import (
 	"github.com/recourse-hq/recourse/internal/httpx"
 )
 
-// Auditor records token management in the audit log (internal/audit's Log
-// satisfies it through a small adapter in the wiring).
-type Auditor func(ctx context.Context, action, objectID, detail string) error
-
 // TokenHTTP serves token management for admins.
 type TokenHTTP struct {
 	store *TokenStore
-	audit Auditor
 }
 
-// NewTokenHTTP returns the endpoints; audit may be nil.
-func NewTokenHTTP(s *TokenStore, audit Auditor) *TokenHTTP { return &TokenHTTP{store: s, audit: audit} }
+// NewTokenHTTP returns the endpoints. Changes are audited by the store
+// (TokenStore.WithAuditor).
+func NewTokenHTTP(s *TokenStore) *TokenHTTP { return &TokenHTTP{store: s} }
 
 // Register mounts GET/POST /tokens and DELETE /tokens/:id on the
 // authenticated /api/v1 group, for tokens:manage only.
@@ -33,22 +28,18 @@ func (h *TokenHTTP) Register(g *echo.Group) {
 	g.DELETE("/tokens/:id", h.revoke, m)
 }
 
+// createToken is the body of POST /tokens: the token's user, a label, and
+// optionally a role below the user's.
 type createToken struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
+	UserID int64  `json:"user_id"`
+	Name   string `json:"name"`
+	Role   string `json:"role"`
 }
 
 // CreatedToken is a new token with its secret, shown once.
 type CreatedToken struct {
 	Token
 	Secret string `json:"token"`
-}
-
-func (h *TokenHTTP) record(c echo.Context, action, id, detail string) error {
-	if h.audit == nil {
-		return nil
-	}
-	return h.audit(c.Request().Context(), action, id, detail)
 }
 
 func (h *TokenHTTP) list(c echo.Context) error {
@@ -67,15 +58,19 @@ func (h *TokenHTTP) create(c echo.Context) error {
 	if err := httpx.Bind(c, &req); err != nil {
 		return err
 	}
-	role, err := ParseRole(req.Role)
-	if err != nil {
-		return err
+	if req.UserID <= 0 {
+		return errs.Coded(errs.EINVALID, "user_required", "user_id is required: every token belongs to a user (POST /api/v1/users creates one)")
 	}
-	secret, tok, err := h.store.Create(c.Request().Context(), req.Name, role)
-	if err != nil {
-		return err
+	var role Role
+	if req.Role != "" {
+		r, err := ParseRole(req.Role)
+		if err != nil {
+			return err
+		}
+		role = r
 	}
-	if err := h.record(c, "token.create", strconv.FormatInt(tok.ID, 10), tok.Name+" ("+string(tok.Role)+")"); err != nil {
+	secret, tok, err := h.store.Issue(c.Request().Context(), req.UserID, req.Name, role)
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, CreatedToken{Token: tok, Secret: secret})
@@ -89,8 +84,127 @@ func (h *TokenHTTP) revoke(c echo.Context) error {
 	if err := h.store.Revoke(c.Request().Context(), id); err != nil {
 		return err
 	}
-	if err := h.record(c, "token.revoke", c.Param("id"), ""); err != nil {
+	return c.NoContent(http.StatusNoContent)
+}
+
+// UserHTTP serves user management for admins.
+type UserHTTP struct {
+	store *UserStore
+}
+
+// NewUserHTTP returns the endpoints. Changes are audited by the store.
+func NewUserHTTP(s *UserStore) *UserHTTP { return &UserHTTP{store: s} }
+
+// Register mounts GET/POST /users and GET/PATCH /users/:id on the
+// authenticated /api/v1 group, for users:manage only.
+func (h *UserHTTP) Register(g *echo.Group) {
+	m := Require(PermUsersManage)
+	g.GET("/users", h.list, m)
+	g.POST("/users", h.create, m)
+	g.GET("/users/:id", h.get, m)
+	g.PATCH("/users/:id", h.patch, m)
+}
+
+// createUserRequest is the body of POST /users. Unknown fields (id,
+// active, created_at…) are refused: nothing else can be assigned.
+type createUserRequest struct {
+	Email       string   `json:"email"`
+	DisplayName string   `json:"display_name"`
+	Role        string   `json:"role"`
+	Teams       []string `json:"teams"`
+}
+
+// patchUserRequest is the body of PATCH /users/{id}; absent fields stay.
+type patchUserRequest struct {
+	Email       *string   `json:"email"`
+	DisplayName *string   `json:"display_name"`
+	Role        *string   `json:"role"`
+	Teams       *[]string `json:"teams"`
+	Active      *bool     `json:"active"`
+}
+
+func userID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errs.Invalid("user id must be a positive number")
+	}
+	return id, nil
+}
+
+func (h *UserHTTP) list(c echo.Context) error {
+	page, err := httpx.ParsePage(c)
+	if err != nil {
 		return err
 	}
-	return c.NoContent(http.StatusNoContent)
+	var f UserFilter
+	switch v := c.QueryParam("active"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		f.Active = &b
+	default:
+		return errs.Invalid("active must be true or false")
+	}
+	if v := c.QueryParam("role"); v != "" {
+		if f.Role, err = ParseRole(v); err != nil {
+			return err
+		}
+	}
+	users, err := h.store.List(c.Request().Context(), f, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, users)
+}
+
+func (h *UserHTTP) get(c echo.Context) error {
+	id, err := userID(c)
+	if err != nil {
+		return err
+	}
+	u, err := h.store.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}
+
+func (h *UserHTTP) create(c echo.Context) error {
+	var req createUserRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	role, err := ParseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	u, err := h.store.Create(c.Request().Context(), NewUser{Email: req.Email, DisplayName: req.DisplayName, Role: role, Teams: req.Teams})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, u)
+}
+
+func (h *UserHTTP) patch(c echo.Context) error {
+	id, err := userID(c)
+	if err != nil {
+		return err
+	}
+	var req patchUserRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	p := UserPatch{Email: req.Email, DisplayName: req.DisplayName, Teams: req.Teams, Active: req.Active}
+	if req.Role != nil {
+		role, err := ParseRole(*req.Role)
+		if err != nil {
+			return err
+		}
+		p.Role = &role
+	}
+	u, err := h.store.Update(c.Request().Context(), id, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
 }

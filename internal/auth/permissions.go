@@ -17,6 +17,7 @@ const (
 	PermWebhookEventsRead   Permission = "webhook_events:read"
 	PermWebhookEventsReplay Permission = "webhook_events:replay"
 	PermTokensManage        Permission = "tokens:manage"
+	PermUsersManage         Permission = "users:manage" // list, create, change, deactivate users
 
 	PermBillingRead    Permission = "billing:read"    // mirrored objects and timelines
 	PermCasesRead      Permission = "cases:read"      // list and view cases
@@ -34,6 +35,7 @@ var grants = map[Permission][]Role{
 	PermWebhookEventsRead:   {RoleAdmin},
 	PermWebhookEventsReplay: {RoleAdmin},
 	PermTokensManage:        {RoleAdmin},
+	PermUsersManage:         {RoleAdmin},
 	PermBillingRead:         {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
 	PermCasesRead:           {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
 	PermCasesWrite:          {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},

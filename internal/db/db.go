@@ -32,6 +32,7 @@ const (
 type DB struct {
 	Gorm    *gorm.DB
 	Dialect Dialect
+	maxIdle int // restored after Read drops the idle connections
 }
 
 // Options tune Open.
@@ -78,6 +79,7 @@ func Open(ctx context.Context, url, sqlitePath string, opt Options) (*DB, error)
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", d, err)
 	}
+	maxIdle := 1
 	if d == SQLite {
 		sqlDB.SetMaxOpenConns(1)
 		sqlDB.SetMaxIdleConns(1)
@@ -89,6 +91,7 @@ func Open(ctx context.Context, url, sqlitePath string, opt Options) (*DB, error)
 		}
 		sqlDB.SetMaxOpenConns(n)
 		sqlDB.SetMaxIdleConns(n)
+		maxIdle = n
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -97,7 +100,12 @@ func Open(ctx context.Context, url, sqlitePath string, opt Options) (*DB, error)
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", d, err)
 	}
-	return &DB{Gorm: g, Dialect: d}, nil
+	out := &DB{Gorm: g, Dialect: d, maxIdle: maxIdle}
+	if err := out.registerReadRetry(); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open %s database: %w", d, err)
+	}
+	return out, nil
 }
 
 // SQLiteDSN is the connection string for the SQLite file at path: WAL so

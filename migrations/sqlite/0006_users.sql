@@ -1,0 +1,75 @@
+-- Users: the people behind API tokens. A user owns any number of tokens;
+-- four eyes compares users, and deactivating a user revokes all their tokens.
+CREATE TABLE users (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    email          TEXT,
+    display_name   TEXT     NOT NULL,
+    role           TEXT     NOT NULL CHECK (role IN ('agent', 'analyst', 'supervisor', 'admin')),
+    active         BOOLEAN  NOT NULL DEFAULT 1,
+    created_at     DATETIME NOT NULL,
+    updated_at     DATETIME NOT NULL,
+    deactivated_at DATETIME,
+    CONSTRAINT users_email_key UNIQUE (email)
+);
+
+-- Team memberships (the teams cases are routed to).
+CREATE TABLE user_teams (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    team    TEXT    NOT NULL,
+    PRIMARY KEY (user_id, team)
+);
+
+-- Existing tokens named their holder only by the token's name: one user per
+-- distinct name, with the highest role among that name's tokens (each token
+-- keeps its own role, and a token never acts above its user's role). The
+-- email is unknown (NULL) until an admin sets it.
+INSERT INTO users (display_name, role, active, created_at, updated_at)
+SELECT name,
+       CASE MAX(CASE role WHEN 'agent' THEN 1 WHEN 'analyst' THEN 2 WHEN 'supervisor' THEN 3 ELSE 4 END)
+           WHEN 1 THEN 'agent' WHEN 2 THEN 'analyst' WHEN 3 THEN 'supervisor' ELSE 'admin' END,
+       1, MIN(created_at), MIN(created_at)
+FROM api_tokens
+GROUP BY name
+ORDER BY MIN(id);
+
+-- SQLite cannot add a NOT NULL column to a filled table: rebuild it.
+CREATE TABLE api_tokens_new (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT     NOT NULL,
+    role         TEXT     NOT NULL CHECK (role IN ('agent', 'analyst', 'supervisor', 'admin')),
+    token_hash   TEXT     NOT NULL,
+    prefix       TEXT     NOT NULL,
+    created_at   DATETIME NOT NULL,
+    last_used_at DATETIME,
+    revoked_at   DATETIME,
+    user_id      INTEGER  NOT NULL REFERENCES users (id),
+    CONSTRAINT api_tokens_hash_key UNIQUE (token_hash)
+);
+INSERT INTO api_tokens_new (id, name, role, token_hash, prefix, created_at, last_used_at, revoked_at, user_id)
+SELECT t.id, t.name, t.role, t.token_hash, t.prefix, t.created_at, t.last_used_at, t.revoked_at,
+       (SELECT u.id FROM users u WHERE u.display_name = t.name)
+FROM api_tokens t;
+DROP TABLE api_tokens;
+ALTER TABLE api_tokens_new RENAME TO api_tokens;
+CREATE INDEX api_tokens_user_idx ON api_tokens (user_id);
+
+-- Actions name their requester and decider as users, so four eyes compares
+-- people, not token names. Rows from before are matched by name.
+ALTER TABLE actions ADD COLUMN requested_by_user_id INTEGER;
+ALTER TABLE actions ADD COLUMN decided_by_user_id INTEGER;
+UPDATE actions SET requested_by_user_id = (SELECT u.id FROM users u WHERE u.display_name = actions.requested_by);
+UPDATE actions SET decided_by_user_id = (SELECT u.id FROM users u WHERE u.display_name = actions.decided_by)
+WHERE decided_by IS NOT NULL;
+
+-- The audit log says what kind of actor acted (user, system, cli, stripe)
+-- and, for a user, which one. Older rows are classified once, here.
+ALTER TABLE audit_log ADD COLUMN actor_kind TEXT NOT NULL DEFAULT 'user' CHECK (actor_kind IN ('user', 'system', 'cli', 'stripe'));
+ALTER TABLE audit_log ADD COLUMN actor_user_id INTEGER;
+DROP TRIGGER audit_log_no_update;
+UPDATE audit_log SET actor_kind = 'system' WHERE actor = 'system';
+UPDATE audit_log SET actor_kind = 'stripe' WHERE actor = 'stripe';
+UPDATE audit_log SET actor_user_id = (SELECT u.id FROM users u WHERE u.display_name = audit_log.actor)
+WHERE actor_kind = 'user';
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE INDEX audit_log_actor_user_idx ON audit_log (actor_user_id, id);
