@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
 
@@ -193,22 +194,25 @@ func ParseManualChannel(s string) (Channel, error) {
 	return "", errs.Coded(errs.EINVALID, "invalid_channel", "channel must be one of %s (got %q)", joinStrings(ManualChannels()), s)
 }
 
-// ActorType says who wrote a timeline entry.
-type ActorType string
+// ActorType says who wrote a timeline entry. It is auth.ActorKind, the one
+// actor vocabulary, which the audit log records too.
+type ActorType = auth.ActorKind
 
-// Actor types. A timeline entry names a person (the API principal), the
-// system (sweeper, automation) or the provider (with the event id).
+// Actor types. A timeline entry names a person (the API principal's user),
+// the system (sweeper, automation), an operator at the command line, or the
+// provider (with the event id).
 const (
-	ActorPerson ActorType = "person"
-	ActorSystem ActorType = "system"
-	ActorStripe ActorType = "stripe"
+	ActorPerson = auth.ActorUser
+	ActorSystem = auth.ActorSystem
+	ActorCLI    = auth.ActorCLI
+	ActorStripe = auth.ActorStripe
 )
 
 // Actor names for non-person entries. A person is named by their API
 // principal; other packages pass these constants, never the bare strings.
 const (
-	SystemActor = "system"
-	StripeActor = "stripe"
+	SystemActor = string(auth.ActorSystem)
+	StripeActor = string(auth.ActorStripe)
 )
 
 // Links are the provider objects a case is about, by provider id.

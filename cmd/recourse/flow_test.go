@@ -223,7 +223,7 @@ func TestActionsMoveTheirCasesOverHTTP(t *testing.T) {
 		movedBy := func(caseID, event, actor string) {
 			t.Helper()
 			for _, e := range in.timelineOf(admin, caseID) {
-				if e["transition"] == event && e["actor"] == actor && e["actor_type"] == "person" {
+				if e["transition"] == event && e["actor"] == actor && e["actor_type"] == "user" {
 					return
 				}
 			}

@@ -87,12 +87,22 @@ func TestNoCardNumberLeaks(t *testing.T) {
 			admin, agent, analyst, sup := in.token("admin"), in.token("agent"), in.token("analyst"), in.token("supervisor")
 
 			// Tokens: over the API and from the CLI.
-			if code, m := in.do("POST", "/api/v1/tokens", admin, jsonBody(map[string]any{"name": txt.next(), "role": "analyst"}), nil); code != 201 {
+			code, u := in.do("POST", "/api/v1/users", admin, jsonBody(map[string]any{"email": "pat@example.com", "display_name": txt.next(), "role": "analyst", "teams": []string{"disputes"}}), nil)
+			if code != 201 {
+				t.Fatalf("user over the API: %d %v", code, u)
+			}
+			if code, m := in.do("PATCH", "/api/v1/users/"+fmt.Sprint(u["id"]), admin, jsonBody(map[string]any{"display_name": txt.next()}), nil); code != 200 {
+				t.Fatalf("user patch over the API: %d %v", code, m)
+			}
+			if code, m := in.do("POST", "/api/v1/tokens", admin, jsonBody(map[string]any{"user_id": u["id"], "name": txt.next(), "role": "analyst"}), nil); code != 201 {
 				t.Fatalf("token over the API: %d %v", code, m)
 			}
 			var out bytes.Buffer
 			if err := run(context.Background(), []string{"token", "create", "--name", txt.next(), "--role", "agent"}, in.getenv, &out, io.Discard); err != nil {
 				t.Fatalf("token from the CLI: %v", err)
+			}
+			if err := run(context.Background(), []string{"user", "create", "--email", "lee@example.com", "--name", txt.next(), "--role", "agent"}, in.getenv, &out, io.Discard); err != nil {
+				t.Fatalf("user from the CLI: %v", err)
 			}
 
 			// Webhook stories, then payloads whose free text carries card

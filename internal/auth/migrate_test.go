@@ -19,10 +19,7 @@ import (
 func openAt(t *testing.T, dialect db.Dialect, version int) *db.DB {
 	t.Helper()
 	ctx := context.Background()
-	url, path := "", dbtest.NewSQLitePath(t)
-	if dialect == db.Postgres {
-		url = dbtest.NewPostgresURL(t)
-	}
+	url, path := dbtest.NewLocation(t, dialect)
 	d, err := db.Open(ctx, url, path, db.Options{MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -104,22 +104,26 @@ func NewSQLitePath(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "recourse.db")
 }
 
+// NewLocation returns where a fresh, empty database of dialect d lives, as
+// db.Open takes it: a PostgreSQL URL (a new schema) or a SQLite file path.
+func NewLocation(t testing.TB, d db.Dialect) (url, sqlitePath string) {
+	t.Helper()
+	switch d {
+	case db.Postgres:
+		return NewPostgresURL(t), ""
+	case db.SQLite:
+		return "", NewSQLitePath(t)
+	}
+	t.Fatalf("unknown dialect %q", d)
+	return "", ""
+}
+
 // Open returns a migrated, isolated database of dialect d, closed when t ends.
 func Open(t testing.TB, d db.Dialect) *db.DB {
 	t.Helper()
 	ctx := context.Background()
-	var (
-		conn *db.DB
-		err  error
-	)
-	switch d {
-	case db.Postgres:
-		conn, err = db.Open(ctx, NewPostgresURL(t), "", db.Options{MaxConns: 20})
-	case db.SQLite:
-		conn, err = db.Open(ctx, "", NewSQLitePath(t), db.Options{})
-	default:
-		t.Fatalf("unknown dialect %q", d)
-	}
+	url, path := NewLocation(t, d)
+	conn, err := db.Open(ctx, url, path, db.Options{MaxConns: 20})
 	if err != nil {
 		t.Fatalf("open %s: %v", d, err)
 	}

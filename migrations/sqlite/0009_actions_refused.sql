@@ -31,11 +31,15 @@ CREATE TABLE actions_next (
     created_at          DATETIME NOT NULL,
     updated_at          DATETIME NOT NULL,
     executed_at         DATETIME,
+    requested_by_user_id INTEGER,
+    decided_by_user_id  INTEGER,
     CONSTRAINT actions_client_key UNIQUE (requested_by, client_key),
     CONSTRAINT actions_provider_key UNIQUE (provider_key),
     CONSTRAINT actions_status_check CHECK (status IN ('pending_approval', 'executing', 'succeeded', 'failed', 'rejected', 'refused'))
 );
-INSERT INTO actions_next SELECT * FROM actions;
+-- Columns named: the table has grown since 0005 (0006 added the user ids).
+INSERT INTO actions_next (id, case_id, type, params, reason, status, requested_by, requested_role, client_key, request_hash, provider_key, approval_reasons, decided_by, decided_at, decision_note, subject_id, amount, currency, provider_object_id, provider_request_id, provider_status, result, error_code, error_message, attempts, lease_until, created_at, updated_at, executed_at, requested_by_user_id, decided_by_user_id)
+SELECT id, case_id, type, params, reason, status, requested_by, requested_role, client_key, request_hash, provider_key, approval_reasons, decided_by, decided_at, decision_note, subject_id, amount, currency, provider_object_id, provider_request_id, provider_status, result, error_code, error_message, attempts, lease_until, created_at, updated_at, executed_at, requested_by_user_id, decided_by_user_id FROM actions;
 DROP TABLE actions;
 ALTER TABLE actions_next RENAME TO actions;
 CREATE INDEX actions_case_idx ON actions (case_id, created_at);
