@@ -282,8 +282,7 @@ var (
 )
 
 // KnownStatus reports whether status is one Recourse knows for objects of
-// kind (subscriptions, invoices, charges, refunds; disputes are the
-// disputes package's). Statuses are open strings: newer API versions add
+// kind (subscriptions, invoices, charges, refunds, disputes). Statuses are open strings: newer API versions add
 // values, and callers keep what they do not know.
 func KnownStatus(kind ObjectKind, status string) bool {
 	var order map[string]int64
@@ -296,6 +295,8 @@ func KnownStatus(kind ObjectKind, status string) bool {
 		order = chargeOrder
 	case KindRefund:
 		order = refundOrder
+	case KindDispute:
+		order = disputeOrder
 	default:
 		return true
 	}

@@ -60,8 +60,7 @@ func (a *applier) flagUnknownStatus(known func(string) bool, column, id, status 
 	return nil
 }
 
-// knownStatus returns the known-status test for objects of kind (the
-// disputes package knows dispute statuses, billing the others).
+// knownStatus returns the known-status test for objects of kind.
 func knownStatus(kind billing.ObjectKind) func(string) bool {
 	return func(s string) bool { return billing.KnownStatus(kind, s) }
 }

@@ -11,7 +11,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
-	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
@@ -474,14 +473,14 @@ func (a *applier) entry(caseID, typ, summary string) TimelineEntry {
 // ---- disputes and fraud warnings ----
 
 // disputeTarget maps a dispute status to the case state it implies, with
-// the work states consistent with it. Each status the disputes package
+// the work states consistent with it. Each dispute status billing
 // knows is a state of the dispute lifecycle of the same name; unknown
 // statuses (newer API versions add some) imply nothing.
 func disputeTarget(status string) (string, []string) {
 	switch {
-	case status == disputes.StatusNeedsResponse:
+	case status == billing.DisputeStatusNeedsResponse:
 		return status, []string{"preparing_evidence"}
-	case disputes.KnownStatus(status):
+	case billing.KnownDisputeStatus(status):
 		return status, nil
 	}
 	return "", nil
@@ -499,7 +498,7 @@ func (a *applier) dispute(d billing.Dispute) error {
 		entryType = EntryFundsBack
 	}
 	note := ""
-	inquiry := disputes.IsInquiry(d.Status)
+	inquiry := d.IsInquiry()
 	fresh := func() Case {
 		pr := a.s.sla.disputePriority(d, a.now)
 		kind := "Dispute"
@@ -525,7 +524,7 @@ func (a *applier) dispute(d billing.Dispute) error {
 	if err != nil {
 		return err
 	}
-	if err := a.flagUnknownStatus(disputes.KnownStatus, "dispute_id", d.ID, d.Status); err != nil {
+	if err := a.flagUnknownStatus(billing.KnownDisputeStatus, "dispute_id", d.ID, d.Status); err != nil {
 		return err
 	}
 	// A dispute on a charge resolves its open early-fraud-warning cases.
@@ -546,14 +545,14 @@ func (a *applier) dispute(d billing.Dispute) error {
 }
 
 // disputePriority is high, or urgent for a large amount or a near deadline.
-// Whether a deadline is near is the disputes package's rule (a response is
+// Whether a deadline is near is the billing dispute's rule (Dispute.Deadline) (a response is
 // awaited, one is possible, and less than DisputeUrgentWithin is left), not
 // a second copy of it here.
 func (p SLAPolicy) disputePriority(d billing.Dispute, now time.Time) Priority {
 	if p.Priority.DisputeUrgentAmount > 0 && d.Amount >= p.Priority.DisputeUrgentAmount {
 		return PriorityUrgent
 	}
-	if info := disputes.Deadline(d, now); info.AwaitingResponse && !info.NoResponsePossible &&
+	if info := d.Deadline(now); info.AwaitingResponse && !info.NoResponsePossible &&
 		info.Left <= p.Priority.DisputeUrgentWithin.D() {
 		return PriorityUrgent
 	}

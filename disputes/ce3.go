@@ -462,3 +462,11 @@ func calendarDaysBetween(earlier, later time.Time) int {
 	}
 	return int(day(later) - day(earlier))
 }
+
+// plural writes n with its unit, plural when n is not 1.
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

@@ -2,8 +2,6 @@ package disputes
 
 import (
 	"strings"
-
-	"github.com/recourse-hq/recourse/billing"
 )
 
 // Card brands as Stripe names them (payment_method_details.card.brand).
@@ -34,21 +32,6 @@ const (
 	ReasonProductUnacceptable     = "product_unacceptable"
 	ReasonSubscriptionCanceled    = "subscription_canceled"
 	ReasonUnrecognized            = "unrecognized"
-)
-
-// Stripe dispute statuses (dispute.status). The warning_* statuses are
-// inquiries (retrievals), not yet chargebacks. Statuses are open strings:
-// newer API versions add prevented, older ones had charge_refunded.
-const (
-	StatusWarningNeedsResponse = "warning_needs_response"
-	StatusWarningUnderReview   = "warning_under_review"
-	StatusWarningClosed        = "warning_closed"
-	StatusNeedsResponse        = "needs_response"
-	StatusUnderReview          = "under_review"
-	StatusWon                  = "won"
-	StatusLost                 = "lost"
-	StatusPrevented            = "prevented"
-	StatusChargeRefunded       = "charge_refunded"
 )
 
 // brandAliases maps the spellings Stripe has used for card brands (the
@@ -173,36 +156,3 @@ func allDigits(s string) bool {
 
 // normalizeReason returns a Stripe reason trimmed and lower-cased.
 func normalizeReason(reason string) string { return strings.ToLower(strings.TrimSpace(reason)) }
-
-// normalizeStatus returns a Stripe status trimmed and lower-cased.
-func normalizeStatus(status string) string { return strings.ToLower(strings.TrimSpace(status)) }
-
-// knownStatuses are the dispute statuses this package knows.
-var knownStatuses = map[string]bool{
-	StatusWarningNeedsResponse: true, StatusWarningUnderReview: true, StatusWarningClosed: true,
-	StatusNeedsResponse: true, StatusUnderReview: true, StatusWon: true, StatusLost: true,
-	StatusPrevented: true, StatusChargeRefunded: true,
-}
-
-// KnownStatus reports whether status is a dispute status Recourse knows.
-// Statuses are open strings: callers must handle the others (keep them, and
-// have a person look).
-func KnownStatus(status string) bool { return knownStatuses[normalizeStatus(status)] }
-
-// IsInquiry reports whether status is an inquiry's (warning_*: a retrieval,
-// not yet a chargeback). The mirror's object knows it too (billing cannot
-// import this package), so this asks it: one rule.
-func IsInquiry(status string) bool {
-	return billing.Dispute{Status: normalizeStatus(status)}.IsInquiry()
-}
-
-// IsFinal reports whether status is one a dispute ends in: won, lost,
-// warning_closed, prevented (API 2025-08-27: stopped before becoming a
-// chargeback) or charge_refunded (older APIs: the charge was refunded).
-func IsFinal(status string) bool {
-	switch normalizeStatus(status) {
-	case StatusWon, StatusLost, StatusWarningClosed, StatusPrevented, StatusChargeRefunded:
-		return true
-	}
-	return false
-}

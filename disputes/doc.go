@@ -13,7 +13,6 @@
 //     on (brand, network code) and falling back to Stripe's reason.
 //   - [ValidateEvidence] enforces Stripe's limits on an evidence hash before
 //     it is staged or submitted (evidence is effectively submitted once).
-//   - [Deadline] says how long is left to respond and how urgent that is.
 //   - [CE3Eligible] decides Visa CE 3.0 eligibility from mirrored payments.
 //
 // Stripe's reasons and statuses are open strings: newer API versions add

@@ -1,11 +1,9 @@
-package disputes
+package billing
 
 import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/recourse-hq/recourse/billing"
 )
 
 func TestDeadline(t *testing.T) {
@@ -15,7 +13,7 @@ func TestDeadline(t *testing.T) {
 	const day = 24 * time.Hour
 	tests := []struct {
 		name       string
-		d          billing.Dispute
+		d          Dispute
 		urgency    Urgency
 		left       time.Duration
 		noResponse bool
@@ -25,63 +23,63 @@ func TestDeadline(t *testing.T) {
 		refundStop bool
 		summary    []string
 	}{
-		{name: "no due_by", d: billing.Dispute{Status: StatusNeedsResponse},
+		{name: "no due_by", d: Dispute{Status: DisputeStatusNeedsResponse},
 			urgency: UrgencyNone, noResponse: true, awaiting: true, summary: []string{"No response possible"}},
-		{name: "zero due_by", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: &time.Time{}},
+		{name: "zero due_by", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: &time.Time{}},
 			urgency: UrgencyNone, noResponse: true, awaiting: true},
-		{name: "more than 7 days", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(7*day + time.Second)},
+		{name: "more than 7 days", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(7*day + time.Second)},
 			urgency: UrgencyLow, left: 7*day + time.Second, awaiting: true, summary: []string{"Evidence due 2026-03-17 12:00 UTC: 7 days left."}},
-		{name: "exactly 7 days", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(7 * day)},
+		{name: "exactly 7 days", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(7 * day)},
 			urgency: UrgencyNormal, left: 7 * day, awaiting: true},
-		{name: "just over 72 hours", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(72*time.Hour + time.Second)},
+		{name: "just over 72 hours", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(72*time.Hour + time.Second)},
 			urgency: UrgencyNormal, left: 72*time.Hour + time.Second, awaiting: true},
-		{name: "exactly 72 hours", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(72 * time.Hour)},
+		{name: "exactly 72 hours", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(72 * time.Hour)},
 			urgency: UrgencyHigh, left: 72 * time.Hour, awaiting: true, summary: []string{"3 days left"}},
-		{name: "just over 24 hours", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(24*time.Hour + time.Second)},
+		{name: "just over 24 hours", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(24*time.Hour + time.Second)},
 			urgency: UrgencyHigh, left: 24*time.Hour + time.Second, awaiting: true},
-		{name: "exactly 24 hours", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(24 * time.Hour)},
+		{name: "exactly 24 hours", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(24 * time.Hour)},
 			urgency: UrgencyCritical, left: 24 * time.Hour, awaiting: true},
-		{name: "one second", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(time.Second)},
+		{name: "one second", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(time.Second)},
 			urgency: UrgencyCritical, left: time.Second, awaiting: true, summary: []string{"less than a minute left"}},
-		{name: "exactly due", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(0)},
+		{name: "exactly due", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(0)},
 			urgency: UrgencyPastDue, awaiting: true, pastDue: true, summary: []string{"Past due since 2026-03-10 12:00 UTC"}},
-		{name: "past due", d: billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: at(-26 * time.Hour)},
+		{name: "past due", d: Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: at(-26 * time.Hour)},
 			urgency: UrgencyPastDue, left: -26 * time.Hour, awaiting: true, pastDue: true, summary: []string{"(1 day 2 hours ago)", "can no longer be submitted"}},
-		{name: "status normalised", d: billing.Dispute{Status: " NEEDS_RESPONSE ", EvidenceDueBy: at(48 * time.Hour)},
+		{name: "status normalised", d: Dispute{Status: " NEEDS_RESPONSE ", EvidenceDueBy: at(48 * time.Hour)},
 			urgency: UrgencyHigh, left: 48 * time.Hour, awaiting: true},
 
-		{name: "under review", d: billing.Dispute{Status: StatusUnderReview, EvidenceDueBy: at(2 * day)},
+		{name: "under review", d: Dispute{Status: DisputeStatusUnderReview, EvidenceDueBy: at(2 * day)},
 			urgency: UrgencyNone, left: 2 * day, summary: []string{"Status under_review: no response needed"}},
-		{name: "under review after due_by is not past due", d: billing.Dispute{Status: StatusUnderReview, EvidenceDueBy: at(-day)},
+		{name: "under review after due_by is not past due", d: Dispute{Status: DisputeStatusUnderReview, EvidenceDueBy: at(-day)},
 			urgency: UrgencyNone, left: -day},
-		{name: "won", d: billing.Dispute{Status: StatusWon, EvidenceDueBy: at(-day)}, urgency: UrgencyNone, left: -day},
-		{name: "lost", d: billing.Dispute{Status: StatusLost, EvidenceDueBy: at(day)}, urgency: UrgencyNone, left: day},
-		{name: "prevented", d: billing.Dispute{Status: StatusPrevented, EvidenceDueBy: at(day)}, urgency: UrgencyNone, left: day},
-		{name: "charge refunded", d: billing.Dispute{Status: StatusChargeRefunded, EvidenceDueBy: at(day)}, urgency: UrgencyNone, left: day},
-		{name: "unknown status keeps the deadline", d: billing.Dispute{Status: "needs_more_evidence", EvidenceDueBy: at(10 * time.Hour)},
+		{name: "won", d: Dispute{Status: DisputeStatusWon, EvidenceDueBy: at(-day)}, urgency: UrgencyNone, left: -day},
+		{name: "lost", d: Dispute{Status: DisputeStatusLost, EvidenceDueBy: at(day)}, urgency: UrgencyNone, left: day},
+		{name: "prevented", d: Dispute{Status: DisputeStatusPrevented, EvidenceDueBy: at(day)}, urgency: UrgencyNone, left: day},
+		{name: "charge refunded", d: Dispute{Status: DisputeStatusChargeRefunded, EvidenceDueBy: at(day)}, urgency: UrgencyNone, left: day},
+		{name: "unknown status keeps the deadline", d: Dispute{Status: "needs_more_evidence", EvidenceDueBy: at(10 * time.Hour)},
 			urgency: UrgencyCritical, left: 10 * time.Hour, awaiting: true, summary: []string{"10 hours left"}},
-		{name: "empty status keeps the deadline", d: billing.Dispute{EvidenceDueBy: at(5 * day)},
+		{name: "empty status keeps the deadline", d: Dispute{EvidenceDueBy: at(5 * day)},
 			urgency: UrgencyNormal, left: 5 * day, awaiting: true},
 
-		{name: "inquiry, refundable", d: billing.Dispute{Status: StatusWarningNeedsResponse, IsChargeRefundable: true, EvidenceDueBy: at(3*day + 4*time.Hour)},
+		{name: "inquiry, refundable", d: Dispute{Status: DisputeStatusWarningNeedsResponse, IsChargeRefundable: true, EvidenceDueBy: at(3*day + 4*time.Hour)},
 			urgency: UrgencyNormal, left: 3*day + 4*time.Hour, awaiting: true, inquiry: true, refundStop: true,
 			summary: []string{"3 days 4 hours left", "refunding the charge now prevents a chargeback"}},
-		{name: "inquiry, not refundable", d: billing.Dispute{Status: StatusWarningNeedsResponse, EvidenceDueBy: at(day)},
+		{name: "inquiry, not refundable", d: Dispute{Status: DisputeStatusWarningNeedsResponse, EvidenceDueBy: at(day)},
 			urgency: UrgencyCritical, left: day, awaiting: true, inquiry: true},
-		{name: "inquiry under review, refundable", d: billing.Dispute{Status: StatusWarningUnderReview, IsChargeRefundable: true, EvidenceDueBy: at(day)},
+		{name: "inquiry under review, refundable", d: Dispute{Status: DisputeStatusWarningUnderReview, IsChargeRefundable: true, EvidenceDueBy: at(day)},
 			urgency: UrgencyNone, left: day, inquiry: true, refundStop: true},
-		{name: "inquiry closed", d: billing.Dispute{Status: StatusWarningClosed, IsChargeRefundable: true, EvidenceDueBy: at(day)},
+		{name: "inquiry closed", d: Dispute{Status: DisputeStatusWarningClosed, IsChargeRefundable: true, EvidenceDueBy: at(day)},
 			urgency: UrgencyNone, left: day, inquiry: true},
-		{name: "inquiry without due_by, refundable", d: billing.Dispute{Status: StatusWarningNeedsResponse, IsChargeRefundable: true},
+		{name: "inquiry without due_by, refundable", d: Dispute{Status: DisputeStatusWarningNeedsResponse, IsChargeRefundable: true},
 			urgency: UrgencyNone, noResponse: true, awaiting: true, inquiry: true, refundStop: true,
 			summary: []string{"No response possible", "prevents a chargeback"}},
-		{name: "chargeback is never refund-to-prevent", d: billing.Dispute{Status: StatusNeedsResponse, IsChargeRefundable: true, EvidenceDueBy: at(day)},
+		{name: "chargeback is never refund-to-prevent", d: Dispute{Status: DisputeStatusNeedsResponse, IsChargeRefundable: true, EvidenceDueBy: at(day)},
 			urgency: UrgencyCritical, left: day, awaiting: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := Deadline(tc.d, now)
+			got := tc.d.Deadline(now)
 			if got.Urgency != tc.urgency || got.Left != tc.left || got.NoResponsePossible != tc.noResponse ||
 				got.AwaitingResponse != tc.awaiting || got.PastDue != tc.pastDue || got.Inquiry != tc.inquiry ||
 				got.RefundPreventsChargeback != tc.refundStop {
@@ -104,7 +102,7 @@ func TestDeadlineUTCAndLateSubmission(t *testing.T) {
 	berlin := time.FixedZone("CET", 3600)
 	due := time.Date(2026, 3, 12, 0, 59, 0, 0, berlin)
 	now := time.Date(2026, 3, 10, 23, 59, 0, 0, time.UTC)
-	got := Deadline(billing.Dispute{Status: StatusNeedsResponse, EvidenceDueBy: &due, PastDue: true}, now)
+	got := Dispute{Status: DisputeStatusNeedsResponse, EvidenceDueBy: &due, PastDue: true}.Deadline(now)
 	if got.DueBy.Location() != time.UTC || !got.DueBy.Equal(due) {
 		t.Errorf("DueBy = %v", got.DueBy)
 	}

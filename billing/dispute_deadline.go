@@ -1,10 +1,9 @@
-package disputes
+package billing
 
 import (
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/recourse-hq/recourse/billing"
 )
 
 // Urgency buckets the time left to respond to a dispute.
@@ -72,29 +71,29 @@ type DeadlineInfo struct {
 // statusNeedsNoResponse lists the statuses in which no evidence is asked
 // for: under review, decided, prevented or refunded.
 var statusNeedsNoResponse = map[string]bool{
-	StatusWarningUnderReview: true,
-	StatusWarningClosed:      true,
-	StatusUnderReview:        true,
-	StatusWon:                true,
-	StatusLost:               true,
-	StatusPrevented:          true,
-	StatusChargeRefunded:     true,
+	DisputeStatusWarningUnderReview: true,
+	DisputeStatusWarningClosed:      true,
+	DisputeStatusUnderReview:        true,
+	DisputeStatusWon:                true,
+	DisputeStatusLost:               true,
+	DisputeStatusPrevented:          true,
+	DisputeStatusChargeRefunded:     true,
 }
 
 // Deadline returns how long is left to respond to d at now and how urgent
 // that is. A nil or zero EvidenceDueBy means no response is possible
 // (urgency none). A response is awaited in needs_response and
-// warning_needs_response, and in any status not listed in this package
+// warning_needs_response, and in any status not listed here
 // (statuses are open strings; a missed deadline loses the dispute, a false
 // alarm costs a glance). At exactly due_by the dispute is past due.
-func Deadline(d billing.Dispute, now time.Time) DeadlineInfo {
-	status := normalizeStatus(d.Status)
+func (d Dispute) Deadline(now time.Time) DeadlineInfo {
+	status := normalizeDisputeStatus(d.Status)
 	info := DeadlineInfo{
-		Inquiry:          IsInquiry(status),
+		Inquiry:          Dispute{Status: status}.IsInquiry(),
 		AwaitingResponse: !statusNeedsNoResponse[status],
 		LateSubmission:   d.PastDue,
 	}
-	info.RefundPreventsChargeback = info.Inquiry && d.IsChargeRefundable && status != StatusWarningClosed
+	info.RefundPreventsChargeback = info.Inquiry && d.IsChargeRefundable && status != DisputeStatusWarningClosed
 	if d.EvidenceDueBy == nil || d.EvidenceDueBy.IsZero() {
 		info.NoResponsePossible = true
 		info.Urgency = UrgencyNone
@@ -170,4 +169,42 @@ func plural(n int64, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// Stripe dispute statuses (dispute.status). The warning_* statuses are
+// inquiries (retrievals), not yet chargebacks. Statuses are open strings:
+// newer API versions add prevented, older ones had charge_refunded.
+const (
+	DisputeStatusWarningNeedsResponse = "warning_needs_response"
+	DisputeStatusWarningUnderReview   = "warning_under_review"
+	DisputeStatusWarningClosed        = "warning_closed"
+	DisputeStatusNeedsResponse        = "needs_response"
+	DisputeStatusUnderReview          = "under_review"
+	DisputeStatusWon                  = "won"
+	DisputeStatusLost                 = "lost"
+	DisputeStatusPrevented            = "prevented"
+	DisputeStatusChargeRefunded       = "charge_refunded"
+)
+
+// normalizeDisputeStatus returns a Stripe status trimmed and lower-cased.
+func normalizeDisputeStatus(status string) string {
+	return strings.ToLower(strings.TrimSpace(status))
+}
+
+// KnownDisputeStatus reports whether status is a dispute status Recourse
+// knows. Statuses are open strings: callers must handle the others (keep
+// them, and have a person look).
+func KnownDisputeStatus(status string) bool {
+	return KnownStatus(KindDispute, normalizeDisputeStatus(status))
+}
+
+// IsFinalDisputeStatus reports whether status is one a dispute ends in: won,
+// lost, warning_closed, prevented (API 2025-08-27: stopped before becoming a
+// chargeback) or charge_refunded (older APIs: the charge was refunded).
+func IsFinalDisputeStatus(status string) bool {
+	switch normalizeDisputeStatus(status) {
+	case DisputeStatusWon, DisputeStatusLost, DisputeStatusWarningClosed, DisputeStatusPrevented, DisputeStatusChargeRefunded:
+		return true
+	}
+	return false
 }
