@@ -121,6 +121,9 @@ func (p Policy) Validate() error {
 type Document struct {
 	Actions Policy    `yaml:"actions" json:"actions"`
 	SLA     yaml.Node `yaml:"sla" json:"-"`
+	// Disputes is the dispute policy (reminders, fees, subscription rules,
+	// monitoring levels), decoded by the caller into disputes.Policy.
+	Disputes yaml.Node `yaml:"disputes" json:"-"`
 }
 
 // LoadPolicyFile reads the policy file at path over the defaults: settings

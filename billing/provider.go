@@ -34,6 +34,18 @@ type Provider interface {
 	CloseDispute(ctx context.Context, disputeID string, key Key) (Result, error)
 	// UpdateDisputeEvidence stages (submit false) or submits evidence.
 	UpdateDisputeEvidence(ctx context.Context, disputeID string, evidence map[string]string, submit bool, key Key) (Result, error)
+	// UploadFile uploads a file (PDF, JPEG or PNG) through the provider's
+	// Files API; ObjectID is the file id (file_…).
+	UploadFile(ctx context.Context, f FileUpload) (Result, error)
+}
+
+// FileUpload is a file for the provider's Files API.
+type FileUpload struct {
+	Key
+	Purpose  string // dispute_evidence
+	Name     string
+	MIMEType string
+	Content  []byte
 }
 
 // Key identifies one provider call: the idempotency key plus metadata that

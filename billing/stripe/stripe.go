@@ -5,6 +5,7 @@
 package stripe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -295,6 +296,23 @@ func (c *Client) UpdateDisputeEvidence(ctx context.Context, disputeID string, ev
 		raw["has_evidence"] = d.EvidenceDetails.HasEvidence
 	}
 	return billing.Result{ObjectID: d.ID, Status: string(d.Status), RequestID: requestID(d.APIResource), Amount: d.Amount, Currency: string(d.Currency), Raw: raw}, nil
+}
+
+// UploadFile uploads a file through the Files API (multipart, on the
+// uploads backend). Files carry no metadata we control beyond the name, so
+// the idempotency key is what makes a retried upload create one file.
+func (c *Client) UploadFile(ctx context.Context, f billing.FileUpload) (billing.Result, error) {
+	p := &stripego.FileParams{
+		Purpose:    stripego.String(f.Purpose),
+		FileReader: bytes.NewReader(f.Content),
+		Filename:   stripego.String(f.Name),
+	}
+	prepare(ctx, &p.Params, f.Key, nil)
+	file, err := c.api.Files.New(p)
+	if err != nil {
+		return billing.Result{}, wrap("upload file", err)
+	}
+	return billing.Result{ObjectID: file.ID, RequestID: requestID(file.APIResource), Raw: map[string]any{"size": file.Size, "purpose": string(file.Purpose)}}, nil
 }
 
 // wrap turns a stripe-go error into a *billing.ProviderError.

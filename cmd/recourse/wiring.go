@@ -1,20 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 
+	"gopkg.in/yaml.v3"
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/disputes"
 )
 
 // policyInForce is the whole policy file as loaded (defaults filled in), as
 // GET /api/v1/policy shows it.
 type policyInForce struct {
-	Actions actions.Policy  `json:"actions"`
-	SLA     cases.SLAPolicy `json:"sla"`
+	Actions  actions.Policy  `json:"actions"`
+	SLA      cases.SLAPolicy `json:"sla"`
+	Disputes disputes.Policy `json:"disputes"`
 }
 
 // loadPolicy reads the policy file (or the defaults).
@@ -23,7 +27,17 @@ func loadPolicy(path string) (policyInForce, error) {
 	if err != nil {
 		return policyInForce{}, err
 	}
-	p := policyInForce{Actions: doc.Actions, SLA: cases.DefaultSLAPolicy()}
+	p := policyInForce{Actions: doc.Actions, SLA: cases.DefaultSLAPolicy(), Disputes: disputes.DefaultPolicy()}
+	if doc.Disputes.Kind != 0 {
+		// Decoded over the defaults; an unknown key is an error here too.
+		if err := decodeStrict(&doc.Disputes, &p.Disputes); err != nil {
+			return p, fmt.Errorf("policy file %s: disputes: %w", path, err)
+		}
+	}
+	p.Disputes.Normalize()
+	if err := p.Disputes.Validate(); err != nil {
+		return p, fmt.Errorf("policy file %s: disputes: %w", path, err)
+	}
 	if doc.SLA.Kind != 0 {
 		// Decoded over the defaults: what the file leaves out keeps its default.
 		if err := doc.SLA.Decode(&p.SLA); err != nil {
@@ -41,4 +55,17 @@ func loadPolicy(path string) (policyInForce, error) {
 func mirrorFor(store *billing.Store) (func(*gorm.DB) actions.Mirror, cases.BillingBinder) {
 	return func(tx *gorm.DB) actions.Mirror { return store.In(tx) },
 		func(tx *gorm.DB) cases.BillingReader { return store.In(tx) }
+}
+
+// decodeStrict decodes a policy-file section into v, refusing unknown keys
+// (yaml.Node.Decode alone would ignore them, and a typo would silently
+// fall back to a default).
+func decodeStrict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }

@@ -28,6 +28,13 @@ const (
 	PermActionsApprove Permission = "actions:approve" // approve or reject another person's action
 	PermAuditRead      Permission = "audit:read"
 	PermPolicyRead     Permission = "policy:read"
+	// Evidence facts are personal data (IPs, device ids): read by those who
+	// build dispute evidence; written by the merchant's integration token
+	// (an analyst- or admin-role token) and by back-fills.
+	PermFactsRead  Permission = "facts:read"
+	PermFactsWrite Permission = "facts:write"
+	// Policy documents (terms, cancellation, refund) that consent facts cite.
+	PermPolicyDocsWrite Permission = "policy_documents:write"
 )
 
 // grants is read-only after package initialisation.
@@ -45,6 +52,9 @@ var grants = map[Permission][]Role{
 	PermActionsApprove:      {RoleSupervisor, RoleAdmin},
 	PermAuditRead:           {RoleSupervisor, RoleAdmin},
 	PermPolicyRead:          {RoleAgent, RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermFactsRead:           {RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermFactsWrite:          {RoleAnalyst, RoleSupervisor, RoleAdmin},
+	PermPolicyDocsWrite:     {RoleSupervisor, RoleAdmin},
 }
 
 // Allowed reports whether role has perm.
