@@ -238,3 +238,25 @@ func TestUnreachableProviderIsUnavailableNotInternal(t *testing.T) {
 		t.Fatal("client without a key")
 	}
 }
+
+// minimalPDF is a small, valid one-page PDF.
+const minimalPDF = "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n" +
+	"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+// The Files API is multipart on the uploads backend; stripe-mock validates
+// it against the spec and answers with a file id.
+func TestUploadFileAgainstStripeMock(t *testing.T) {
+	m := stripemock.Start(t)
+	c, err := New(Config{APIKey: "sk_test_123", APIBase: m.URL, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.UploadFile(context.Background(), billing.FileUpload{Key: key("f1"), Purpose: "dispute_evidence",
+		Name: "rebuttal-dp_1.pdf", MIMEType: "application/pdf", Content: []byte(minimalPDF)})
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if !strings.HasPrefix(res.ObjectID, "file_") {
+		t.Fatalf("file id %q, want file_…", res.ObjectID)
+	}
+}
