@@ -1,6 +1,7 @@
 // Package actions runs compliance-aware case actions at the billing
 // provider — refund, cancel, reactivate, extend trial, pause and resume
-// collection, retry a payment, apply a credit, accept a dispute — safely:
+// collection, retry a payment, apply a credit, accept a dispute, stage or
+// submit dispute evidence — safely:
 // policy is checked before the provider is touched, risky actions wait for a
 // second person's approval, every action is idempotent end to end (the
 // client's Idempotency-Key here, a key derived from the action id at the
@@ -32,12 +33,18 @@ const (
 	RetryPayment           Type = "retry_payment"
 	ApplyCredit            Type = "apply_credit"
 	AcceptDispute          Type = "accept_dispute"
+	// SubmitEvidence uploads the case's evidence package and submits it
+	// (final: Stripe allows one submission).
+	SubmitEvidence Type = "submit_evidence"
+	// StageEvidence sends the package with submit=false: Stripe keeps a
+	// draft the analyst can still change.
+	StageEvidence Type = "stage_evidence"
 )
 
 // Types lists every action type.
 func Types() []Type {
 	return []Type{Refund, CancelSubscription, ReactivateSubscription, ExtendTrial, PauseCollection,
-		ResumeCollection, RetryPayment, ApplyCredit, AcceptDispute}
+		ResumeCollection, RetryPayment, ApplyCredit, AcceptDispute, SubmitEvidence, StageEvidence}
 }
 
 // Status is where an action is.

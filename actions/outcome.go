@@ -33,6 +33,14 @@ var outcomeMoves = map[Type]struct{ OnSuccess, OnFailure []cases.Move }{
 	// The loss was accepted at Stripe: the dispute case closes as accepted
 	// and moves on to lost when Stripe's charge.dispute.closed arrives.
 	AcceptDispute: {OnSuccess: []cases.Move{{Kind: cases.KindDispute, Event: "accept"}}},
+	// Evidence went to Stripe with submit=true: the case waits for the
+	// issuer (under_review, its SLA clock paused) until the outcome webhook
+	// closes it won or lost. An inquiry's case answers the inquiry instead
+	// (see inquiryMoves).
+	SubmitEvidence: {OnSuccess: []cases.Move{{Kind: cases.KindDispute, Event: "submit_evidence"}}},
+	// Evidence staged (Stripe keeps a draft): the case is being prepared;
+	// nothing moves when it already is.
+	StageEvidence: {OnSuccess: []cases.Move{{Kind: cases.KindDispute, Event: "start_evidence"}}},
 	// Extending a trial, pausing or resuming collection and crediting a
 	// balance help the customer but do not by themselves settle a case.
 	ExtendTrial:      {},
@@ -73,6 +81,15 @@ func (s *Service) moveCase(ctx context.Context, tx *gorm.DB, a Action, succeeded
 			moves = append(moves, cases.Move{Kind: cases.KindCancellation, Event: "cancel"})
 		}
 	}
+	if succeeded && a.Type == SubmitEvidence {
+		c, err := s.cases.Lookup(ctx, tx, a.CaseID)
+		if err != nil {
+			return err
+		}
+		if m, ok := inquiryMoves[c.State]; ok {
+			moves = m
+		}
+	}
 	if len(moves) == 0 {
 		return nil
 	}
@@ -108,4 +125,10 @@ func settlesCancellation(ctx context.Context, tx *gorm.DB, caseID string) (bool,
 		}
 	}
 	return false, nil
+}
+
+// inquiryMoves replaces submit_evidence's move for a case still answering
+// an inquiry (warning_needs_response): the response is with the issuer.
+var inquiryMoves = map[string][]cases.Move{
+	"warning_needs_response": {{Kind: cases.KindDispute, Event: "submit_inquiry_response"}},
 }

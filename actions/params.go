@@ -34,6 +34,12 @@ type Params struct {
 	Description     string     `json:"description,omitempty"`
 	ParentAction    string     `json:"parent_action,omitempty"`
 	ChargeCreatedAt *time.Time `json:"charge_created,omitempty"`
+	// EvidenceVersion and EvidenceDigest pin the evidence package checked
+	// at request time (submit_evidence, stage_evidence): the draft's
+	// version and a SHA-256 of its fields and files. The text itself is
+	// not stored here; it is read again, and must match, when sent.
+	EvidenceVersion int64  `json:"evidence_version,omitempty"`
+	EvidenceDigest  string `json:"evidence_digest,omitempty"`
 }
 
 // RequestParams is what a client may send in "params"; unknown fields are
@@ -54,6 +60,11 @@ type RequestParams struct {
 	ResumesAt      *time.Time `json:"resumes_at"`
 	Invoice        string     `json:"invoice"`
 	Description    string     `json:"description"`
+	// EvidenceVersion / EvidenceDigest (optional, submit_evidence and
+	// stage_evidence): the package the requester reviewed; a different
+	// current package is refused with evidence_changed.
+	EvidenceVersion *int64 `json:"evidence_version"`
+	EvidenceDigest  string `json:"evidence_digest"`
 }
 
 func decodeParams(raw json.RawMessage) (RequestParams, error) {

@@ -20,6 +20,8 @@ func authorize(p auth.Principal, c CaseRef, t Type) error {
 	switch {
 	case t == AcceptDispute && !auth.Allowed(p.Role, auth.PermDisputeAccept):
 		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not accept disputes; an analyst or supervisor can", p.Role)
+	case (t == SubmitEvidence || t == StageEvidence) && !auth.Allowed(p.Role, auth.PermDisputesWork):
+		return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not send dispute evidence; an analyst or supervisor can", p.Role)
 	case c.Kind == cases.KindDispute && t != Refund && !auth.Allowed(p.Role, auth.PermDisputesWork):
 		// Refunds are decided in planRefund, after the double-loss check, so
 		// anyone asking learns why a chargeback is never refunded.
@@ -85,6 +87,8 @@ func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c Cas
 		return s.planCredit(ctx, m, c, rp, reason)
 	case AcceptDispute:
 		return s.planAcceptDispute(ctx, m, c, reason)
+	case SubmitEvidence, StageEvidence:
+		return s.planEvidence(ctx, tx, m, c, r.Type, rp, self)
 	case "":
 		return plan{}, errs.Coded(errs.EINVALID, "type_required", "type is required: one of %v", Types())
 	}
@@ -552,6 +556,10 @@ func describe(a Action) string {
 		return fmt.Sprintf("acceptance of dispute %s", p.Dispute)
 	case RetryPayment:
 		return fmt.Sprintf("payment retry of %s", p.Invoice)
+	case SubmitEvidence:
+		return fmt.Sprintf("submission of evidence for dispute %s (draft version %d)", p.Dispute, p.EvidenceVersion)
+	case StageEvidence:
+		return fmt.Sprintf("staging of evidence for dispute %s (draft version %d)", p.Dispute, p.EvidenceVersion)
 	}
 	return strings.ReplaceAll(string(a.Type), "_", " ") + " on " + a.SubjectID
 }

@@ -71,6 +71,11 @@ type Policy struct {
 		Max          int64 `yaml:"max" json:"max"`
 		ApprovalOver int64 `yaml:"approval_over" json:"approval_over"`
 	} `yaml:"credit" json:"credit"`
+	Evidence struct {
+		// SubmitRequiresApproval: a final evidence submission waits for a
+		// supervisor's approval (staging never does).
+		SubmitRequiresApproval bool `yaml:"submit_requires_approval" json:"submit_requires_approval"`
+	} `yaml:"evidence" json:"evidence"`
 	// StuckAfter: an action still executing after this (a crash between
 	// recording it and hearing back from the provider) is retried with the
 	// same idempotency key.

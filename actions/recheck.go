@@ -97,6 +97,8 @@ func requestOf(r row) (Request, error) {
 		rp.Invoice = p.Invoice
 	case ApplyCredit:
 		rp.Amount, rp.Currency, rp.Description = ptr(p.Amount), p.Currency, p.Description
+	case SubmitEvidence, StageEvidence:
+		rp.EvidenceVersion, rp.EvidenceDigest = ptr(p.EvidenceVersion), p.EvidenceDigest
 	}
 	b, err := json.Marshal(rp)
 	if err != nil {

@@ -35,6 +35,7 @@ type Service struct {
 	cases    Cases
 	audit    *audit.Log
 	policy   Policy
+	evidence Evidence
 }
 
 // Config wires a Service.
@@ -50,11 +51,15 @@ type Config struct {
 	Cases   Cases
 	Audit   *audit.Log
 	Policy  Policy
+	// Evidence is the dispute workbench (*disputes.Workbench); nil:
+	// submit_evidence and stage_evidence are refused with 503
+	// evidence_unavailable.
+	Evidence Evidence
 }
 
 // NewService returns the action service.
 func NewService(c Config) *Service {
-	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy}
+	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence}
 }
 
 // Policy returns the policy in force.
@@ -490,9 +495,23 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		return a, fmt.Errorf("action %s params: %w", a.ID, err)
 	}
 	key := billing.Key{IdempotencyKey: a.ProviderKey, ActionID: a.ID, CaseID: a.CaseID}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-	result, callErr := s.call(pctx, a.Type, params, key)
-	cancel()
+	var result billing.Result
+	var callErr error
+	var fileIDs map[string]string
+	if isEvidence(a.Type) {
+		// Read the package again: what is sent is what was checked.
+		pkg, err := s.evidenceToSend(ctx, a, params)
+		if err != nil {
+			return s.refuseBeforeSend(ctx, a, err)
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 120*time.Second)
+		result, fileIDs, callErr = s.sendEvidence(pctx, params.Dispute, pkg, a.Type == SubmitEvidence, key)
+		cancel()
+	} else {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		result, callErr = s.call(pctx, a.Type, params, key)
+		cancel()
+	}
 
 	var pe *billing.ProviderError
 	if callErr != nil && errors.As(callErr, &pe) && pe.Retryable {
@@ -547,6 +566,11 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		}
 		if err := s.cases.Record(ctx, tx, a.CaseID, cases.SystemActor, entryType, summary, ""); err != nil {
 			return err
+		}
+		if callErr == nil && isEvidence(a.Type) {
+			if err := s.evidence.Sent(ctx, tx, a.CaseID, params.EvidenceVersion, a.Type == SubmitEvidence, a.ID, fileIDs); err != nil {
+				return fmt.Errorf("record evidence of case %s as sent: %w", a.CaseID, err)
+			}
 		}
 		if err := s.moveCase(ctx, tx, a, callErr == nil); err != nil {
 			return err
@@ -614,6 +638,8 @@ func (s *Service) call(ctx context.Context, t Type, p Params, key billing.Key) (
 		return s.provider.CreditBalance(ctx, billing.CreditRequest{Key: key, CustomerID: p.Customer, Amount: p.Amount, Currency: p.Currency, Description: p.Description})
 	case AcceptDispute:
 		return s.provider.CloseDispute(ctx, p.Dispute, key)
+	case SubmitEvidence, StageEvidence:
+		return billing.Result{}, errNoEvidence
 	}
 	return billing.Result{}, &billing.ProviderError{Type: "invalid_request_error", Message: "unknown action type " + string(t)}
 }

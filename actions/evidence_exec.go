@@ -1,0 +1,114 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"gorm.io/gorm"
+
+	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/errs"
+)
+
+// FilePurpose is the Files API purpose of evidence files.
+const FilePurpose = "dispute_evidence"
+
+// isEvidence reports whether t sends dispute evidence.
+func isEvidence(t Type) bool { return t == SubmitEvidence || t == StageEvidence }
+
+// evidenceToSend reads the case's package again, right before the provider
+// is called, and returns it only if it is the package the action pinned
+// (version and digest); otherwise a refusal (evidence_changed,
+// no_evidence_draft). A plain read: the workbench's own writes are
+// transactions, so the package read is one committed version.
+func (s *Service) evidenceToSend(ctx context.Context, a Action, p Params) (disputes.Package, error) {
+	if s.evidence == nil {
+		return disputes.Package{}, errs.Coded(errs.EUNAVAILABLE, "evidence_unavailable", "the dispute evidence workbench is not configured; evidence cannot be sent")
+	}
+	pkg, err := s.evidence.Package(ctx, s.db.WithContext(ctx), a.CaseID)
+	if errs.Is(err, errs.ENOTFOUND) {
+		return pkg, errs.Coded(errs.ECONFLICT, "no_evidence_draft", "case %s has no evidence draft any more", a.CaseID)
+	}
+	if err != nil {
+		return pkg, fmt.Errorf("read the evidence of case %s: %w", a.CaseID, err)
+	}
+	if pkg.Version != p.EvidenceVersion || PackageDigest(pkg) != p.EvidenceDigest {
+		return pkg, evidenceChanged(a.CaseID, pkg.Version)
+	}
+	return pkg, nil
+}
+
+// refuseBeforeSend ends a, still executing, refused by the rule in cause,
+// when the package to send is no longer the one checked; nothing was sent.
+// Any other error is returned as is and the action stays executing.
+func (s *Service) refuseBeforeSend(ctx context.Context, a Action, cause error) (Action, error) {
+	e, ok := asRefusal(cause)
+	if !ok {
+		_ = s.db.WithContext(context.WithoutCancel(ctx)).Model(&row{}).Where("id = ? AND status = ?", a.ID, string(StatusExecuting)).
+			Updates(map[string]any{"lease_until": nil, "updated_at": s.clock.Now()}).Error
+		return a, cause
+	}
+	var out row
+	err := s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+		var r row
+		if err := tx.WithContext(ctx).Where("id = ?", a.ID).Take(&r).Error; err != nil {
+			return err
+		}
+		var err error
+		out, err = s.refuse(ctx, tx, r, StatusExecuting, cases.SystemActor, "", e, nil)
+		return err
+	})
+	if err != nil {
+		return a, err
+	}
+	return out.action(), cause
+}
+
+// sendEvidence uploads each file of pkg through the Files API (purpose
+// dispute_evidence), each with its own idempotency key derived from the
+// action's (key + "/file/" + field), so a retried action uploads each file
+// once; then it updates the dispute with the text fields and the file ids,
+// submitting when submit. The result's Raw carries the file ids ("files").
+func (s *Service) sendEvidence(ctx context.Context, disputeID string, pkg disputes.Package, submit bool, key billing.Key) (billing.Result, map[string]string, error) {
+	files := append([]disputes.File(nil), pkg.Files...)
+	sort.Slice(files, func(i, j int) bool { return files[i].Field < files[j].Field })
+	fileIDs := make(map[string]string, len(files))
+	for _, f := range files {
+		fk := key
+		fk.IdempotencyKey = key.IdempotencyKey + "/file/" + string(f.Field)
+		res, err := s.provider.UploadFile(ctx, billing.FileUpload{Key: fk, Purpose: FilePurpose, Name: f.Name, MIMEType: f.MIMEType, Content: f.Content})
+		if err != nil {
+			return billing.Result{}, nil, err
+		}
+		if res.ObjectID == "" {
+			return billing.Result{}, nil, &billing.ProviderError{Type: "api_error", Message: "upload of " + string(f.Field) + " returned no file id", Retryable: true}
+		}
+		fileIDs[string(f.Field)] = res.ObjectID
+	}
+	evidence := make(map[string]string, len(pkg.Fields)+len(fileIDs))
+	for k, v := range pkg.Fields {
+		evidence[k] = v
+	}
+	for k, v := range fileIDs {
+		evidence[k] = v
+	}
+	res, err := s.provider.UpdateDisputeEvidence(ctx, disputeID, evidence, submit, key)
+	if err != nil {
+		return billing.Result{}, nil, err
+	}
+	if res.Raw == nil {
+		res.Raw = map[string]any{}
+	}
+	res.Raw["files"] = fileIDs
+	res.Raw["submitted"] = submit
+	res.Raw["evidence_version"] = pkg.Version
+	return res, fileIDs, nil
+}
+
+// errNoEvidence is returned by call for an evidence type: those go through
+// sendEvidence, which needs the package.
+var errNoEvidence = errors.New("evidence actions are sent by sendEvidence")
