@@ -230,6 +230,12 @@ func newHarness(t *testing.T, d *db.DB, provider billing.Provider) *harness {
 
 func newHarnessOpts(t *testing.T, d *db.DB, provider billing.Provider, fetcher billing.Fetcher) *harness {
 	t.Helper()
+	return newHarnessFull(t, d, provider, fetcher, nil, actions.DefaultPolicy())
+}
+
+// newHarnessFull is newHarnessOpts with an evidence workbench and a policy.
+func newHarnessFull(t *testing.T, d *db.DB, provider billing.Provider, fetcher billing.Fetcher, ev actions.Evidence, pol actions.Policy) *harness {
+	t.Helper()
 	h := &harness{t: t, db: d, clock: clock.NewManual(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)),
 		cases:  &fakeCases{cases: map[string]actions.CaseRef{}, timeline: map[string][]string{}},
 		mirror: &fakeMirror{subs: map[string]billing.Subscription{}, invoices: map[string]billing.Invoice{}, charges: map[string]billing.Charge{}, disputes: map[string]billing.Dispute{}},
@@ -237,11 +243,11 @@ func newHarnessOpts(t *testing.T, d *db.DB, provider billing.Provider, fetcher b
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	al := audit.New(d, h.clock)
 	h.svc = actions.NewService(actions.Config{DB: d, Clock: h.clock, Log: log, Provider: provider, Fetcher: fetcher,
-		Mirror: func(*gorm.DB) actions.Mirror { return h.mirror }, Cases: h.cases, Audit: al, Policy: actions.DefaultPolicy()})
+		Mirror: func(*gorm.DB) actions.Mirror { return h.mirror }, Cases: h.cases, Audit: al, Policy: pol, Evidence: ev})
 	e := httpx.New(httpx.Options{Logger: log, Metrics: metrics.New()})
 	ts := auth.NewTokenStore(d, h.clock)
 	api := e.Group("/api/v1", auth.Middleware(ts))
-	actions.NewHTTP(h.svc, al, actions.DefaultPolicy()).Register(api)
+	actions.NewHTTP(h.svc, al, pol).Register(api)
 	h.srv = httptest.NewServer(e)
 	t.Cleanup(h.srv.Close)
 	for name, role := range map[string]auth.Role{"agent": auth.RoleAgent, "analyst": auth.RoleAnalyst, "sup1": auth.RoleSupervisor, "sup2": auth.RoleSupervisor, "admin": auth.RoleAdmin} {
