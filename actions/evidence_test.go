@@ -30,6 +30,10 @@ type fakeEvidence struct {
 	drafts map[string]*disputes.Package
 	limit  map[string]error // a limit error Package returns for the case
 	sent   []string         // "case version submitted action files"
+	// rendezvous, when set, holds each Package call up to 300ms for the
+	// other one of two concurrent requests, so an unserialised check
+	// would let both through.
+	rendezvous chan struct{}
 }
 
 func newFakeEvidence() *fakeEvidence {
@@ -37,6 +41,13 @@ func newFakeEvidence() *fakeEvidence {
 }
 
 func (f *fakeEvidence) Package(_ context.Context, _ *gorm.DB, caseID string) (disputes.Package, error) {
+	if f.rendezvous != nil {
+		select {
+		case f.rendezvous <- struct{}{}:
+		case <-f.rendezvous:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.limit[caseID]; err != nil {
@@ -375,6 +386,7 @@ func TestEvidenceConcurrentSubmissions(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		h := newEvidenceHarness(t, d, m.URL, actions.DefaultPolicy())
 		h.disputeCase("d1", "needs_response", "needs_response", 7*24*time.Hour, true)
+		h.ev.rendezvous = make(chan struct{})
 		var wg sync.WaitGroup
 		out := make([]resp, 2)
 		for i := range out {
@@ -392,6 +404,7 @@ func TestEvidenceConcurrentSubmissions(t *testing.T) {
 		if n := h.prov.count("update dp_d1 submit=true"); n != 1 {
 			t.Fatalf("%d submissions reached the provider: %q", n, h.prov.log())
 		}
+		h.ev.rendezvous = nil
 	})
 }
 
