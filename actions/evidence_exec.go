@@ -11,6 +11,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
 
@@ -53,9 +54,19 @@ func (s *Service) refuseBeforeSend(ctx context.Context, a Action, cause error) (
 		return a, cause
 	}
 	var out row
+	var inDoubt bool
 	err := s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
 		var r row
 		if err := tx.WithContext(ctx).Where("id = ?", a.ID).Take(&r).Error; err != nil {
+			return err
+		}
+		if r.Attempts > 1 {
+			// An earlier attempt may have reached Stripe (its answer was
+			// lost), and the package it sent cannot be sent again: say so
+			// instead of claiming nothing was sent.
+			inDoubt = true
+			var err error
+			out, err = s.failInDoubt(ctx, tx, r, e)
 			return err
 		}
 		var err error
@@ -65,7 +76,37 @@ func (s *Service) refuseBeforeSend(ctx context.Context, a Action, cause error) (
 	if err != nil {
 		return a, err
 	}
+	if inDoubt {
+		return out.action(), errs.Coded(errs.ECONFLICT, "evidence_changed_in_doubt", "%s", deref(out.ErrorMessage))
+	}
 	return out.action(), cause
+}
+
+// failInDoubt ends r, whose earlier attempt may have reached the provider,
+// failed because its package changed since (rule e): on the action, the
+// timeline and the audit log, with what to check at Stripe.
+func (s *Service) failInDoubt(ctx context.Context, tx *gorm.DB, r row, e *errs.Error) (row, error) {
+	var p Params
+	_ = jsonUnmarshal(r.Params, &p)
+	msg := fmt.Sprintf("%s An earlier attempt of this action may already have reached Stripe; check dispute %s at Stripe before sending evidence again.", e.Message, p.Dispute)
+	res := tx.WithContext(ctx).Model(&row{}).Where("id = ? AND status = ?", r.ID, string(StatusExecuting)).
+		Updates(map[string]any{"status": string(StatusFailed), "error_code": "evidence_changed_in_doubt", "error_message": msg, "lease_until": nil, "updated_at": s.clock.Now()})
+	if res.Error != nil {
+		return r, fmt.Errorf("fail action %s: %w", r.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return r, errs.Coded(errs.ECONFLICT, "not_pending", "action %s changed concurrently", r.ID)
+	}
+	var out row
+	if err := tx.WithContext(ctx).Where("id = ?", r.ID).Take(&out).Error; err != nil {
+		return r, err
+	}
+	summary := fmt.Sprintf("%s (%s) stopped: %s", capitalize(describe(out.action())), r.ID, msg)
+	if err := s.cases.Record(ctx, tx, r.CaseID, cases.SystemActor, "action_failed", summary, ""); err != nil {
+		return out, err
+	}
+	return out, s.audit.Record(ctx, tx, audit.Entry{Action: "action.failed." + r.Type, CaseID: r.CaseID, ObjectType: "action", ObjectID: r.ID,
+		Before: audit.Marshal(r.action()), After: audit.Marshal(out.action()), Detail: "evidence_changed_in_doubt: " + msg})
 }
 
 // sendEvidence uploads each file of pkg through the Files API (purpose

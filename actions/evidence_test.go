@@ -495,3 +495,29 @@ func TestEvidenceUploadRetried(t *testing.T) {
 		}
 	})
 }
+
+// The package changed after an attempt whose answer was lost: the action
+// cannot send the old package again and does not claim nothing was sent.
+func TestEvidenceChangedAfterLostAttempt(t *testing.T) {
+	m := stripemock.Start(t)
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		h := newEvidenceHarness(t, d, m.URL, actions.DefaultPolicy())
+		h.disputeCase("d1", "needs_response", "needs_response", 7*24*time.Hour, true)
+		h.prov.failUploads = 1
+		if r := h.act("d1", "analyst", "k1", "submit_evidence", nil, ""); r.status != 503 {
+			t.Fatalf("lost upload answer: %d %v", r.status, r.body)
+		}
+		h.ev.edit("d1")
+		h.clock.Advance(2 * time.Minute)
+		if _, err := h.svc.ResumeStuck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		list, err := h.svc.ForCase(context.Background(), "d1")
+		if err != nil || len(list) != 1 || list[0].Status != actions.StatusFailed || list[0].Error == nil || list[0].Error.Code != "evidence_changed_in_doubt" {
+			t.Fatalf("after resume: %v %+v", err, list)
+		}
+		if n := h.prov.count("update"); n != 0 {
+			t.Fatalf("changed evidence was sent: %q", h.prov.log())
+		}
+	})
+}
