@@ -62,10 +62,16 @@ func (s *Service) planEvidence(ctx context.Context, tx *gorm.DB, m Mirror, c Cas
 		return plan{}, errs.Coded(errs.ECONFLICT, "deadline_passed", "evidence for dispute %s was due %s; Stripe no longer takes it", d.ID, d.EvidenceDueBy.UTC().Format("2006-01-02 15:04 MST")).
 			WithDetails(map[string]any{"evidence_due_by": d.EvidenceDueBy.UTC()})
 	}
-	if id, found, err := s.submissionOf(ctx, tx, d.ID, self); err != nil {
+	if id, found, err := s.liveActionOn(ctx, tx, d.ID, SubmitEvidence, self); err != nil {
 		return plan{}, err
 	} else if found {
 		return plan{}, alreadySubmitted(d.ID, "action "+id+" submits it").WithDetails(map[string]any{"action": id})
+	}
+	if id, found, err := s.liveActionOn(ctx, tx, d.ID, AcceptDispute, self); err != nil {
+		return plan{}, err
+	} else if found {
+		return plan{}, errs.Coded(errs.ECONFLICT, "dispute_accepted", "dispute %s is being accepted as a loss (action %s); evidence no longer goes to it", d.ID, id).
+			WithDetails(map[string]any{"action": id})
 	}
 	pkg, err := s.evidence.Package(ctx, tx, c.ID)
 	if errs.Is(err, errs.ENOTFOUND) {
@@ -119,13 +125,13 @@ func evidenceChanged(caseID string, version int64) *errs.Error {
 		WithDetails(map[string]any{"evidence_version": version})
 }
 
-// submissionOf returns another submit_evidence action on the dispute that
-// is waiting for approval, executing or done.
-func (s *Service) submissionOf(ctx context.Context, tx *gorm.DB, disputeID, self string) (string, bool, error) {
+// liveActionOn returns another action of type t on the dispute that is
+// waiting for approval, executing or done.
+func (s *Service) liveActionOn(ctx context.Context, tx *gorm.DB, disputeID string, t Type, self string) (string, bool, error) {
 	var rows []row
-	if err := tx.WithContext(ctx).Where("subject_id = ? AND type = ? AND status IN ? AND id <> ?", disputeID, string(SubmitEvidence),
+	if err := tx.WithContext(ctx).Where("subject_id = ? AND type = ? AND status IN ? AND id <> ?", disputeID, string(t),
 		[]string{string(StatusPendingApproval), string(StatusExecuting), string(StatusSucceeded)}, self).Limit(1).Find(&rows).Error; err != nil {
-		return "", false, fmt.Errorf("find evidence submissions of %s: %w", disputeID, err)
+		return "", false, fmt.Errorf("find %s actions on %s: %w", t, disputeID, err)
 	}
 	if len(rows) == 0 {
 		return "", false, nil

@@ -262,8 +262,12 @@ func TestEvidenceStageThenSubmit(t *testing.T) {
 			t.Fatalf("timeline: %s", tl)
 		}
 
-		// Second submission, and staging after submission: 409 before Stripe.
+		// Second submission, staging after submission, and accepting the
+		// dispute after submission: 409 before Stripe.
 		before := len(h.prov.log())
+		if r := h.act("d1", "analyst", "accept-after", "accept_dispute", nil, "changed our mind"); r.status != 409 || r.code() != "evidence_submitted" {
+			t.Fatalf("accept after submission: %d %v", r.status, r.body)
+		}
 		for _, typ := range []string{"submit_evidence", "stage_evidence"} {
 			if r := h.act("d1", "analyst", "again-"+typ, typ, nil, ""); r.status != 409 || r.code() != "evidence_already_submitted" {
 				t.Fatalf("%s after submission: %d %v", typ, r.status, r.body)
@@ -348,6 +352,14 @@ func TestEvidenceRefusals(t *testing.T) {
 		h.disputeCase("u1", "needs_response", "needs_more_info", 7*24*time.Hour, true)
 		if r := h.act("u1", "analyst", "k7", "stage_evidence", nil, ""); r.status != 201 {
 			t.Fatalf("unknown status: %d %v", r.status, r.body)
+		}
+		// An accepted dispute takes no evidence.
+		h.disputeCase("x1", "needs_response", "needs_response", 7*24*time.Hour, true)
+		if r := h.act("x1", "analyst", "kx", "accept_dispute", nil, "not worth fighting"); r.status != 201 {
+			t.Fatalf("accept: %d %v", r.status, r.body)
+		}
+		if r := h.act("x1", "analyst", "kx2", "stage_evidence", nil, ""); r.status != 409 || r.code() != "dispute_accepted" {
+			t.Fatalf("stage after accept: %d %v", r.status, r.body)
 		}
 		// A pinned version that is not the current one.
 		h.disputeCase("v1", "needs_response", "needs_response", 7*24*time.Hour, true)

@@ -86,7 +86,7 @@ func (s *Service) plan(ctx context.Context, tx *gorm.DB, p auth.Principal, c Cas
 	case ApplyCredit:
 		return s.planCredit(ctx, m, c, rp, reason)
 	case AcceptDispute:
-		return s.planAcceptDispute(ctx, m, c, reason)
+		return s.planAcceptDispute(ctx, tx, m, c, reason, self)
 	case SubmitEvidence, StageEvidence:
 		return s.planEvidence(ctx, tx, m, c, r.Type, rp, self)
 	case "":
@@ -523,12 +523,22 @@ func (s *Service) planCredit(ctx context.Context, m Mirror, c CaseRef, rp Reques
 		summary: fmt.Sprintf("a balance credit of %s for customer %s", money(amount, currency), c.Customer)}, nil
 }
 
-func (s *Service) planAcceptDispute(ctx context.Context, m Mirror, c CaseRef, reason string) (plan, error) {
+func (s *Service) planAcceptDispute(ctx context.Context, tx *gorm.DB, m Mirror, c CaseRef, reason, self string) (plan, error) {
 	if reason == "" {
 		return plan{}, errs.Coded(errs.EINVALID, "reason_required", "accepting a dispute needs a reason")
 	}
 	if err := requireLink("dispute", c.Dispute); err != nil {
 		return plan{}, err
+	}
+	// Evidence and acceptance are alternatives: not both.
+	if err := lockSubject(ctx, s.db, tx, c.Dispute); err != nil {
+		return plan{}, err
+	}
+	if id, found, err := s.liveActionOn(ctx, tx, c.Dispute, SubmitEvidence, self); err != nil {
+		return plan{}, err
+	} else if found {
+		return plan{}, errs.Coded(errs.ECONFLICT, "evidence_submitted", "evidence for dispute %s is submitted or being submitted (action %s); it can no longer be accepted", c.Dispute, id).
+			WithDetails(map[string]any{"action": id})
 	}
 	d, err := m.Dispute(ctx, c.Dispute)
 	if err != nil {
