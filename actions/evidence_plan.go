@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -58,6 +59,9 @@ func (s *Service) planEvidence(ctx context.Context, tx *gorm.DB, m Mirror, c Cas
 		return plan{}, errs.Coded(errs.ECONFLICT, "dispute_not_open", "dispute %s is %s; evidence goes only to a dispute that needs a response", d.ID, d.Status).
 			WithDetails(map[string]any{"dispute_status": d.Status})
 	}
+	if d.PastDue {
+		return plan{}, errs.Coded(errs.ECONFLICT, "deadline_passed", "Stripe marks dispute %s past due; it no longer takes evidence", d.ID)
+	}
 	if d.EvidenceDueBy != nil && !d.EvidenceDueBy.IsZero() && !s.clock.Now().Before(*d.EvidenceDueBy) {
 		return plan{}, errs.Coded(errs.ECONFLICT, "deadline_passed", "evidence for dispute %s was due %s; Stripe no longer takes it", d.ID, d.EvidenceDueBy.UTC().Format("2006-01-02 15:04 MST")).
 			WithDetails(map[string]any{"evidence_due_by": d.EvidenceDueBy.UTC()})
@@ -108,7 +112,7 @@ func (s *Service) planEvidence(ctx context.Context, tx *gorm.DB, m Mirror, c Cas
 // missed deadline loses the dispute, so an unknown status is treated as
 // possibly needing one).
 func awaitsResponse(d billing.Dispute) bool {
-	switch d.Status {
+	switch strings.ToLower(strings.TrimSpace(d.Status)) {
 	case billing.DisputeStatusNeedsResponse, billing.DisputeStatusWarningNeedsResponse:
 		return true
 	}

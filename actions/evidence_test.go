@@ -337,6 +337,15 @@ func TestEvidenceRefusals(t *testing.T) {
 		if r := h.act("t2", "analyst", "k4", "submit_evidence", nil, ""); r.status != 409 || r.code() != "deadline_passed" {
 			t.Fatalf("at due_by: %d %v", r.status, r.body)
 		}
+		h.disputeCase("t3", "needs_response", "needs_response", time.Hour, true)
+		h.mirror.mu.Lock()
+		dp := h.mirror.disputes["dp_t3"]
+		dp.PastDue = true
+		h.mirror.disputes["dp_t3"] = dp
+		h.mirror.mu.Unlock()
+		if r := h.act("t3", "analyst", "k4b", "stage_evidence", nil, ""); r.status != 409 || r.code() != "deadline_passed" {
+			t.Fatalf("past due at Stripe: %d %v", r.status, r.body)
+		}
 		if got := h.prov.log(); len(got) != 0 {
 			t.Fatalf("refusals reached the provider: %q", got)
 		}
