@@ -17,6 +17,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/disputes" // facts
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -57,6 +58,7 @@ type service struct {
 	worker  *webhooks.Worker
 	cases   *cases.Service
 	actions *actions.Service
+	facts   *disputes.FactStore // facts
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -88,6 +90,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
+	s.facts = disputes.NewFactStore(d, clk).WithAudit(auditLog) // facts
 	if err := auditPolicyInForce(ctx, auditLog, policy, cfg.PolicyFile); err != nil {
 		log.Warn("could not record the policy in force in the audit log", "err", err)
 	}
@@ -146,6 +149,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
 	store.Register(api)
 	s.cases.Register(api)
+	s.facts.Register(api) // facts
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
