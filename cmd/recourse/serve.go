@@ -17,6 +17,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/disputes" // workbench
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -110,8 +111,11 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		_ = d.Close()
 		return nil, err
 	}
+	workbench := disputes.NewWorkbench(disputes.WorkbenchOptions{DB: d, Clock: clk, Billing: store, Cases: s.cases, // workbench
+		Facts: disputes.NoFacts{}, Policy: policy.Disputes, Audit: auditLog}) // workbench // TODO facts: replace disputes.NoFacts{} with s.facts
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
-		Cases: s.cases, Audit: auditLog, Policy: policy.Actions})
+		Cases: s.cases, Audit: auditLog, Policy: policy.Actions, // workbench
+		Evidence: workbench}) // workbench
 
 	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
@@ -146,6 +150,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
 	store.Register(api)
 	s.cases.Register(api)
+	workbench.Register(api) // workbench
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
