@@ -160,10 +160,12 @@ func fact(customer string, kind disputes.FactKind, at time.Time, mod ...func(*di
 	return f
 }
 
-func ip(v string) func(*disputes.Fact)       { return func(f *disputes.Fact) { f.IP = v } }
-func device(v string) func(*disputes.Fact)   { return func(f *disputes.Fact) { f.DeviceID = v } }
-func account(v string) func(*disputes.Fact)  { return func(f *disputes.Fact) { f.AccountID = v } }
-func template(v string) func(*disputes.Fact) { return func(f *disputes.Fact) { f.Template = v; f.Channel = "email" } }
+func ip(v string) func(*disputes.Fact)      { return func(f *disputes.Fact) { f.IP = v } }
+func device(v string) func(*disputes.Fact)  { return func(f *disputes.Fact) { f.DeviceID = v } }
+func account(v string) func(*disputes.Fact) { return func(f *disputes.Fact) { f.AccountID = v } }
+func template(v string) func(*disputes.Fact) {
+	return func(f *disputes.Fact) { f.Template = v; f.Channel = "email" }
+}
 func policy(key, version string) func(*disputes.Fact) {
 	return func(f *disputes.Fact) { f.Policy = &disputes.PolicyRef{Key: key, Version: version} }
 }
