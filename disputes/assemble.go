@@ -32,6 +32,8 @@ type caseEvidence struct {
 	Policies  map[PolicyRef]PolicyDocument
 	Checklist Checklist
 	Now       time.Time
+
+	byKinds map[string][]Fact // factsOf's memo
 }
 
 // Caps that keep each field and the packet within Stripe's limits.
@@ -86,14 +88,26 @@ func truncateRunes(s string, n int) string {
 
 func money(amount int64, currency string) string { return billing.FormatMoney(amount, currency) }
 
-// factsOf returns the facts of the given kinds, in order.
+// factsOf returns the facts of the given kinds, in order (computed once
+// per set of kinds; callers must not modify the result).
 func (ev *caseEvidence) factsOf(kinds ...FactKind) []Fact {
+	key := ""
+	for _, k := range kinds {
+		key += string(k) + ","
+	}
+	if out, ok := ev.byKinds[key]; ok {
+		return out
+	}
 	var out []Fact
 	for _, f := range ev.Facts {
 		if slices.Contains(kinds, f.Kind) {
 			out = append(out, f)
 		}
 	}
+	if ev.byKinds == nil {
+		ev.byKinds = map[string][]Fact{}
+	}
+	ev.byKinds[key] = out
 	return out
 }
 
@@ -610,13 +624,9 @@ func (ev *caseEvidence) noticesBefore(at time.Time) []Fact {
 }
 
 func (ev *caseEvidence) activityAfter(at time.Time) []Fact {
-	var out []Fact
-	for _, f := range ev.factsOf(FactLogin, FactUsage) {
-		if !f.OccurredAt.Before(at) {
-			out = append(out, f)
-		}
-	}
-	return out
+	all := ev.factsOf(FactLogin, FactUsage)
+	i := sort.Search(len(all), func(i int) bool { return !all[i].OccurredAt.Before(at) })
+	return all[i:]
 }
 
 func (ev *caseEvidence) refundsOf(chargeID string) []billing.Refund {

@@ -255,10 +255,12 @@ func (w *Workbench) Evidence(ctx context.Context, caseID string) (EvidenceDocume
 	if found {
 		draft = &row
 	}
-	return w.document(ctx, ev, draft)
+	return w.document(ctx, ev, draft, assemble(ev))
 }
 
-func (w *Workbench) document(ctx context.Context, ev *caseEvidence, draft *draftRow) (EvidenceDocument, error) {
+// document builds the workbench document; asm is what assembly would fill
+// now (to tell can_assemble from missing).
+func (w *Workbench) document(ctx context.Context, ev *caseEvidence, draft *draftRow, asm assembly) (EvidenceDocument, error) {
 	d := ev.Dispute
 	brand := NormalizeBrand(firstNonEmpty(d.CardBrand, ev.Charge.CardBrand))
 	doc := EvidenceDocument{
@@ -269,8 +271,6 @@ func (w *Workbench) document(ctx context.Context, ev *caseEvidence, draft *draft
 		Meaning: CodeMeaning(brand, d.NetworkReasonCode, d.Reason),
 		Limits:  describeLimits(brand),
 	}
-	// What assembly would fill, to tell can_assemble from missing.
-	asm := assemble(ev)
 	var have map[string]string
 	if draft != nil {
 		have = draft.fields()
@@ -740,7 +740,7 @@ func (w *Workbench) Assemble(ctx context.Context, caseID, actor string, opts Ass
 	if err != nil {
 		return EvidenceDocument{}, err
 	}
-	doc, err := w.document(ctx, ev, &out)
+	doc, err := w.document(ctx, ev, &out, asm)
 	if err != nil {
 		return EvidenceDocument{}, err
 	}
