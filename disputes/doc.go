@@ -4,8 +4,11 @@
 // respond, and whether a Visa 10.4 dispute qualifies for Visa Compelling
 // Evidence 3.0.
 //
-// The package is pure: no I/O, no clock (callers pass now), no state. The
-// dispute analyst's tooling and the evidence builder sit on top of it.
+// The knowledge base is pure: no I/O, no clock (callers pass now), no state.
+// The dispute analyst's tooling and the evidence builder sit on top of it.
+// The one store here is [FactStore] (facts.go): evidence facts the merchant's
+// product sends per customer and the versioned policy documents consent
+// facts cite, read by the workbench through [FactReader].
 //
 //   - [ReasonForCode] maps a network reason code (Visa 13.2, Mastercard 4841,
 //     Amex C28, Discover 4541, …) to Stripe's dispute reason.
