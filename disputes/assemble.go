@@ -242,13 +242,21 @@ func (ev *caseEvidence) activityWindow() ([]Fact, int) {
 // activity at or before it (within 30 days), else the first within a day
 // after, else the sign-up's.
 func (ev *caseEvidence) purchaseIP() (string, *Fact) {
-	return ipNear(ev.Facts, ev.chargeTime())
+	return ipNear(ev.Facts, ev.chargeTime(), purchaseIPWithin)
 }
 
-func ipNear(facts []Fact, at time.Time) (string, *Fact) {
+// How far before a purchase the activity that identifies it may be: the
+// purchase IP of the disputed charge, and the CE 3.0 identifiers of each
+// charge (identifiers captured at purchase time).
+const (
+	purchaseIPWithin = 30 * 24 * time.Hour
+	ce3Within        = 48 * time.Hour
+)
+
+func ipNear(facts []Fact, at time.Time, within time.Duration) (string, *Fact) {
 	split := sort.Search(len(facts), func(i int) bool { return facts[i].OccurredAt.After(at) })
 	for i := split - 1; i >= 0; i-- {
-		if at.Sub(facts[i].OccurredAt) > 30*24*time.Hour {
+		if at.Sub(facts[i].OccurredAt) > within {
 			break
 		}
 		if facts[i].IP != "" && isActivity(facts[i].Kind) {
@@ -416,9 +424,11 @@ func assemble(ev *caseEvidence) assembly {
 	shown, omitted := ev.activityWindow()
 	if len(shown) > 0 {
 		all := ev.factsOf(FactSignup, FactLogin, FactUsage)
+		from := at.Add(-purchaseIPWithin)
+		recent := len(all) - sort.Search(len(all), func(i int) bool { return !all[i].OccurredAt.Before(from) })
 		var b strings.Builder
-		fmt.Fprintf(&b, "%d sign-ins and usage sessions on record between %s and %s; the disputed charge was made %s.\n",
-			len(all), day(all[0].OccurredAt), day(all[len(all)-1].OccurredAt), ts(at))
+		fmt.Fprintf(&b, "The disputed charge was made %s. From 30 days before it to %s: %d sign-ins and usage sessions, %d of them after the charge. In time order (UTC):\n",
+			ts(at), day(all[len(all)-1].OccurredAt), recent, len(ev.activityAfter(at)))
 		for _, fa := range shown {
 			b.WriteString(factLine(fa) + "\n")
 		}

@@ -528,7 +528,7 @@ func (ev *caseEvidence) payment(c billing.Charge, disputed bool) Payment {
 			p.ChargeID = ev.Dispute.ChargeID
 		}
 	}
-	if ip, f := ipNear(ev.Facts, p.Created); f != nil {
+	if ip, f := ipNear(ev.Facts, p.Created, ce3Within); f != nil {
 		p.PurchaseIP = ip
 		p.DeviceID = f.DeviceID
 		p.DeviceFingerprint = f.DeviceFingerprint
@@ -615,18 +615,10 @@ func (w *Workbench) load(ctx context.Context, caseID string) (*caseEvidence, err
 			ev.Fraud[ch.ID] = len(ws) > 0
 		}
 	}
-	facts, err := w.facts.Facts(ctx, customerID, FactQuery{})
+	facts, err := w.customerFacts(ctx, customerID, ev)
 	if err != nil {
-		return nil, fmt.Errorf("read the facts of customer %s: %w", customerID, err)
+		return nil, err
 	}
-	// Only this customer's facts, in time order, whatever the reader did.
-	facts = slices.DeleteFunc(facts, func(f Fact) bool { return f.CustomerID != "" && f.CustomerID != customerID })
-	slices.SortStableFunc(facts, func(a, b Fact) int {
-		if c := a.OccurredAt.Compare(b.OccurredAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 	ev.Facts = facts
 	for _, f := range facts {
 		if f.Kind != FactConsent || f.Policy == nil {
@@ -646,6 +638,61 @@ func (w *Workbench) load(ctx context.Context, caseID string) (*caseEvidence, err
 		}
 	}
 	return ev, nil
+}
+
+// Fact windows: what of a customer's activity (sign-ups, logins, usage)
+// the workbench reads. Consents, notices, communications and deliveries are
+// read whole; activity, which can run to tens of thousands of rows, only
+// around the disputed charge and (CE 3.0) around each prior charge.
+const (
+	activityAfterMax = 5000 // activity rows read after the disputed charge
+)
+
+var activityKinds = []FactKind{FactSignup, FactLogin, FactUsage}
+
+// customerFacts reads the facts assembly uses, only customerID's, in time
+// order (then id), without duplicates.
+func (w *Workbench) customerFacts(ctx context.Context, customerID string, ev *caseEvidence) ([]Fact, error) {
+	at := ev.chargeTime()
+	before, after := at.Add(-purchaseIPWithin), at
+	queries := []FactQuery{
+		{Kinds: []FactKind{FactConsent, FactNotice, FactCommunication, FactDelivery}},
+		{Kinds: []FactKind{FactSignup}, Limit: 1},
+		{Kinds: activityKinds, From: &before, To: &after},
+		{Kinds: activityKinds, From: &after, Limit: activityAfterMax},
+	}
+	if ev.Checklist.CE3 {
+		for _, c := range ev.Charges {
+			if c.ID == ev.Charge.ID || c.CardFingerprint == "" || c.CardFingerprint != ev.Charge.CardFingerprint || !c.Created.Before(before) {
+				continue
+			}
+			from, to := c.Created.Add(-ce3Within), c.Created.Add(24*time.Hour)
+			queries = append(queries, FactQuery{Kinds: activityKinds, From: &from, To: &to})
+		}
+	}
+	seen := map[string]bool{}
+	var out []Fact
+	for _, q := range queries {
+		fs, err := w.facts.Facts(ctx, customerID, q)
+		if err != nil {
+			return nil, fmt.Errorf("read the facts of customer %s: %w", customerID, err)
+		}
+		for _, f := range fs {
+			// Only this customer's facts, whatever the reader did.
+			if (f.CustomerID != "" && f.CustomerID != customerID) || seen[f.ID] {
+				continue
+			}
+			seen[f.ID] = true
+			out = append(out, f)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Fact) int {
+		if c := a.OccurredAt.Compare(b.OccurredAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
 }
 
 // --- assembly and edits -------------------------------------------------------

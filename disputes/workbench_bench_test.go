@@ -23,10 +23,11 @@ func largeCustomer(tb testing.TB, b *bench) string {
 	c, _, ch := b.chargeback(404, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC),
 		stripetest.ChargebackOptions{Brand: "mastercard", Reason: "subscription_canceled", Code: "4841", Renewals: 3})
 	cust := ch.CustomerID
-	b.facts.docs[disputes.PolicyRef{Key: "terms", Version: "7"}] = disputes.PolicyDocument{Key: "terms", Version: "7", Title: "Terms of service",
-		Body: longPolicy(), EffectiveAt: ch.Created.AddDate(-1, 0, 0)}
-	from := ch.Created.AddDate(0, -5, 0)
-	step := 10 * 24 * time.Hour * 30 / 10_000 // spread over ~10 months
+	b.facts.policy(disputes.PolicyDocument{Key: "terms", Version: "7", Title: "Terms of service",
+		Body: longPolicy(), EffectiveAt: ch.Created.AddDate(-1, 0, 0)})
+	// Spread over the ~10 months before now, the charge among them.
+	from := b.clk.Now().AddDate(0, -10, 0)
+	step := b.clk.Now().Sub(from) / 10_000
 	facts := make([]disputes.Fact, 0, 10_000)
 	for i := range 10_000 {
 		at := from.Add(time.Duration(i) * step)

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,45 +27,60 @@ import (
 	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
-// memFacts is an in-memory FactReader holding several customers' facts
-// (the facts store of the facts branch replaces it once merged).
-type memFacts struct {
-	mu    sync.Mutex
-	facts []disputes.Fact
-	docs  map[disputes.PolicyRef]disputes.PolicyDocument
+// storeFacts feeds the real facts store (disputes.FactStore) of the
+// bench's database.
+type storeFacts struct {
+	t     testing.TB
+	clk   *clock.Manual
+	store *disputes.FactStore
 }
 
-func newMemFacts() *memFacts {
-	return &memFacts{docs: map[disputes.PolicyRef]disputes.PolicyDocument{}}
-}
-
-func (m *memFacts) Facts(_ context.Context, customerID string, q disputes.FactQuery) ([]disputes.Fact, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []disputes.Fact
-	for _, f := range m.facts {
-		if f.CustomerID == customerID {
-			out = append(out, f)
+// add stores facts through PutFacts, in batches of MaxFactsPerBatch, and
+// fails unless every one is accepted.
+func (f *storeFacts) add(fs ...disputes.Fact) {
+	f.t.Helper()
+	// The store refuses facts from the future: send them as of the latest.
+	now := f.clk.Now()
+	latest := now
+	for _, x := range fs {
+		if x.OccurredAt.After(latest) {
+			latest = x.OccurredAt
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].OccurredAt.Before(out[j].OccurredAt) })
-	return out, nil
-}
-
-func (m *memFacts) PolicyDocument(_ context.Context, key, version string) (disputes.PolicyDocument, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.docs[disputes.PolicyRef{Key: key, Version: version}]
-	if !ok {
-		return d, errs.NotFound("no policy %s %s", key, version)
+	f.clk.Set(latest)
+	defer f.clk.Set(now)
+	byCustomer := map[string][]disputes.FactInput{}
+	var order []string
+	for _, x := range fs {
+		if _, ok := byCustomer[x.CustomerID]; !ok {
+			order = append(order, x.CustomerID)
+		}
+		byCustomer[x.CustomerID] = append(byCustomer[x.CustomerID], disputes.FactInput{ID: x.ID, Kind: x.Kind, OccurredAt: x.OccurredAt.UTC().Format(time.RFC3339Nano),
+			IP: x.IP, DeviceID: x.DeviceID, DeviceFingerprint: x.DeviceFingerprint, AccountID: x.AccountID, UserAgent: x.UserAgent,
+			Policy: x.Policy, Channel: x.Channel, Template: x.Template, Data: x.Data})
 	}
-	return d, nil
+	for _, cust := range order {
+		in := byCustomer[cust]
+		for len(in) > 0 {
+			n := min(len(in), disputes.MaxFactsPerBatch)
+			res, err := f.store.PutFacts(context.Background(), cust, in[:n])
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			if res.Accepted != n {
+				f.t.Fatalf("facts of %s: %d of %d accepted, %d duplicates, first rejection %+v", cust, res.Accepted, n, res.Duplicates, res.Rejected[0])
+			}
+			in = in[n:]
+		}
+	}
 }
 
-func (m *memFacts) add(fs ...disputes.Fact) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.facts = append(m.facts, fs...)
+// policy stores a policy document.
+func (f *storeFacts) policy(doc disputes.PolicyDocument) {
+	f.t.Helper()
+	if _, _, err := f.store.PutPolicy(context.Background(), disputes.PolicyInput{Key: doc.Key, Version: doc.Version, Title: doc.Title, Body: doc.Body, EffectiveAt: doc.EffectiveAt}); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // bench is a workbench over a real database, the real mirror and the real
@@ -78,13 +91,14 @@ type bench struct {
 	clk   *clock.Manual
 	store *billing.Store
 	cases *cases.Service
-	facts *memFacts
+	facts *storeFacts
 	wb    *disputes.Workbench
 }
 
 func newBench(t testing.TB, d *db.DB) *bench {
 	t.Helper()
-	b := &bench{t: t, d: d, clk: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), facts: newMemFacts()}
+	b := &bench{t: t, d: d, clk: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	b.facts = &storeFacts{t: t, clk: b.clk, store: disputes.NewFactStore(d, b.clk)}
 	b.store = billing.NewStore(d, b.clk)
 	var err error
 	b.cases, err = cases.NewService(cases.Options{DB: d, Clock: b.clk, Audit: audit.New(d, b.clk),
@@ -92,7 +106,7 @@ func newBench(t testing.TB, d *db.DB) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.wb = disputes.NewWorkbench(disputes.WorkbenchOptions{DB: d, Clock: b.clk, Billing: b.store, Cases: b.cases, Facts: b.facts,
+	b.wb = disputes.NewWorkbench(disputes.WorkbenchOptions{DB: d, Clock: b.clk, Billing: b.store, Cases: b.cases, Facts: b.facts.store,
 		Policy: disputes.DefaultPolicy(), Audit: audit.New(d, b.clk)})
 	return b
 }
@@ -206,8 +220,8 @@ func TestAssembleSubscriptionCanceled(t *testing.T) {
 		c, dp, ch := b.chargeback(101, start, stripetest.ChargebackOptions{Brand: "visa", Reason: "subscription_canceled", Code: "13.2", Renewals: 2})
 		cust := ch.CustomerID
 		at := ch.Created
-		b.facts.docs[disputes.PolicyRef{Key: "cancellation", Version: "3"}] = disputes.PolicyDocument{Key: "cancellation", Version: "3",
-			Title: "Cancellation policy", Body: "You can cancel at any time from Settings; the cancellation takes effect at the end of the paid period.", EffectiveAt: start.AddDate(-1, 0, 0)}
+		b.facts.policy(disputes.PolicyDocument{Key: "cancellation", Version: "3",
+			Title: "Cancellation policy", Body: "You can cancel at any time from Settings; the cancellation takes effect at the end of the paid period.", EffectiveAt: start.AddDate(-1, 0, 0)})
 		b.facts.add(
 			// Out of order on purpose: the log must come out in time order.
 			fact(cust, disputes.FactLogin, at.Add(48*time.Hour), ip("203.0.113.7"), device("dev_customer_0001")),
