@@ -15,7 +15,7 @@ import (
 )
 
 // caseEvidence is everything the workbench knows about one dispute case:
-// the mirror's objects, the case timeline and the customer's own facts.
+// the case, the mirror's objects and the customer's own facts.
 // Assembly is a pure function of it (and of now).
 type caseEvidence struct {
 	Case      cases.Case
@@ -23,12 +23,12 @@ type caseEvidence struct {
 	Charge    billing.Charge // zero when the charge is not mirrored
 	Customer  billing.Customer
 	Subs      []billing.Subscription
-	Invoices  []billing.Invoice // of the customer's subscriptions, oldest first
-	Charges   []billing.Charge  // the customer's, oldest first
-	Refunds   []billing.Refund  // on the customer's charges, oldest first
-	Fraud     map[string]bool   // charge id → an early fraud warning is on record
-	Timeline  []cases.TimelineEntry
-	Facts     []Fact // the customer's only, occurred_at order
+	Invoices  []billing.Invoice       // of the customer's subscriptions, oldest first
+	Charges   []billing.Charge        // the customer's, oldest first
+	Refunds   []billing.Refund        // on the customer's charges, oldest first
+	Fraud     map[string]bool         // charge id → an early fraud warning is on record
+	Billing   []billing.TimelineEntry // the customer's billing timeline, oldest first (the latest maxBillingEvents)
+	Facts     []Fact                  // the customer's only, occurred_at order
 	Policies  map[PolicyRef]PolicyDocument
 	Checklist Checklist
 	Now       time.Time
@@ -47,6 +47,7 @@ const (
 	maxPolicyExcerpt = 2500
 	maxHistoryRows   = 60
 	maxFactDataChars = 160
+	maxBillingEvents = 40
 )
 
 const dayFmt = "2006-01-02"
@@ -781,6 +782,14 @@ func (ev *caseEvidence) exhibits() []exhibit {
 			Proves:     "the customer's billing relationship: what was charged, when, for which invoice, and which payments went undisputed.",
 			Paragraphs: paras, Table: t})
 	}
+	if len(ev.Billing) > 0 {
+		t := &exhibitTable{Header: []string{"When (UTC)", "Event"}, Widths: []float64{42, 133.9}}
+		for _, e := range ev.Billing {
+			t.Rows = append(t.Rows, []string{ts(e.At), clean(e.Summary)})
+		}
+		out = append(out, exhibit{Key: "billing_events", Title: "Billing events recorded by the payment processor",
+			Proves: "the subscription's billing history as Stripe recorded it: sign-up, renewals, payments and any cancellation, with dates.", Table: t})
+	}
 	return out
 }
 
@@ -856,7 +865,7 @@ func (ev *caseEvidence) letter(cite func(...string) []int, shown, notices, after
 			l.Points = append(l.Points, consentPoint())
 		}
 		if !canceledBefore {
-			l.Points = append(l.Points, letterPoint{Text: fmt.Sprintf("No cancellation request is on record before the charge on %s.", day(at)), Exhibits: cite("history", "communications")})
+			l.Points = append(l.Points, letterPoint{Text: fmt.Sprintf("No cancellation request is on record before the charge on %s.", day(at)), Exhibits: cite("history", "billing_events", "communications")})
 		}
 		if len(notices) > 0 {
 			l.Points = append(l.Points, letterPoint{Text: fmt.Sprintf("We notified the customer before the renewal: %s.", noticeWords(notices[len(notices)-1])), Exhibits: cite("notices")})
@@ -931,6 +940,7 @@ func (ev *caseEvidence) exhibitsTitles(cite func(...string) []int) []string {
 		{"access_log", "Access activity log"}, {"consent", "Consent record and policy text"}, {"notices", "Notices sent"},
 		{"communications", "Communications with the customer"}, {"delivery", "Service delivery records"},
 		{"refunds", "Refund history"}, {"history", "Subscription, invoice and payment history"},
+		{"billing_events", "Billing events recorded by the payment processor"},
 	} {
 		if n := cite(k.key); len(n) > 0 {
 			out = append(out, fmt.Sprintf("Exhibit %d: %s", n[0], k.title))

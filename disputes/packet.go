@@ -102,23 +102,21 @@ const (
 )
 
 // renderPacket writes the packet PDF. The letter is kept to page 1: when it
-// does not fit at 12 pt it is set at 11 and then 10 pt.
+// does not fit at 12 pt it is set at 11 and then 10 pt (and left at 10 pt
+// if even that spills: a long letter is never a reason to refuse).
 func renderPacket(l letter, exhibits []exhibit, created time.Time) ([]byte, error) {
-	var last error
+	var out []byte
 	for _, size := range []float64{bodyFont, 11, 10} {
-		out, fits, err := renderPacketAt(l, exhibits, created, size)
+		b, fits, err := renderPacketAt(l, exhibits, created, size)
 		if err != nil {
 			return nil, err
 		}
+		out = b
 		if fits {
-			return out, nil
+			break
 		}
-		last = fmt.Errorf("the rebuttal letter does not fit on one page at %v pt", size)
-		_ = last
 	}
-	// Never refuse over the letter's length: the last rendering is usable.
-	out, _, err := renderPacketAt(l, exhibits, created, 10)
-	return out, err
+	return out, nil
 }
 
 func renderPacketAt(l letter, exhibits []exhibit, created time.Time, letterSize float64) ([]byte, bool, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/pan"
 )
 
@@ -31,14 +32,16 @@ type Mirror interface {
 	RefundsByCharge(ctx context.Context, chargeID string) ([]billing.Refund, error)
 	FraudWarningsByCharge(ctx context.Context, chargeID string) ([]billing.FraudWarning, error)
 	DisputeOutcomes(ctx context.Context, reason, brand string) (won, lost int64, err error)
+	Timeline(ctx context.Context, customerID string, page httpx.PageRequest) (httpx.List[billing.TimelineEntry], error)
 }
 
 // CaseReader is what the workbench needs of cases (*cases.Service): the
-// case, its timeline, and a timeline entry for what the analyst did.
+// case, and a timeline entry for what the analyst did. The case timeline is
+// not evidence (it holds internal notes); the customer's story comes from
+// the mirror and the facts.
 type CaseReader interface {
 	Get(ctx context.Context, id string) (cases.Case, error)
 	GetInTx(ctx context.Context, tx *gorm.DB, id string) (cases.Case, error)
-	Timeline(ctx context.Context, id string) ([]cases.TimelineEntry, error)
 	Record(ctx context.Context, tx *gorm.DB, caseID, actor, entryType, summary, eventID string) error
 }
 
@@ -570,11 +573,6 @@ func (w *Workbench) load(ctx context.Context, caseID string) (*caseEvidence, err
 	customerID := firstNonEmpty(d.CustomerID, ev.Charge.CustomerID, deref(c.Links.Customer))
 	brand := firstNonEmpty(d.CardBrand, ev.Charge.CardBrand)
 	ev.Checklist = Requirements(brand, d.NetworkReasonCode, d.Reason)
-	if tl, err := w.cases.Timeline(ctx, caseID); err == nil {
-		ev.Timeline = tl
-	} else {
-		return nil, err
-	}
 	if customerID == "" {
 		return ev, nil
 	}
@@ -615,6 +613,14 @@ func (w *Workbench) load(ctx context.Context, caseID string) (*caseEvidence, err
 			ev.Fraud[ch.ID] = len(ws) > 0
 		}
 	}
+	// The customer's billing timeline (the provider's events, latest first):
+	// the billing story as Stripe recorded it.
+	tl, err := w.mirror.Timeline(ctx, customerID, httpx.PageRequest{Limit: maxBillingEvents})
+	if err != nil {
+		return nil, err
+	}
+	ev.Billing = tl.Data
+	slices.Reverse(ev.Billing)
 	facts, err := w.customerFacts(ctx, customerID, ev)
 	if err != nil {
 		return nil, err
