@@ -252,3 +252,48 @@ func CountPages(pdf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// packetWithin renders the packet and, while it has limit pages or more,
+// renders it again with every exhibit's table and paragraphs halved (the
+// rows left out are counted below each table), up to four times.
+func packetWithin(asm assembly, created time.Time, limit int) ([]byte, int, error) {
+	exhibits := asm.Exhibits
+	for round := 0; ; round++ {
+		packet, err := renderPacket(asm.Letter, exhibits, created)
+		if err != nil {
+			return nil, 0, err
+		}
+		pages, err := CountPages(packet)
+		if err != nil {
+			return nil, 0, err
+		}
+		if pages < limit || round == 4 {
+			return packet, pages, nil
+		}
+		exhibits = shrinkExhibits(exhibits)
+	}
+}
+
+func shrinkExhibits(in []exhibit) []exhibit {
+	out := make([]exhibit, len(in))
+	for i, ex := range in {
+		if len(ex.Paragraphs) > 2 {
+			ex.Paragraphs = append(ex.Paragraphs[:len(ex.Paragraphs)/2:len(ex.Paragraphs)/2],
+				fmt.Sprintf("%d further entries are on record and available on request.", len(in[i].Paragraphs)-len(in[i].Paragraphs)/2))
+		}
+		for j, p := range ex.Paragraphs {
+			if r := []rune(p); len(r) > 1200 {
+				ex.Paragraphs[j] = string(r[:1199]) + "…"
+			}
+		}
+		if t := ex.Table; t != nil && len(t.Rows) > 10 {
+			cp := *t
+			keep := len(t.Rows) / 2
+			cp.Rows = t.Rows[len(t.Rows)-keep:] // the latest rows
+			cp.Omitted = t.Omitted + len(t.Rows) - keep
+			ex.Table = &cp
+		}
+		out[i] = ex
+	}
+	return out
+}

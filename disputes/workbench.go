@@ -729,11 +729,7 @@ func (w *Workbench) Assemble(ctx context.Context, caseID, actor string, opts Ass
 	}
 	asm := assemble(ev)
 	now := w.clock.Now().UTC()
-	packet, err := renderPacket(asm.Letter, asm.Exhibits, now)
-	if err != nil {
-		return EvidenceDocument{}, err
-	}
-	pages, err := CountPages(packet)
+	packet, pages, err := packetWithin(asm, now, MaxPagesFor(firstNonEmpty(ev.Dispute.CardBrand, ev.Charge.CardBrand)))
 	if err != nil {
 		return EvidenceDocument{}, err
 	}

@@ -3,6 +3,7 @@ package disputes_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,11 @@ func largeCustomer(tb testing.TB, b *bench) string {
 	c, _, ch := b.chargeback(404, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC),
 		stripetest.ChargebackOptions{Brand: "mastercard", Reason: "subscription_canceled", Code: "4841", Renewals: 3})
 	cust := ch.CustomerID
-	b.facts.policy(disputes.PolicyDocument{Key: "terms", Version: "7", Title: "Terms of service",
-		Body: longPolicy(), EffectiveAt: ch.Created.AddDate(-1, 0, 0)})
+	for _, key := range []string{"terms", "cancellation", "refund"} {
+		b.facts.policy(disputes.PolicyDocument{Key: key, Version: "7", Title: "Policy " + key,
+			Body: longPolicy(), EffectiveAt: ch.Created.AddDate(-1, 0, 0)})
+	}
+	longBody := strings.Repeat("I would like to understand my invoice and the plan I am on. ", 12)
 	// Spread over the ~10 months before now, the charge among them.
 	from := b.clk.Now().AddDate(0, -10, 0)
 	step := b.clk.Now().Sub(from) / 10_000
@@ -34,9 +38,9 @@ func largeCustomer(tb testing.TB, b *bench) string {
 		var f disputes.Fact
 		switch {
 		case i%200 == 0:
-			f = fact(cust, disputes.FactConsent, at, ip("203.0.113.9"), policy("terms", "7"), data(`{"flow":"checkout"}`))
+			f = fact(cust, disputes.FactConsent, at, ip("203.0.113.9"), policy([]string{"terms", "cancellation", "refund"}[i/200%3], "7"), data(`{"flow":"checkout"}`))
 		case i%50 == 1:
-			f = fact(cust, disputes.FactCommunication, at, data(`{"direction":"inbound","subject":"Question","body":"How do I change my plan? Thanks."}`))
+			f = fact(cust, disputes.FactCommunication, at, data(`{"direction":"inbound","subject":"Question","body":"`+longBody+`"}`))
 		case i%20 == 2:
 			f = fact(cust, disputes.FactNotice, at, template("renewal_reminder"))
 		case i%40 == 3:
