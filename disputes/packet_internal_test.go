@@ -15,7 +15,7 @@ func TestPacketWithinShrinks(t *testing.T) {
 		rows[i] = []string{fmt.Sprintf("row %d", i), "x"}
 	}
 	asm := assembly{
-		Letter: letter{Title: "Response to dispute dp_1", Identifiers: []string{"Dispute: dp_1"}, Position: "p", Request: "r"},
+		Letter:   letter{Title: "Response to dispute dp_1", Identifiers: []string{"Dispute: dp_1"}, Position: "p", Request: "r"},
 		Exhibits: []exhibit{{Number: 1, Title: "Log", Proves: "things", Table: &exhibitTable{Header: []string{"a", "b"}, Widths: []float64{80, 80}, Rows: rows}}},
 	}
 	full, fullPages, err := packetWithin(asm, time.Unix(0, 0), 100)
