@@ -17,7 +17,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
-	"github.com/recourse-hq/recourse/disputes" // workbench
+	"github.com/recourse-hq/recourse/disputes" // facts, workbench
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -58,6 +58,7 @@ type service struct {
 	worker  *webhooks.Worker
 	cases   *cases.Service
 	actions *actions.Service
+	facts   *disputes.FactStore // facts
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -89,6 +90,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
+	s.facts = disputes.NewFactStore(d, clk).WithAudit(auditLog) // facts
 	if err := auditPolicyInForce(ctx, auditLog, policy, cfg.PolicyFile); err != nil {
 		log.Warn("could not record the policy in force in the audit log", "err", err)
 	}
@@ -112,7 +114,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	workbench := disputes.NewWorkbench(disputes.WorkbenchOptions{DB: d, Clock: clk, Billing: store, Cases: s.cases, // workbench
-		Facts: disputes.NoFacts{}, Policy: policy.Disputes, Audit: auditLog}) // workbench // TODO facts: replace disputes.NoFacts{} with s.facts
+		Facts: s.facts, Policy: policy.Disputes, Audit: auditLog}) // workbench
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions, // workbench
 		Evidence: workbench}) // workbench
@@ -151,6 +153,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	store.Register(api)
 	s.cases.Register(api)
 	workbench.Register(api) // workbench
+	s.facts.Register(api) // facts
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
