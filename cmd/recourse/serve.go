@@ -153,7 +153,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	store.Register(api)
 	s.cases.Register(api)
 	workbench.Register(api) // workbench
-	s.facts.Register(api) // facts
+	s.facts.Register(api)   // facts
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
