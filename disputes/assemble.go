@@ -353,6 +353,14 @@ func (ev *caseEvidence) cancellationMessages() []Fact {
 	return out
 }
 
+// wants reports whether the dispute's checklist asks for field f: the
+// reason-specific fields (cancellation, refund, duplicate) are filled only
+// for the disputes that call for them.
+func (ev *caseEvidence) wants(f EvidenceField) bool {
+	_, ok := ev.Checklist.Item(f)
+	return ok
+}
+
 // servicePeriod is the period the disputed charge paid for.
 func (ev *caseEvidence) servicePeriod() (time.Time, time.Time, bool) {
 	start := ev.chargeTime()
@@ -456,12 +464,12 @@ func assemble(ev *caseEvidence) assembly {
 	notices := ev.noticesBefore(at)
 	after := ev.activityAfter(at)
 	canceledAt, canceledBefore := ev.cancellationBefore()
-	if hasConsent {
+	if hasConsent && ev.wants(FieldCancellationPolicyDisclosure) {
 		f[string(FieldCancellationPolicyDisclosure)] = clean(fmt.Sprintf("The customer accepted our %s (policy %q, version %s%s) on %s from IP %s%s, before the charge of %s.%s",
 			policyWords(consent.Policy.Key), consent.Policy.Key, consent.Policy.Version, titleSuffix(doc), ts(consent.OccurredAt),
 			orUnknown(consent.IP), flowSuffix(consent), day(at), see("consent")))
 	}
-	if ev.Checklist.Reason == ReasonSubscriptionCanceled || hasConsent || len(notices) > 0 {
+	if ev.wants(FieldCancellationRebuttal) {
 		var b strings.Builder
 		if canceledBefore {
 			fmt.Fprintf(&b, "Our records show the subscription was canceled on %s, before the charge of %s; this needs review before the dispute is contested. ", ts(canceledAt), day(at))
@@ -494,12 +502,12 @@ func assemble(ev *caseEvidence) assembly {
 
 	// Refunds.
 	refundConsent, refundDoc, hasRefundConsent := ev.consentFor("refund")
-	if hasRefundConsent {
+	if hasRefundConsent && ev.wants(FieldRefundPolicyDisclosure) {
 		f[string(FieldRefundPolicyDisclosure)] = clean(fmt.Sprintf("The customer accepted our refund policy (policy %q, version %s%s) on %s from IP %s%s.%s",
 			refundConsent.Policy.Key, refundConsent.Policy.Version, titleSuffix(refundDoc), ts(refundConsent.OccurredAt), orUnknown(refundConsent.IP), flowSuffix(refundConsent), see("consent")))
 	}
 	chargeRefunds := ev.refundsOf(d.ChargeID)
-	if ev.Checklist.Reason == ReasonCreditNotProcessed || ev.Checklist.Reason == ReasonProductUnacceptable || len(chargeRefunds) > 0 {
+	if ev.wants(FieldRefundRefusalExplanation) || len(chargeRefunds) > 0 {
 		var b strings.Builder
 		if len(chargeRefunds) > 0 {
 			b.WriteString("Refunds already issued on this charge: ")
@@ -526,7 +534,7 @@ func assemble(ev *caseEvidence) assembly {
 	}
 
 	// Duplicate.
-	if dup, ok := ev.duplicateOf(); ok {
+	if dup, ok := ev.duplicateOf(); ok && ev.wants(FieldDuplicateChargeID) {
 		f[string(FieldDuplicateChargeID)] = dup.ID
 		f[string(FieldDuplicateChargeExplanation)] = clean(fmt.Sprintf("Charge %s (%s on %s) and the disputed charge %s (%s on %s) are not duplicates: %s%s",
 			dup.ID, money(dup.Amount, dup.Currency), day(dup.Created), d.ChargeID, money(d.Amount, d.Currency), day(at),
@@ -901,7 +909,7 @@ func (ev *caseEvidence) letter(cite func(...string) []int, shown, notices, after
 		}
 	case ReasonDuplicate:
 		l.Position = "The charges are not duplicates: each paid its own billing period."
-		if dup, ok := ev.duplicateOf(); ok {
+		if dup, ok := ev.duplicateOf(); ok && ev.wants(FieldDuplicateChargeID) {
 			l.Points = append(l.Points, letterPoint{Text: fmt.Sprintf("Charge %s (%s) and this charge (%s) paid different invoices.", dup.ID, day(dup.Created), day(at)), Exhibits: cite("history")})
 		}
 	case ReasonProductNotReceived:

@@ -170,6 +170,15 @@ func TestWorkbenchHTTP(t *testing.T) {
 			t.Fatalf("second submission: %d %s", r.status, r.raw)
 		}
 
+		// Assembly and edits are audited with the person who made them.
+		var audited []struct{ Action, Actor string }
+		if err := d.Gorm.Table("audit_log").Select("action, actor").Where("case_id = ? AND action LIKE ?", c.ID, "evidence.%").Order("id").Scan(&audited).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(audited) != 2 || audited[0].Action != "evidence.assemble" || audited[1].Action != "evidence.edit" || audited[0].Actor != "analyst" {
+			t.Fatalf("audit: %+v", audited)
+		}
+
 		// A case that is not a dispute case.
 		other, err := b.cases.OpenManual(ctx, auth.Principal{Name: "agent", Role: auth.RoleAgent}, cases.ManualCase{Kind: cases.KindBillingInquiry,
 			Channel: cases.ChannelEmail, Title: "Question about an invoice", Links: cases.Links{Customer: &ch.CustomerID}})

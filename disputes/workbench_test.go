@@ -531,3 +531,39 @@ func TestPatchLimitsReassembleSubmitted(t *testing.T) {
 		}
 	})
 }
+
+// TestAssembleDuplicateAndCreditNotProcessed: the reason-specific fields
+// are filled for the disputes that call for them, and only those.
+func TestAssembleDuplicateAndCreditNotProcessed(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		b := newBench(t, d)
+		ctx := context.Background()
+		c, dp, ch := b.chargeback(606, time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC), stripetest.ChargebackOptions{Brand: "visa", Reason: "duplicate", Code: "12.6.1", Renewals: 1})
+		doc, err := b.wb.Assemble(ctx, c.ID, "ana", disputes.AssembleOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := doc.Draft.Fields
+		dup := f["duplicate_charge_id"]
+		if dup == "" || dup == ch.ID || !strings.Contains(f["duplicate_charge_explanation"], dup) || !strings.Contains(f["duplicate_charge_explanation"], "invoice") {
+			t.Fatalf("duplicate fields: id %q explanation %q", dup, f["duplicate_charge_explanation"])
+		}
+		if f["cancellation_rebuttal"] != "" || f["refund_refusal_explanation"] != "" {
+			t.Fatalf("fields of other reasons filled: %v", f)
+		}
+		if !strings.Contains(f["uncategorized_text"], dp.ID) {
+			t.Fatal("letter lacks the dispute id")
+		}
+
+		c2, _, _ := b.chargeback(707, time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC), stripetest.ChargebackOptions{Brand: "visa", Reason: "credit_not_processed", Code: "13.6", Renewals: 1})
+		doc, err = b.wb.Assemble(ctx, c2.ID, "ana", disputes.AssembleOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f = doc.Draft.Fields
+		if !strings.Contains(f["refund_refusal_explanation"], "No refund is owed") || f["duplicate_charge_id"] != "" || f["cancellation_rebuttal"] != "" {
+			t.Fatalf("credit_not_processed fields: %v", f)
+		}
+	})
+}
