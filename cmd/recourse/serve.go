@@ -57,6 +57,7 @@ type service struct {
 	worker  *webhooks.Worker
 	cases   *cases.Service
 	actions *actions.Service
+	ops     opsParts // ops
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -113,6 +114,11 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions})
 
+	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil { // ops
+		_ = d.Close()   // ops
+		return nil, err // ops
+	} // ops
+
 	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
@@ -149,6 +155,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
+	s.ops.register(api) // ops
 	s.echo = e
 	return s, nil
 }
@@ -207,6 +214,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.actions.Run(workerCtx, s.cfg.SweepInterval)
 		}()
+		s.ops.run(workerCtx, &wg, s.cfg.SweepInterval) // ops
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

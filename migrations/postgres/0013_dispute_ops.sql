@@ -1,0 +1,71 @@
+-- Dispute operations: the events outbox, deadline reminders, subscription
+-- rules applied after a dispute, and the monthly rollup of successful
+-- charges that the dispute-monitoring ratio divides by.
+
+-- events is a durable, append-only outbox other parts subscribe to
+-- (GET /api/v1/events?after=<id>). key makes each event happen once however
+-- many replicas try (INSERT … ON CONFLICT (key) DO NOTHING).
+CREATE TABLE events (
+    id         BIGSERIAL   PRIMARY KEY,
+    type       TEXT        NOT NULL,
+    key        TEXT        NOT NULL,
+    subject    TEXT        NOT NULL DEFAULT '',
+    at         TIMESTAMPTZ NOT NULL,
+    data       TEXT        NOT NULL DEFAULT '{}',
+    CONSTRAINT events_key_key UNIQUE (key)
+);
+CREATE INDEX events_type_idx ON events (type, id);
+
+-- One row per deadline mark on a dispute case: a reminder at a lead time
+-- (mark 'reminder:<lead>') or the deadline missed (mark 'missed'). The
+-- primary key is what makes each mark happen once.
+CREATE TABLE dispute_deadline_marks (
+    case_id    TEXT        NOT NULL REFERENCES cases (id),
+    mark       TEXT        NOT NULL,
+    dispute_id TEXT        NOT NULL DEFAULT '',
+    due_by     TIMESTAMPTZ NOT NULL,
+    at         TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (case_id, mark)
+);
+CREATE INDEX dispute_deadline_marks_missed_idx ON dispute_deadline_marks (dispute_id) WHERE mark = 'missed';
+
+-- One row per (dispute case, trigger) whose subscription rule was applied:
+-- trigger is opened, lost or won; outcome the rule's answer; action_id the
+-- action requested ('' for leave or nothing to act on).
+CREATE TABLE dispute_rule_triggers (
+    case_id         TEXT        NOT NULL REFERENCES cases (id),
+    trigger         TEXT        NOT NULL,
+    rule            TEXT        NOT NULL DEFAULT '',
+    outcome         TEXT        NOT NULL DEFAULT '',
+    subscription_id TEXT        NOT NULL DEFAULT '',
+    action_id       TEXT        NOT NULL DEFAULT '',
+    detail          TEXT        NOT NULL DEFAULT '',
+    at              TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (case_id, trigger)
+);
+
+-- Successful charges per month (of the charge's creation, UTC, 'YYYY-MM'),
+-- card brand and currency, kept by the billing mirror as charges become
+-- succeeded. billing_charge_counted holds each counted charge once, so a
+-- replayed or out-of-order event never counts a charge twice.
+CREATE TABLE billing_charge_months (
+    month           TEXT   NOT NULL,
+    brand           TEXT   NOT NULL,
+    currency        TEXT   NOT NULL,
+    succeeded_count BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, brand, currency)
+);
+CREATE TABLE billing_charge_counted (
+    charge_id TEXT NOT NULL PRIMARY KEY,
+    month     TEXT NOT NULL,
+    brand     TEXT NOT NULL
+);
+INSERT INTO billing_charge_counted (charge_id, month, brand)
+SELECT id, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM'), card_brand FROM billing_charges WHERE status = 'succeeded';
+INSERT INTO billing_charge_months (month, brand, currency, succeeded_count)
+SELECT to_char(created AT TIME ZONE 'UTC', 'YYYY-MM'), card_brand, currency, count(*)
+FROM billing_charges WHERE status = 'succeeded'
+GROUP BY 1, 2, 3;
+
+-- Dispute analytics read disputes by creation time.
+CREATE INDEX billing_disputes_created_idx ON billing_disputes (created);
