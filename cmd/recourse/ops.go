@@ -24,9 +24,10 @@ import (
 type opsParts struct {
 	deadlines *disputes.DeadlineSweeper
 	feed      *events.Feed
+	rules     *actions.DisputeRules
 }
 
-func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, cs *cases.Service, _ *actions.Service,
+func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, cs *cases.Service, as *actions.Service,
 	_ *billing.Store, policy policyInForce) (opsParts, error) {
 	var o opsParts
 	var err error
@@ -36,6 +37,7 @@ func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics
 		return o, err
 	}
 	o.feed = events.NewFeed(d, clk, 0)
+	o.rules = actions.NewDisputeRules(as, policy.Disputes.SubscriptionRules, 0)
 	return o, nil
 }
 
@@ -51,5 +53,10 @@ func (o opsParts) run(ctx context.Context, wg *sync.WaitGroup, interval time.Dur
 	go func() {
 		defer wg.Done()
 		o.deadlines.Run(ctx, interval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.rules.Run(ctx, interval)
 	}()
 }
