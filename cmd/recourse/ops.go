@@ -25,6 +25,7 @@ type opsParts struct {
 	deadlines *disputes.DeadlineSweeper
 	feed      *events.Feed
 	rules     *actions.DisputeRules
+	stats     *disputes.StatsHTTP
 }
 
 func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, cs *cases.Service, as *actions.Service,
@@ -38,12 +39,14 @@ func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics
 	}
 	o.feed = events.NewFeed(d, clk, 0)
 	o.rules = actions.NewDisputeRules(as, policy.Disputes.SubscriptionRules, 0)
+	o.stats = disputes.NewStatsHTTP(disputes.NewStatsReader(d, policy.Disputes), clk)
 	return o, nil
 }
 
 // register mounts the parts' routes on the authenticated API group.
 func (o opsParts) register(api *echo.Group) {
 	o.feed.Register(api)
+	o.stats.Register(api)
 }
 
 // run starts the parts' sweeps where the worker runs; each stops when ctx

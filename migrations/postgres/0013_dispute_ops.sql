@@ -69,3 +69,6 @@ GROUP BY 1, 2, 3;
 
 -- Dispute analytics read disputes by creation time.
 CREATE INDEX billing_disputes_created_idx ON billing_disputes (created);
+-- Which dispute cases opened as an inquiry (for inquiry → chargeback
+-- conversion): a small partial index over the opening entries.
+CREATE INDEX case_timeline_inquiry_opened_idx ON case_timeline (case_id) WHERE to_state = 'warning_needs_response';

@@ -56,3 +56,4 @@ FROM billing_charges WHERE status = 'succeeded'
 GROUP BY 1, 2, 3;
 
 CREATE INDEX billing_disputes_created_idx ON billing_disputes (created);
+CREATE INDEX case_timeline_inquiry_opened_idx ON case_timeline (case_id) WHERE to_state = 'warning_needs_response';
