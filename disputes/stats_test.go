@@ -2,6 +2,7 @@ package disputes_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -98,11 +99,28 @@ func TestDisputeStats(t *testing.T) {
 		pol := disputes.DefaultPolicy()
 		pol.Monitoring.Visa = []disputes.MonitoringLevel{{Name: "VAMP excessive", Ratio: 0.015, MinCount: 3}}
 		pol.Monitoring.Mastercard = []disputes.MonitoringLevel{{Name: "ECM", Ratio: 0.015, MinCount: 1}, {Name: "HECM", Ratio: 0.03, MinCount: 1}}
-		r := disputes.NewStatsReader(d, pol)
+		r := disputes.NewStatsReader(d, pol, clk, nil)
+		// Whole months come from the rollup: before a refresh, nothing.
 		q := disputes.StatsQuery{From: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), GroupBy: disputes.GroupByReason}
+		if st, err := r.Stats(ctx, q); err != nil || st.Totals.Count != 0 {
+			t.Fatalf("before the first refresh: %+v, %v", st.Totals, err)
+		}
+		if n, err := r.Refresh(ctx); err != nil || n != -1 {
+			t.Fatalf("first refresh: %d, %v", n, err)
+		}
+		// A partial month is read from the mirror, and agrees.
+		partial, err := r.Stats(ctx, disputes.StatsQuery{From: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC), GroupBy: disputes.GroupByReason})
+		if err != nil {
+			t.Fatal(err)
+		}
 		st, err := r.Stats(ctx, q)
 		if err != nil {
 			t.Fatal(err)
+		}
+		pb, _ := json.Marshal(partial.Groups)
+		sb, _ := json.Marshal(st.Groups)
+		if pj, sj := string(pb), string(sb); pj != sj {
+			t.Errorf("partial month (mirror) %s\n whole month (rollup) %s", pj, sj)
 		}
 		if len(st.Groups) != 3 || st.Totals.Count != 6 {
 			t.Fatalf("groups = %+v, totals = %+v", st.Groups, st.Totals)
@@ -137,6 +155,19 @@ func TestDisputeStats(t *testing.T) {
 			if err != nil || st.Totals.Count != 6 {
 				t.Errorf("group_by %s: totals %+v, %v", g, st.Totals, err)
 			}
+		}
+		// A later change reaches the rollup at the next refresh: dp3 is won
+		// after all.
+		clk.Advance(time.Hour)
+		if err := d.Gorm.Exec("UPDATE billing_disputes SET status = 'won', updated_at = ? WHERE id = 'dp3'", clk.Now()).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.Refresh(ctx); err != nil || n < 1 {
+			t.Fatalf("incremental refresh: %d months, %v", n, err)
+		}
+		q.GroupBy = disputes.GroupByReason
+		if st, err := r.Stats(ctx, q); err != nil || st.Groups[0].Won != 2 {
+			t.Fatalf("after dp3 won: %+v, %v", st.Groups, err)
 		}
 		q.GroupBy = "color"
 		if _, err := r.Stats(ctx, q); err == nil {

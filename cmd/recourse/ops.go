@@ -26,6 +26,7 @@ type opsParts struct {
 	feed      *events.Feed
 	rules     *actions.DisputeRules
 	stats     *disputes.StatsHTTP
+	rollup    *disputes.StatsReader
 }
 
 func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics, cs *cases.Service, as *actions.Service,
@@ -39,7 +40,8 @@ func newOpsParts(d *db.DB, clk clock.Clock, log *slog.Logger, m *metrics.Metrics
 	}
 	o.feed = events.NewFeed(d, clk, 0)
 	o.rules = actions.NewDisputeRules(as, policy.Disputes.SubscriptionRules, 0)
-	o.stats = disputes.NewStatsHTTP(disputes.NewStatsReader(d, policy.Disputes), clk)
+	o.rollup = disputes.NewStatsReader(d, policy.Disputes, clk, log)
+	o.stats = disputes.NewStatsHTTP(o.rollup, clk)
 	return o, nil
 }
 
@@ -61,5 +63,10 @@ func (o opsParts) run(ctx context.Context, wg *sync.WaitGroup, interval time.Dur
 	go func() {
 		defer wg.Done()
 		o.rules.Run(ctx, interval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.rollup.Run(ctx, interval)
 	}()
 }

@@ -72,3 +72,33 @@ CREATE INDEX billing_disputes_created_idx ON billing_disputes (created);
 -- Which dispute cases opened as an inquiry (for inquiry → chargeback
 -- conversion): a small partial index over the opening entries.
 CREATE INDEX case_timeline_inquiry_opened_idx ON case_timeline (case_id) WHERE to_state = 'warning_needs_response';
+
+-- Dispute analytics read whole months from this rollup, refreshed by a
+-- sweep (StatsReader.Refresh): one row per month (of the dispute's
+-- creation, UTC) and combination of the dimensions the stats group and
+-- count by, with the number of disputes and their amount. Partial months at
+-- the edges of a range are read from billing_disputes directly.
+CREATE TABLE dispute_stats_months (
+    month         TEXT    NOT NULL,
+    brand         TEXT    NOT NULL,
+    reason        TEXT    NOT NULL,
+    network_code  TEXT    NOT NULL,
+    currency      TEXT    NOT NULL,
+    business_line TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    countered     BOOLEAN NOT NULL,
+    missed        BOOLEAN NOT NULL,
+    was_inquiry   BOOLEAN NOT NULL,
+    n             BIGINT  NOT NULL,
+    amount        BIGINT  NOT NULL
+);
+CREATE INDEX dispute_stats_months_month_idx ON dispute_stats_months (month);
+-- The refresh's state: one row; watermark is when the last refresh read the
+-- mirror, full_at when the rollup was last rebuilt whole.
+CREATE TABLE dispute_stats_refresh (
+    id        INTEGER     PRIMARY KEY,
+    watermark TIMESTAMPTZ,
+    full_at   TIMESTAMPTZ
+);
+INSERT INTO dispute_stats_refresh (id) VALUES (1);
+CREATE INDEX billing_disputes_updated_idx ON billing_disputes (updated_at);

@@ -57,3 +57,26 @@ GROUP BY 1, 2, 3;
 
 CREATE INDEX billing_disputes_created_idx ON billing_disputes (created);
 CREATE INDEX case_timeline_inquiry_opened_idx ON case_timeline (case_id) WHERE to_state = 'warning_needs_response';
+
+CREATE TABLE dispute_stats_months (
+    month         TEXT    NOT NULL,
+    brand         TEXT    NOT NULL,
+    reason        TEXT    NOT NULL,
+    network_code  TEXT    NOT NULL,
+    currency      TEXT    NOT NULL,
+    business_line TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    countered     BOOLEAN NOT NULL,
+    missed        BOOLEAN NOT NULL,
+    was_inquiry   BOOLEAN NOT NULL,
+    n             INTEGER NOT NULL,
+    amount        INTEGER NOT NULL
+);
+CREATE INDEX dispute_stats_months_month_idx ON dispute_stats_months (month);
+CREATE TABLE dispute_stats_refresh (
+    id        INTEGER  PRIMARY KEY,
+    watermark DATETIME,
+    full_at   DATETIME
+);
+INSERT INTO dispute_stats_refresh (id) VALUES (1);
+CREATE INDEX billing_disputes_updated_idx ON billing_disputes (updated_at);
