@@ -59,6 +59,7 @@ type service struct {
 	cases   *cases.Service
 	actions *actions.Service
 	facts   *disputes.FactStore
+	ops     opsParts
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -119,6 +120,11 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions,
 		Evidence: workbench})
 
+	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+
 	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
@@ -157,6 +163,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
+	s.ops.register(api)
 	s.echo = e
 	return s, nil
 }
@@ -215,6 +222,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.actions.Run(workerCtx, s.cfg.SweepInterval)
 		}()
+		s.ops.run(workerCtx, &wg, s.cfg.SweepInterval)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
