@@ -293,8 +293,9 @@ func toRow(customerID string, in FactInput, now time.Time) (factRow, error) {
 
 // normaliseData checks a fact's data is a JSON object (or absent / null) of
 // at most MaxFactDataBytes, masks the card numbers in it — in strings, in
-// object keys and in bare numbers that are card numbers (13–19 digits
-// passing Luhn, which become the masked string) — and returns it compact.
+// object keys and in bare numbers whose digits hold a card number (13–19
+// digits passing Luhn, which become the masked string) — and returns it
+// compact.
 func normaliseData(raw json.RawMessage) (string, error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
@@ -331,8 +332,10 @@ func maskJSONValue(v any) (any, bool) {
 		m := pan.Mask(x)
 		return m, m != x
 	case json.Number:
-		s := x.String()
-		if len(s) >= 13 && len(s) <= 19 && allDigits(s) && pan.Luhn(s) {
+		// A number whose digits hold a card number becomes the masked
+		// string (the digits of a decimal fraction included: text that
+		// reads as a card number is treated as one).
+		if s := x.String(); pan.Contains(s) {
 			return pan.Mask(s), true
 		}
 		return x, false
