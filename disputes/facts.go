@@ -293,8 +293,9 @@ func toRow(customerID string, in FactInput, now time.Time) (factRow, error) {
 
 // normaliseData checks a fact's data is a JSON object (or absent / null) of
 // at most MaxFactDataBytes, masks the card numbers in it — in strings, in
-// object keys and in bare numbers that are card numbers (13–19 digits
-// passing Luhn, which become the masked string) — and returns it compact.
+// object keys and in bare numbers whose digits hold a card number (13–19
+// digits passing Luhn, which become the masked string) — and returns it
+// compact.
 func normaliseData(raw json.RawMessage) (string, error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
@@ -331,8 +332,10 @@ func maskJSONValue(v any) (any, bool) {
 		m := pan.Mask(x)
 		return m, m != x
 	case json.Number:
-		s := x.String()
-		if len(s) >= 13 && len(s) <= 19 && allDigits(s) && pan.Luhn(s) {
+		// A number whose digits hold a card number becomes the masked
+		// string (the digits of a decimal fraction included: text that
+		// reads as a card number is treated as one).
+		if s := x.String(); pan.Contains(s) {
 			return pan.Mask(s), true
 		}
 		return x, false
@@ -374,6 +377,7 @@ func (s *FactStore) Put(ctx context.Context, customerID string, facts []json.Raw
 	if err := ValidCustomerID(customerID); err != nil {
 		return res, err
 	}
+	customerID = pan.Mask(customerID) // an id is never a reason to keep a card number
 	if len(facts) > MaxFactsPerBatch {
 		return res, errs.Coded(errs.EUNPROCESSABLE, "too_many_facts", "a batch carries at most %d facts (got %d)", MaxFactsPerBatch, len(facts)).
 			WithDetails(map[string]any{"limit": MaxFactsPerBatch, "count": len(facts)})
@@ -459,6 +463,7 @@ func (s *FactStore) Facts(ctx context.Context, customerID string, q FactQuery) (
 	if err := ValidCustomerID(customerID); err != nil {
 		return nil, err
 	}
+	customerID = pan.Mask(customerID) // as Put keeps it
 	for _, k := range q.Kinds {
 		if !ValidFactKind(k) {
 			return nil, errs.Coded(errs.EINVALID, "fact_kind_unknown", "kind %q is not one of %s", pan.Mask(string(k)), factKindList())
@@ -575,7 +580,10 @@ func (p PolicyInput) Validate() error {
 // creator is the principal in ctx. Errors: EINVALID (Validate), ECONFLICT,
 // EUNAVAILABLE / EINTERNAL.
 func (s *FactStore) PutPolicy(ctx context.Context, in PolicyInput) (doc PolicyDocument, created bool, err error) {
-	in.Title, in.Body = pan.Mask(in.Title), pan.Mask(in.Body)
+	// Masked before validation: a key or version holding a card number is
+	// refused (a masked one is not a valid name), title and body are kept
+	// masked.
+	in.Key, in.Version, in.Title, in.Body = pan.Mask(in.Key), pan.Mask(in.Version), pan.Mask(in.Title), pan.Mask(in.Body)
 	if err := in.Validate(); err != nil {
 		return PolicyDocument{}, false, err
 	}

@@ -357,6 +357,9 @@ func BenchmarkFactsPut1000(b *testing.B) {
 					b.Fatalf("%+v %v", res, err)
 				}
 			}
+			perBatch := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(perBatch*1000, "ms/batch")
+			b.ReportMetric(1000/perBatch, "facts/s")
 		})
 	}
 }

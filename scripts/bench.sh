@@ -22,6 +22,7 @@ BENCHMARKS=(
   "./webhooks/ ^BenchmarkIntake$"
   "./cases/ ^BenchmarkCaseList$ 300x"
   "./disputes/ ^BenchmarkDisputeStats$ 20x"
+  "./disputes/ ^BenchmarkFactsPut1000$ 20x"
 )
 
 . scripts/postgres.sh

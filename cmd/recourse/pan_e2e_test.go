@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -173,6 +174,24 @@ func TestNoCardNumberLeaks(t *testing.T) {
 			expect("assign", c, m, 200)
 			c, m = in.do("PATCH", "/api/v1/cases/"+refundCase, agent, jsonBody(map[string]any{"tags": []string{txt.next()}, "business_line": txt.next(), "priority": "high"}), nil)
 			expect("patch", c, m, 200)
+			// Evidence facts and policy documents: every text field, data's
+			// strings, keys and bare numbers, the customer id in the path.
+			factAt := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+			c, m = in.do("POST", "/api/v1/customers/cus_pan/facts", analyst, jsonBody(map[string]any{"facts": []any{
+				map[string]any{"id": txt.next(), "kind": "communication", "occurred_at": factAt, "ip": "203.0.113.7", "device_id": txt.next(),
+					"device_fingerprint": txt.next(), "account_id": txt.next(), "user_agent": txt.next(), "channel": txt.next(), "template": txt.next(),
+					"data": map[string]any{"body": txt.next(), txt.next(): []any{txt.next(), json.Number(luhnNumber(16, 3))}}},
+				map[string]any{"id": txt.next(), "kind": "consent", "occurred_at": factAt, "policy": map[string]any{"key": txt.next(), "version": txt.next()}},
+				map[string]any{"id": txt.next(), "kind": txt.next(), "occurred_at": txt.next()},
+			}}), nil)
+			expect("facts", c, m, 200)
+			c, m = in.do("POST", "/api/v1/customers/"+url.PathEscape(txt.next())+"/facts", analyst, jsonBody(map[string]any{"facts": []any{
+				map[string]any{"id": "f1", "kind": "login", "occurred_at": factAt}}}), nil)
+			expect("facts of a card-number customer", c, m, 200)
+			c, m = in.do("POST", "/api/v1/policies", sup, jsonBody(map[string]any{"key": "terms", "version": "3", "title": txt.next(), "body": txt.next(), "effective_at": factAt}), nil)
+			expect("policy", c, m, 201)
+			c, m = in.do("POST", "/api/v1/policies", sup, jsonBody(map[string]any{"key": "terms", "version": luhnNumber(16, 5), "title": "t", "body": "b", "effective_at": factAt}), nil)
+			expect("policy with a card-number version", c, m, 400)
 
 			// Actions of every type, with text in reasons, params and keys.
 			act := func(caseID, token string, body map[string]any) (int, map[string]any) {
