@@ -118,7 +118,6 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		_ = d.Close()   // ops
 		return nil, err // ops
 	} // ops
-
 	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
 	registry := webhooks.NewRegistry()
