@@ -197,5 +197,32 @@ func TestDisputeSubscriptionRules(t *testing.T) {
 		if err := d.Gorm.Raw("SELECT count(*) FROM events WHERE subject = ? AND type = 'dispute.subscription_rule_applied'", pro).Scan(&n).Error; err != nil || n != 2 {
 			t.Fatalf("events = %d (%v), want 2", n, err)
 		}
+
+		// Another pro dispute is won after collection was paused: collection
+		// resumes, once.
+		won, wonDispute := f.dispute("price_pro", "prod_pro")
+		f.sweep(f.sweeper())
+		var subID string
+		f.mirror.mu.Lock()
+		for id, s := range f.mirror.subs {
+			if s.PriceID == "price_pro" && f.mirror.invoices["in_"+id[len("sub_"):]].ChargeID == wonDispute.ChargeID {
+				s.PauseCollection = "void"
+				f.mirror.subs[id] = s
+				subID = id
+			}
+		}
+		f.mirror.mu.Unlock()
+		if subID == "" {
+			t.Fatal("no subscription for the won dispute")
+		}
+		wonDispute.Status = "won"
+		f.change("evt_won_"+won, "charge.dispute.closed", wonDispute)
+		if n := f.sweep(f.sweeper()); n != 1 {
+			t.Fatalf("won: %d triggers handled, want 1", n)
+		}
+		as = f.actionsOf(won)
+		if len(as) != 2 || as[1].Type != actions.ResumeCollection || as[1].Status != actions.StatusSucceeded {
+			t.Fatalf("won case actions = %+v", as)
+		}
 	})
 }
