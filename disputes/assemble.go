@@ -60,22 +60,36 @@ func ts(t time.Time) string  { return t.UTC().Format(timeFmt) }
 // (scheme and "www." removed: banks read nothing external, and Stripe's
 // text fields must carry none).
 func clean(s string) string {
-	s = pan.Mask(s)
-	for _, p := range []string{"https://", "http://", "HTTPS://", "HTTP://"} {
-		s = strings.ReplaceAll(s, p, "")
-	}
-	for {
-		link, ok := findAnyLink(s)
-		if !ok {
+	for { // removing one link can join the text around it into another
+		t := unlink(s)
+		if t == s {
 			break
 		}
-		i := strings.Index(strings.ToLower(s), strings.ToLower(strings.TrimSuffix(link, "…")))
-		if i < 0 {
-			break
-		}
-		s = s[:i] + s[i+4:] // drop "www."
+		s = t
 	}
-	return s
+	return pan.Mask(s) // after: joined text could form a card number
+}
+
+// unlink drops, in one pass, every http:// and https:// (any case) and
+// every "www." that starts a word, which is what [findAnyLink] looks for.
+func unlink(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		switch {
+		case hasPrefixFoldASCII(s[i:], "https://"):
+			i += len("https://")
+			continue
+		case hasPrefixFoldASCII(s[i:], "http://"):
+			i += len("http://")
+			continue
+		case hasPrefixFoldASCII(s[i:], "www.") && (b.Len() == 0 || !isWordByte(b.String()[b.Len()-1])) && i+4 < len(s) && isWordByte(s[i+4]):
+			i += 4
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
 }
 
 // truncateRunes cuts s to at most n characters, ending in "…" when cut.
