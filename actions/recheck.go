@@ -35,7 +35,7 @@ func (s *Service) recheck(ctx context.Context, tx *gorm.DB, r row) (plan, error)
 		return plan{}, err
 	}
 	p := auth.Principal{Name: r.RequestedBy, Role: auth.Role(r.RequestedRole)}
-	if err := admit(p, c, Type(r.Type)); err != nil {
+	if err := admitRule(p, c, Type(r.Type), r.ClientKey, r.RequestedByUserID == nil && r.RequestedBy == cases.SystemActor); err != nil {
 		return plan{}, err
 	}
 	req, err := requestOf(r)

@@ -150,7 +150,7 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		if err != nil {
 			return err
 		}
-		if err := admit(p, c, r.Type); err != nil {
+		if err := admitRule(p, c, r.Type, clientKey, p.ActorKind() == auth.ActorSystem); err != nil {
 			return err
 		}
 		pl, err := s.plan(ctx, tx, p, c, r, "")

@@ -466,6 +466,9 @@ func (s *Store) applyCharge(ctx context.Context, env envelope, ch *Change) (time
 	setOutcome(ch, first, v)
 	cur := row.Charge
 	ch.Charge, ch.CustomerID = &cur, cur.CustomerID
+	if err := s.countSucceeded(ctx, cur); err != nil {
+		return timelineRecord{}, err
+	}
 
 	// Older API versions list the charge's refunds on it: mirror them too,
 	// as of this event. Parent (charge) before children keeps lock order.

@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 BENCHMARKS=(
   "./webhooks/ ^BenchmarkIntake$"
   "./cases/ ^BenchmarkCaseList$ 300x"
+  "./disputes/ ^BenchmarkDisputeStats$ 20x"
 )
 
 . scripts/postgres.sh

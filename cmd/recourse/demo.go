@@ -210,6 +210,11 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 		time.Sleep(100 * time.Millisecond)
 	}
 	fmt.Fprintf(stdout, "Recourse demo: %d Stripe events for %d customers delivered and applied in %s.\n", n, *customers, time.Since(start).Round(time.Millisecond))
+	nc, nf, err := seedDemoFacts(operator, svc.facts, events)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Evidence facts: %d for the %d customers with a dispute; policy documents: %d.\n", nf, nc, len(demoPolicies))
 	fmt.Fprintf(stdout, "Serving on %s (SQLite %s). Tokens (shown once):\n", base, dbPath)
 	for i, p := range people {
 		fmt.Fprintf(stdout, "  %-24s %-10s %s\n", p.name, p.role, secrets[i])

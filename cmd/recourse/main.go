@@ -7,6 +7,7 @@
 //	recourse token create --user EMAIL [--name LABEL] [--role R]   print a new API token (once)
 //	recourse token list | revoke ID      list or revoke API tokens
 //	recourse replay EVENT_ID | --all     put dead-lettered webhook events back
+//	recourse facts import FILE.csv|FILE.jsonl   back-fill evidence facts
 //	recourse demo                        play a realistic business as signed Stripe events
 //	recourse healthcheck [--url URL]     exit 0 if /readyz answers 200
 //	recourse version                     print the version
@@ -51,6 +52,8 @@ commands:
   token list                         list API tokens (never their secrets)
   token revoke ID                    revoke an API token
   replay EVENT_ID | --all            put dead-lettered webhook events back to pending
+  facts import [--customer-column C] FILE.csv|FILE.jsonl
+                                     back-fill evidence facts (batches of 1,000)
   demo [--url URL --secret S]        play a realistic business as signed Stripe events
   healthcheck [--url URL]            exit 0 if /readyz answers 200 (container health checks)
   version                            print the version
@@ -77,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return userCmd(ctx, rest, getenv, stdout, stderr)
 	case "replay":
 		return replayCmd(ctx, rest, getenv, stdout, stderr)
+	case "facts":
+		return factsCmd(ctx, rest, getenv, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":

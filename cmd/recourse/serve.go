@@ -17,7 +17,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
-	"github.com/recourse-hq/recourse/disputes" // facts, workbench
+	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -58,7 +58,8 @@ type service struct {
 	worker  *webhooks.Worker
 	cases   *cases.Service
 	actions *actions.Service
-	facts   *disputes.FactStore // facts
+	facts   *disputes.FactStore
+	ops     opsParts
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -90,7 +91,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 	auditLog := audit.New(d, clk)
-	s.facts = disputes.NewFactStore(d, clk).WithAudit(auditLog) // facts
+	s.facts = disputes.NewFactStore(d, clk).WithAudit(auditLog)
 	if err := auditPolicyInForce(ctx, auditLog, policy, cfg.PolicyFile); err != nil {
 		log.Warn("could not record the policy in force in the audit log", "err", err)
 	}
@@ -113,11 +114,16 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		_ = d.Close()
 		return nil, err
 	}
-	workbench := disputes.NewWorkbench(disputes.WorkbenchOptions{DB: d, Clock: clk, Billing: store, Cases: s.cases, // workbench
-		Facts: s.facts, Policy: policy.Disputes, Audit: auditLog}) // workbench
+	workbench := disputes.NewWorkbench(disputes.WorkbenchOptions{DB: d, Clock: clk, Billing: store, Cases: s.cases,
+		Facts: s.facts, Policy: policy.Disputes, Audit: auditLog})
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
-		Cases: s.cases, Audit: auditLog, Policy: policy.Actions, // workbench
-		Evidence: workbench}) // workbench
+		Cases: s.cases, Audit: auditLog, Policy: policy.Actions,
+		Evidence: workbench})
+
+	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
 
 	inbox := webhooks.NewInbox(d).WithAudit(auditLog)
 	s.inbox = inbox
@@ -152,11 +158,12 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
 	store.Register(api)
 	s.cases.Register(api)
-	workbench.Register(api) // workbench
-	s.facts.Register(api)   // facts
+	s.facts.Register(api)
+	workbench.Register(api)
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
 	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
+	s.ops.register(api)
 	s.echo = e
 	return s, nil
 }
@@ -215,6 +222,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.actions.Run(workerCtx, s.cfg.SweepInterval)
 		}()
+		s.ops.run(workerCtx, &wg, s.cfg.SweepInterval)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -35,6 +35,11 @@ const (
 	PermFactsWrite Permission = "facts:write"
 	// Policy documents (terms, cancellation, refund) that consent facts cite.
 	PermPolicyDocsWrite Permission = "policy_documents:write"
+	// Dispute analytics and network-monitoring ratios: a supervisor's view.
+	PermDisputesStats Permission = "disputes:stats"
+	// The events feed (GET /events): what integrations and supervisors
+	// subscribe to (deadline reminders and misses, subscription rules applied).
+	PermEventsRead Permission = "events:read"
 )
 
 // grants is read-only after package initialisation.
@@ -55,6 +60,8 @@ var grants = map[Permission][]Role{
 	PermFactsRead:           {RoleAnalyst, RoleSupervisor, RoleAdmin},
 	PermFactsWrite:          {RoleAnalyst, RoleSupervisor, RoleAdmin},
 	PermPolicyDocsWrite:     {RoleSupervisor, RoleAdmin},
+	PermDisputesStats:       {RoleSupervisor, RoleAdmin},
+	PermEventsRead:          {RoleSupervisor, RoleAdmin},
 }
 
 // Allowed reports whether role has perm.
