@@ -60,22 +60,36 @@ func ts(t time.Time) string  { return t.UTC().Format(timeFmt) }
 // (scheme and "www." removed: banks read nothing external, and Stripe's
 // text fields must carry none).
 func clean(s string) string {
-	s = pan.Mask(s)
-	for _, p := range []string{"https://", "http://", "HTTPS://", "HTTP://"} {
-		s = strings.ReplaceAll(s, p, "")
-	}
-	for {
-		link, ok := findAnyLink(s)
-		if !ok {
+	for { // removing one link can join the text around it into another
+		t := unlink(s)
+		if t == s {
 			break
 		}
-		i := strings.Index(strings.ToLower(s), strings.ToLower(strings.TrimSuffix(link, "…")))
-		if i < 0 {
-			break
-		}
-		s = s[:i] + s[i+4:] // drop "www."
+		s = t
 	}
-	return s
+	return pan.Mask(s) // after: joined text could form a card number
+}
+
+// unlink drops, in one pass, every http:// and https:// (any case) and
+// every "www." that starts a word, which is what [findAnyLink] looks for.
+func unlink(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		switch {
+		case hasPrefixFoldASCII(s[i:], "https://"):
+			i += len("https://")
+			continue
+		case hasPrefixFoldASCII(s[i:], "http://"):
+			i += len("http://")
+			continue
+		case hasPrefixFoldASCII(s[i:], "www.") && (b.Len() == 0 || !isWordByte(b.String()[b.Len()-1])) && i+4 < len(s) && isWordByte(s[i+4]):
+			i += 4
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
 }
 
 // truncateRunes cuts s to at most n characters, ending in "…" when cut.
@@ -407,6 +421,7 @@ func assemble(ev *caseEvidence) assembly {
 				out = append(out, n)
 			}
 		}
+		slices.Sort(out)
 		return out
 	}
 	see := func(keys ...string) string {
@@ -436,8 +451,8 @@ func assemble(ev *caseEvidence) assembly {
 		from := at.Add(-purchaseIPWithin)
 		recent := len(all) - sort.Search(len(all), func(i int) bool { return !all[i].OccurredAt.Before(from) })
 		var b strings.Builder
-		fmt.Fprintf(&b, "The disputed charge was made %s. From 30 days before it to %s: %d sign-ins and usage sessions, %d of them after the charge. In time order (UTC):\n",
-			ts(at), day(all[len(all)-1].OccurredAt), recent, len(ev.activityAfter(at)))
+		fmt.Fprintf(&b, "The disputed charge was made %s. From 30 days before it to %s: %s, %d of them after the charge. In time order (UTC):\n",
+			ts(at), day(all[len(all)-1].OccurredAt), sessions(recent), len(ev.activityAfter(at)))
 		for _, fa := range shown {
 			b.WriteString(factLine(fa) + "\n")
 		}
@@ -493,8 +508,8 @@ func assemble(ev *caseEvidence) assembly {
 			b.WriteString(". ")
 		}
 		if len(after) > 0 {
-			fmt.Fprintf(&b, "After the charge the customer kept using the service: %d sign-ins or sessions, the last on %s from IP %s.",
-				len(after), ts(after[len(after)-1].OccurredAt), orUnknown(after[len(after)-1].IP))
+			fmt.Fprintf(&b, "After the charge the customer kept using the service: %s, the last on %s from IP %s.",
+				sessions(len(after)), ts(after[len(after)-1].OccurredAt), orUnknown(after[len(after)-1].IP))
 		}
 		b.WriteString(see("consent", "notices", "access_log", "history"))
 		f[string(FieldCancellationRebuttal)] = truncateRunes(clean(b.String()), MaxLongTextChars)
@@ -527,7 +542,7 @@ func assemble(ev *caseEvidence) assembly {
 			}
 		}
 		if len(after) > 0 {
-			fmt.Fprintf(&b, "The customer used the service during the period charged (%d sign-ins or sessions after the charge). ", len(after))
+			fmt.Fprintf(&b, "The customer used the service during the period charged (%s after the charge). ", sessions(len(after)))
 		}
 		b.WriteString(see("refunds", "consent", "access_log"))
 		f[string(FieldRefundRefusalExplanation)] = truncateRunes(clean(b.String()), MaxLongTextChars)
@@ -570,6 +585,21 @@ func (ev *caseEvidence) duplicateReason(dup billing.Charge) string {
 	default:
 		return fmt.Sprintf("they were made %s apart, each for its own billing period.", humanDays(absDur(ev.chargeTime().Sub(dup.Created))))
 	}
+}
+
+// sessions counts sign-ins and sessions in words.
+func sessions(n int) string {
+	if n == 1 {
+		return "1 sign-in or session"
+	}
+	return fmt.Sprintf("%d sign-ins or sessions", n)
+}
+
+func capitalizeFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func humanDays(d time.Duration) string {
@@ -684,7 +714,7 @@ func (ev *caseEvidence) exhibits() []exhibit {
 		after := ev.activityAfter(at)
 		out = append(out, exhibit{Key: "access_log", Title: "Access activity log",
 			Proves:     "the customer's own account was used from the same networks and devices before and after the disputed charge.",
-			Paragraphs: []string{fmt.Sprintf("The disputed charge was made %s. %d sign-ins or usage sessions followed it.", ts(at), len(after))},
+			Paragraphs: []string{fmt.Sprintf("The disputed charge was made %s. %s followed it.", ts(at), capitalizeFirst(sessions(len(after))))},
 			Table:      t})
 	}
 	var consentParas []string
@@ -850,7 +880,7 @@ func (ev *caseEvidence) letter(cite func(...string) []int, shown, notices, after
 	}
 	usedAfter := func() letterPoint {
 		last := after[len(after)-1]
-		return letterPoint{Text: fmt.Sprintf("The customer kept using the service after the charge: %d sign-ins or sessions, the last on %s from IP %s.", len(after), day(last.OccurredAt), orUnknown(last.IP)),
+		return letterPoint{Text: fmt.Sprintf("The customer kept using the service after the charge: %s, the last on %s from IP %s.", sessions(len(after)), day(last.OccurredAt), orUnknown(last.IP)),
 			Exhibits: cite("access_log")}
 	}
 	consentPoint := func() letterPoint {

@@ -567,3 +567,55 @@ func TestAssembleDuplicateAndCreditNotProcessed(t *testing.T) {
 		}
 	})
 }
+
+// applyAll posts every event of a story through the mirror and cases.
+func (b *bench) applyAll(evs []stripetest.Event) {
+	b.t.Helper()
+	ctx := context.Background()
+	for _, ev := range evs {
+		b.clk.Set(ev.Created.Add(time.Second))
+		err := b.d.Transact(ctx, func(tx *gorm.DB) error {
+			ch, err := b.store.In(tx).Apply(ctx, billing.ProviderEvent{ID: ev.ID, Type: ev.Type, Created: ev.Created, APIVersion: "2023-10-16", Payload: ev.Payload})
+			if errors.Is(err, billing.ErrNotBillingEvent) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return b.cases.OnBillingChange(ctx, tx, ch)
+		})
+		if err != nil {
+			b.t.Fatalf("%s %s: %v", ev.Type, ev.ID, err)
+		}
+	}
+}
+
+// TestRecommendationWinRate: the win rate is the decided disputes of the
+// reason and brand in the mirror with the policy's Beta prior, and the
+// expected values follow the fees.
+func TestRecommendationWinRate(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		b := newBench(t, d)
+		ctx := context.Background()
+		start := time.Date(2025, 11, 1, 9, 0, 0, 0, time.UTC)
+		g := stripetest.New(808, stripetest.WithClock(b.clk.Now))
+		b.applyAll(g.Chargeback(start, stripetest.ChargebackOptions{Brand: "visa", Reason: "subscription_canceled", Code: "13.2", Won: true}))
+		b.applyAll(g.Chargeback(start, stripetest.ChargebackOptions{Brand: "visa", Reason: "subscription_canceled", Code: "13.2", Won: false}))
+		b.applyAll(g.Chargeback(start, stripetest.ChargebackOptions{Brand: "mastercard", Reason: "subscription_canceled", Code: "4841", Won: true}))
+		c, dp, _ := b.chargeback(809, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), stripetest.ChargebackOptions{Brand: "visa", Reason: "subscription_canceled", Code: "13.2"})
+		doc, err := b.wb.Evidence(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := doc.Recommendation
+		p := disputes.DefaultPolicy()
+		want := (1 + p.PriorWinRate*p.PriorWeight) / (2 + p.PriorWeight)
+		if r.Won != 1 || r.Lost != 1 || r.WinRate < want-0.001 || r.WinRate > want+0.001 {
+			t.Fatalf("win rate: %+v (want %.3f)", r, want)
+		}
+		if r.ExpectedAccept != -(dp.Amount+p.Fees.DisputeFee) || r.ExpectedFight > -p.Fees.DisputeFee || (r.Action == "fight") != (r.ExpectedFight > r.ExpectedAccept) {
+			t.Fatalf("expected values: %+v", r)
+		}
+	})
+}
