@@ -235,9 +235,9 @@ func fitCell(pdf *fpdf.Fpdf, tr func(string) string, s string, width float64) st
 
 var pdfcpuOnce sync.Once
 
-// pdfConfig is pdfcpu's configuration, without its config directory (no
+// PDFConfig is pdfcpu's configuration, without its config directory (no
 // files written to the user's home).
-func pdfConfig() *model.Configuration {
+func PDFConfig() *model.Configuration {
 	pdfcpuOnce.Do(api.DisableConfigDir)
 	conf := model.NewDefaultConfiguration()
 	conf.ValidationMode = model.ValidationRelaxed
@@ -246,7 +246,7 @@ func pdfConfig() *model.Configuration {
 
 // CountPages validates a PDF with pdfcpu and returns its page count.
 func CountPages(pdf []byte) (int, error) {
-	n, err := api.PageCount(bytes.NewReader(pdf), pdfConfig())
+	n, err := api.PageCount(bytes.NewReader(pdf), PDFConfig())
 	if err != nil {
 		return 0, fmt.Errorf("count the pages of a PDF: %w", err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/pdfcpu/pdfcpu/pkg/api"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/billing"
@@ -188,8 +187,7 @@ func data(js string) func(*disputes.Fact) { return func(f *disputes.Fact) { f.Da
 // pdfText returns the decoded content streams of each page.
 func pdfText(t testing.TB, pdf []byte) []string {
 	t.Helper()
-	api.DisableConfigDir()
-	conf := model.NewDefaultConfiguration()
+	conf := disputes.PDFConfig() // pdfcpu's globals are set once, there
 	ctx, err := api.ReadContext(bytes.NewReader(pdf), conf)
 	if err != nil {
 		t.Fatalf("read PDF: %v", err)
