@@ -1,14 +1,19 @@
-// Package disputes is Recourse's dispute knowledge base: what a card
-// network's reason code means in Stripe's vocabulary, which evidence wins a
-// dispute of that kind, what Stripe accepts as evidence, how long is left to
-// respond, and whether a Visa 10.4 dispute qualifies for Visa Compelling
-// Evidence 3.0.
+// Package disputes owns Recourse's dispute knowledge and the dispute
+// analyst's workbench.
 //
-// The knowledge base is pure: no I/O, no clock (callers pass now), no state.
-// The dispute analyst's tooling and the evidence builder sit on top of it.
-// The one store here is [FactStore] (facts.go): evidence facts the merchant's
-// product sends per customer and the versioned policy documents consent
-// facts cite, read by the workbench through [FactReader].
+// The knowledge base is pure (no I/O, no clock: callers pass now): what a
+// card network's reason code means in Stripe's vocabulary, which evidence
+// wins a dispute of that kind, what Stripe accepts as evidence, how long is
+// left to respond, and whether a Visa 10.4 dispute qualifies for Visa
+// Compelling Evidence 3.0.
+//
+// On top of it, built on cases and billing (never the other way round):
+// [FactStore], the evidence facts the merchant's product sends per customer
+// and the versioned policy documents consent facts cite; [Workbench], the
+// evidence document of a dispute case, the assembled draft and its
+// rebuttal packet (PDF), which the actions package submits; the
+// [DeadlineSweeper] (reminders and missed deadlines) and [StatsReader]
+// (dispute analytics and card-network monitoring).
 //
 //   - [ReasonForCode] maps a network reason code (Visa 13.2, Mastercard 4841,
 //     Amex C28, Discover 4541, …) to Stripe's dispute reason.
