@@ -60,6 +60,7 @@ func NewDisputeRules(svc *Service, rules []disputes.SubscriptionRule, lookback t
 // ruleCandidate is a dispute case with a trigger not yet handled.
 type ruleCandidate struct {
 	ID             string
+	CreatedAt      time.Time
 	State          string
 	Status         string
 	SubscriptionID *string
@@ -100,7 +101,7 @@ func (r *DisputeRules) Sweep(ctx context.Context) (int, error) {
 	since := r.svc.clock.Now().Add(-r.lookback).UTC()
 	n := 0
 	for _, trig := range []string{TriggerOpened, TriggerLost, TriggerWon} {
-		q := r.svc.db.WithContext(ctx).Table("cases").Select("id, state, status, subscription_id, dispute_id").
+		q := r.svc.db.WithContext(ctx).Table("cases").Select("id, created_at, state, status, subscription_id, dispute_id").
 			Where("kind = ?", string(cases.KindDispute)).
 			Where("NOT EXISTS (SELECT 1 FROM dispute_rule_triggers t WHERE t.case_id = cases.id AND t.trigger = ?)", trig)
 		switch trig {
@@ -127,6 +128,32 @@ func (r *DisputeRules) Sweep(ctx context.Context) (int, error) {
 	return n, ctx.Err()
 }
 
+// ruleLinkGrace is how long a dispute case with no subscription found
+// behind its charge is looked at again before the rule records that there is
+// none: the charge's invoice may arrive after the dispute.
+const ruleLinkGrace = 10 * time.Minute
+
+// subscriptionBehind follows dispute → charge → invoice → subscription in
+// the mirror; "" when a link is missing.
+func subscriptionBehind(ctx context.Context, m Mirror, disputeID string) string {
+	if disputeID == "" {
+		return ""
+	}
+	d, err := m.Dispute(ctx, disputeID)
+	if err != nil || d.ChargeID == "" {
+		return ""
+	}
+	ch, err := m.Charge(ctx, d.ChargeID)
+	if err != nil || ch.InvoiceID == "" {
+		return ""
+	}
+	inv, err := m.Invoice(ctx, ch.InvoiceID)
+	if err != nil {
+		return ""
+	}
+	return inv.SubscriptionID
+}
+
 // outcomeOf is the rule's answer for trig.
 func outcomeOf(rule disputes.SubscriptionRule, trig string) string {
 	switch trig {
@@ -148,13 +175,29 @@ func (r *DisputeRules) apply(ctx context.Context, c ruleCandidate, trig string) 
 		rec.Detail = "the case closed before its opening was handled"
 		return r.record(ctx, rec, nil)
 	}
-	if rec.SubscriptionID == "" {
-		rec.Detail = "no subscription behind the disputed charge"
-		return r.record(ctx, rec, nil)
-	}
 	m := r.svc.mirror(r.svc.db.Gorm)
 	if r.svc.fetcher != nil {
 		m = fallbackMirror{Mirror: m, f: r.svc.fetcher}
+	}
+	if rec.SubscriptionID == "" {
+		// The case opened before the mirror linked the charge to its
+		// subscription (webhooks arrive in any order): look again now.
+		rec.SubscriptionID = subscriptionBehind(ctx, m, deref(c.DisputeID))
+		if rec.SubscriptionID != "" {
+			// Link the case, as it would have been had the invoice come
+			// first: the action is planned from the case's links.
+			if err := r.svc.db.WithContext(ctx).Table("cases").Where("id = ? AND subscription_id IS NULL", c.ID).
+				Update("subscription_id", rec.SubscriptionID).Error; err != nil {
+				return false, fmt.Errorf("dispute rules: link case %s to %s: %w", c.ID, rec.SubscriptionID, err)
+			}
+		}
+	}
+	if rec.SubscriptionID == "" {
+		if r.svc.clock.Now().Sub(c.CreatedAt) < ruleLinkGrace {
+			return false, nil // the charge's invoice may not be mirrored yet: next sweep
+		}
+		rec.Detail = "no subscription behind the disputed charge"
+		return r.record(ctx, rec, nil)
 	}
 	sub, err := m.Subscription(ctx, rec.SubscriptionID)
 	if err != nil {

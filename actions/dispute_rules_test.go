@@ -226,3 +226,78 @@ func TestDisputeSubscriptionRules(t *testing.T) {
 		}
 	})
 }
+
+// A dispute case opened before the mirror linked its charge to an invoice
+// has no subscription on the case: the rule looks again through the mirror
+// on each sweep, acts once the link arrives, and records "no subscription"
+// only after the grace period (10 minutes) has passed without one.
+func TestDisputeRuleFindsALateSubscriptionLink(t *testing.T) {
+	m := stripemock.Start(t)
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newRuleFixture(t, d, m.URL)
+		ctx := context.Background()
+		now := f.clock.Now()
+		end := now.Add(20 * 24 * time.Hour)
+		due := now.Add(7 * 24 * time.Hour)
+		open := func(sfx string) (string, billing.Dispute) {
+			f.mirror.mu.Lock()
+			f.mirror.subs["sub_"+sfx] = billing.Subscription{ID: "sub_" + sfx, CustomerID: "cus_" + sfx, Status: "active", PriceID: "price_pro",
+				Currency: "usd", Amount: 4900, CurrentPeriodEnd: &end}
+			// The charge is mirrored, its invoice not yet.
+			f.mirror.charges["ch_"+sfx] = billing.Charge{ID: "ch_" + sfx, CustomerID: "cus_" + sfx, Amount: 4900, Currency: "usd",
+				Status: "succeeded", Paid: true, Disputed: true, Created: now.Add(-24 * time.Hour)}
+			dp := billing.Dispute{ID: "dp_" + sfx, ChargeID: "ch_" + sfx, CustomerID: "cus_" + sfx, Amount: 4900, Currency: "usd", Status: "needs_response",
+				Reason: "fraudulent", CardBrand: "visa", EvidenceDueBy: &due, Created: now}
+			f.mirror.disputes[dp.ID] = dp
+			f.mirror.mu.Unlock()
+			f.change("evt_open_"+sfx, "charge.dispute.created", dp)
+			var id string
+			if err := f.db.Transact(ctx, func(tx *gorm.DB) error {
+				c, _, err := f.cases.OpenCaseFor(ctx, tx, cases.KindDispute, dp.ID)
+				id = c.ID
+				if err == nil && c.Links.Subscription != nil {
+					err = fmt.Errorf("case linked to %s already", *c.Links.Subscription)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return id, dp
+		}
+		late, _ := open("late")
+		never, _ := open("never")
+
+		if n := f.sweep(f.sweeper()); n != 0 {
+			t.Fatalf("a sweep before the link handled %d triggers, want 0 (try again later)", n)
+		}
+		// The invoice arrives: the charge now leads to the subscription.
+		f.mirror.mu.Lock()
+		f.mirror.invoices["in_late"] = billing.Invoice{ID: "in_late", CustomerID: "cus_late", SubscriptionID: "sub_late", ChargeID: "ch_late", Status: "paid"}
+		ch := f.mirror.charges["ch_late"]
+		ch.InvoiceID = "in_late"
+		f.mirror.charges["ch_late"] = ch
+		f.mirror.mu.Unlock()
+		if n := f.sweep(f.sweeper()); n != 1 {
+			t.Fatalf("the sweep after the link handled %d triggers, want 1", n)
+		}
+		if as := f.actionsOf(late); len(as) != 1 || as[0].Type != actions.PauseCollection {
+			t.Fatalf("late-linked case actions = %+v", as)
+		}
+		// Just before the grace period ends, still waiting; just after, recorded.
+		f.clock.Advance(10*time.Minute - time.Second)
+		if n := f.sweep(f.sweeper()); n != 0 {
+			t.Fatalf("before the grace period ended: %d triggers handled", n)
+		}
+		f.clock.Advance(2 * time.Second)
+		if n := f.sweep(f.sweeper()); n != 1 {
+			t.Fatalf("after the grace period: %d triggers handled, want 1", n)
+		}
+		var detail string
+		if err := d.Gorm.Raw("SELECT detail FROM dispute_rule_triggers WHERE case_id = ?", never).Scan(&detail).Error; err != nil || detail != "no subscription behind the disputed charge" {
+			t.Fatalf("never-linked case recorded %q (%v)", detail, err)
+		}
+		if as := f.actionsOf(never); len(as) != 0 {
+			t.Fatalf("never-linked case actions = %+v", as)
+		}
+	})
+}
