@@ -16,6 +16,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/events"
+	"github.com/recourse-hq/recourse/internal/sweep"
 )
 
 // DisputeRuleKeyPrefix starts the idempotency key of every action a
@@ -309,25 +310,5 @@ func (r *DisputeRules) record(ctx context.Context, rec triggerRow, a *Action) (b
 // Run sweeps now and then every interval until ctx is cancelled, logging
 // failures (retried at the next tick).
 func (r *DisputeRules) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		sctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
-		n, err := r.Sweep(sctx)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			r.svc.log.Warn("actions: dispute rule sweep failed", "err", err, "handled", n)
-		case n > 0:
-			r.svc.log.Info("actions: dispute subscription rules handled", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	sweep.Every(ctx, interval, r.svc.log, "actions: dispute rule sweep failed", "actions: dispute subscription rules handled", r.Sweep)
 }

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/internal/audit"
+	"github.com/recourse-hq/recourse/internal/sweep"
 )
 
 // sweepBatch is how many cases one sweep transaction marks.
@@ -134,27 +135,7 @@ func (s *Service) markBreach(ctx context.Context, tx *gorm.DB, c Case, now time.
 // Run sweeps SLAs now and then every interval until ctx is cancelled,
 // logging failures (a failed sweep is retried at the next tick).
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		sctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
-		n, err := s.SweepSLAs(sctx)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Warn("cases: SLA sweep failed", "err", err, "marked", n)
-		case n > 0:
-			s.log.Info("cases: SLA breaches marked", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	sweep.Every(ctx, interval, s.log, "cases: SLA sweep failed", "cases: SLA breaches marked", s.SweepSLAs)
 }
 
 // recordOpenedLate writes the one breach mark of a case opened after its

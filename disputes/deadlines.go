@@ -14,6 +14,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/events"
+	"github.com/recourse-hq/recourse/internal/sweep"
 )
 
 // Timeline entry types the deadline sweep writes.
@@ -266,27 +267,7 @@ func (s *DeadlineSweeper) mark(ctx context.Context, cand deadlineCandidate, w wi
 // Run sweeps now and then every interval until ctx is cancelled, logging
 // failures (a failed sweep is retried at the next tick).
 func (s *DeadlineSweeper) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		sctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
-		n, err := s.Sweep(sctx)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Warn("disputes: deadline sweep failed", "err", err, "marked", n)
-		case n > 0:
-			s.log.Info("disputes: deadline reminders and misses recorded", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	sweep.Every(ctx, interval, s.log, "disputes: deadline sweep failed", "disputes: deadline reminders and misses recorded", s.Sweep)
 }
 
 func contains(list []string, s string) bool {
