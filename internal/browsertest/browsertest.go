@@ -98,8 +98,12 @@ func Start(t testing.TB) *Browser {
 		cancelAlloc()
 	})
 	// The first run starts the browser and must get ctx itself: chromedp
-	// ties the browser's life to the context of that run.
-	if err := chromedp.Do(ctx); err != nil {
+	// ties the browser's life to the context of that run. A browser that
+	// does not answer within a minute is killed.
+	watchdog := time.AfterFunc(time.Minute, cancelCtx)
+	err := chromedp.Do(ctx)
+	watchdog.Stop()
+	if err != nil {
 		t.Fatalf("browsertest: start %s: %v\n%s", path, err, out.String())
 	}
 	return &Browser{ctx: ctx, output: out}
@@ -127,7 +131,10 @@ func (b *Browser) NewSession(t testing.TB) *Session {
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	s := &Session{t: t, ctx: ctx}
 	// The first run opens the tab, with ctx itself (see Start).
-	if err := chromedp.Do(ctx); err != nil {
+	watchdog := time.AfterFunc(30*time.Second, cancel)
+	err := chromedp.Do(ctx)
+	watchdog.Stop()
+	if err != nil {
 		cancel()
 		t.Fatalf("browsertest: open session: %v\n%s", err, b.output.String())
 	}
