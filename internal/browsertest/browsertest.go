@@ -223,6 +223,15 @@ func (s *Session) WaitVisible(selector string) {
 	s.Do("wait for "+selector+" to be visible", chromedp.WaitVisible(chromedp.CSS(selector)))
 }
 
+// WaitText waits until an element matching the CSS selector is visible and
+// its visible text contains text — the way to wait for the next page after a
+// click, when the current page has the same elements.
+func (s *Session) WaitText(selector, text string) {
+	s.t.Helper()
+	sel := chromedp.JSPath(fmt.Sprintf(`[...document.querySelectorAll(%s)].filter(e => e.innerText.includes(%s)).slice(0, 1)`, jsString(selector), jsString(text)))
+	s.Do(fmt.Sprintf("wait for %s to show %q", selector, text), chromedp.WaitVisible(sel))
+}
+
 // WaitGone waits until no element matches the CSS selector.
 func (s *Session) WaitGone(selector string) {
 	s.t.Helper()

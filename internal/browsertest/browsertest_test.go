@@ -107,6 +107,7 @@ func TestBrowser(t *testing.T) {
 		if got := s.Text("#who"); got != "script ran" {
 			t.Errorf("#who = %q, want the page script's text", got)
 		}
+		s.WaitText("main h1", "Sign")
 		s.Fill("#email", "ana@example.com")
 		s.FillLabeled("Password", "s3cret")
 		if got := Eval[string](s, `document.getElementById("email").value + "|" + document.getElementById("password").value`); got != "ana@example.com|s3cret" {
@@ -225,6 +226,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("SessionsHaveSeparateCookies", func(t *testing.T) {
 		ana, ben := b.NewSession(t), b.NewSession(t)
 		ana.Navigate(srv.URL + "/set?v=ana")
+		ana.WaitText("#who", "ana")
 		if got := ana.Text("#who"); got != "ana" {
 			t.Fatalf("ana sees %q", got)
 		}
