@@ -15,6 +15,21 @@
 // test, and a session takes one by itself when its test fails. Axe runs the
 // vendored axe-core (testdata/axe.min.js, see testdata/VENDORED.md) in the
 // page and fails the test on serious or critical violations.
+//
+// A test starts one browser and opens a session per user; every helper
+// fails the test (with the page's URL) when the page does not get there
+// within Session.Timeout:
+//
+//	b := browsertest.Start(t) // one Chromium; share it across subtests
+//	ada := b.NewSession(t)    // ada's own cookies
+//	ada.Navigate(in.url + "/login")
+//	ada.FillLabeled("Email", "ada@example.com")
+//	ada.FillLabeled("Password", password)
+//	ada.ClickButton("Sign in")
+//	ada.WaitText("h1", "Queues")
+//	ada.Axe()                 // no serious or critical violation
+//	ada.Screenshot("queues")  // artifacts/TestX/01-queues.png
+//	ada.NoConsoleErrors()     // no JS error, no CSP violation
 package browsertest
 
 import (
