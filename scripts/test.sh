@@ -3,12 +3,15 @@
 # It finds PostgreSQL at RECOURSE_TEST_DATABASE_URL (else DATABASE_URL, else
 # the local server at 127.0.0.1:5432, database "test"), starting a local
 # cluster if one is installed but stopped, and installs stripe-mock (the
-# Stripe API mock the billing tests run against) if it is missing.
-# Under CI=true a missing PostgreSQL is a failure, never a skip.
+# Stripe API mock the billing tests run against) and Debian's chromium (the
+# headless browser the browser tests drive, see scripts/chromium.sh) if they
+# are missing. Under CI=true a missing PostgreSQL or browser is a failure,
+# never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/postgres.sh
+. scripts/chromium.sh
 
 if ! pg_up; then
   if [ "${CI:-}" = "true" ]; then
@@ -29,5 +32,7 @@ if [ -z "${RECOURSE_STRIPE_MOCK:-}" ]; then
   fi
   export RECOURSE_STRIPE_MOCK="$gobin/stripe-mock"
 fi
+
+chromium_ensure
 
 exec go test -race -count=1 -timeout 20m "$@" ./...
