@@ -23,6 +23,7 @@ type queue struct {
 var queueTabs = []queue{
 	{View: "open", Label: "All open", Empty: "No open cases. New ones appear here as Stripe reports them or agents open them."},
 	{View: "mine", Label: "My cases", Empty: "No open case is assigned to you. Pick one from Unassigned and press “Assign to me”."},
+	{View: "team", Label: "My team's", Empty: "No open case is with your team."},
 	{View: "unassigned", Label: "Unassigned", Empty: "Every open case has someone on it."},
 	{View: "breached", Label: "Breached", Empty: "No open case has breached its SLA."},
 	{View: "due_soon", Label: "Due soon", Empty: "No open case is close to its SLA deadline."},
@@ -37,10 +38,13 @@ type queueRow struct {
 
 type queuesPage struct {
 	page
-	View   queue
-	Tabs   []queue
-	Rows   []queueRow
-	Next   string
+	View queue
+	Tabs []queue
+	Rows []queueRow
+	Next string
+	// Teams are the viewer's teams that cases are routed to (view team).
+	Teams  []cases.Team
+	Team   cases.Team
 	Filter bool // the view lists cases (approvals lists actions)
 	// Approvals are the actions waiting for a decision (view approvals).
 	Approvals []actions.Action
@@ -58,7 +62,15 @@ func (con *Console) queues(c echo.Context) error {
 	}
 	pg := queuesPage{page: con.basePage(c, "Queues")}
 	found := false
+	teams, err := con.teamsOf(c, p)
+	if err != nil {
+		return con.fail(c, err)
+	}
+	pg.Teams = teams
 	for _, q := range queueTabs {
+		if q.View == "team" && len(teams) == 0 {
+			continue
+		}
 		if q.Perm != "" && !auth.Allowed(p.Role, q.Perm) {
 			if q.View == view {
 				return con.renderError(c, http.StatusForbidden, "Your role may not see this queue.")
@@ -77,6 +89,14 @@ func (con *Console) queues(c echo.Context) error {
 	switch view {
 	case "mine":
 		f.Assignee = p.Name
+	case "team":
+		pg.Team = teams[0]
+		for _, t := range teams {
+			if string(t) == c.QueryParam("team") {
+				pg.Team = t
+			}
+		}
+		f.Team = pg.Team
 	case "unassigned":
 		f.Assignee = "none"
 	case "breached":
@@ -106,4 +126,22 @@ func (con *Console) queues(c echo.Context) error {
 		pg.Next = *list.NextCursor
 	}
 	return con.render(c, http.StatusOK, "queues.html", pg)
+}
+
+// teamsOf returns the viewer's teams that are case teams.
+func (con *Console) teamsOf(c echo.Context, p auth.Principal) ([]cases.Team, error) {
+	if con.opt.Users == nil || p.UserID == 0 {
+		return nil, nil
+	}
+	u, err := con.opt.Users.Get(c.Request().Context(), p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	var out []cases.Team
+	for _, t := range u.Teams {
+		if ct, err := cases.ParseTeam(t); err == nil {
+			out = append(out, ct)
+		}
+	}
+	return out, nil
 }

@@ -398,5 +398,23 @@ func TestRoleVisibility(t *testing.T) {
 		sup.mustLogin("sam@example.com")
 		want(t, sup.get("/"), http.StatusOK, `href="/?view=approvals"`)
 		want(t, sup.get("/?view=approvals"), http.StatusOK, "No action is waiting for approval.")
+
+		// My team's: only for users in a case team, listing that team's cases.
+		if strings.Contains(q.body, "view=team") {
+			t.Fatal("a user without teams sees a team queue")
+		}
+		ctx := context.Background()
+		u, err := en.users.Create(ctx, auth.NewUser{Email: "tia@example.com", DisplayName: "Tia", Role: auth.RoleAgent, Teams: []string{"support"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := en.users.SetPassword(ctx, u.ID, password); err != nil {
+			t.Fatal(err)
+		}
+		cs := openCase(t, en, auth.Principal{Kind: auth.ActorUser, UserID: u.ID, Name: "Tia", Role: auth.RoleAgent}, "For support")
+		tia := en.browser()
+		tia.mustLogin("tia@example.com")
+		want(t, tia.get("/"), http.StatusOK, `href="/?view=team"`)
+		want(t, tia.get("/?view=team"), http.StatusOK, `data-case-id="`+cs.ID+`"`, "My team&#39;s: support")
 	})
 }
