@@ -265,6 +265,20 @@ func (s *Service) ForCase(ctx context.Context, caseID string) ([]Action, error) 
 	return out, nil
 }
 
+// PendingApproval lists up to limit actions waiting for a supervisor's
+// decision, oldest first (the approvals inbox).
+func (s *Service) PendingApproval(ctx context.Context, limit int) ([]Action, error) {
+	var rows []row
+	if err := s.db.WithContext(ctx).Where("status = ?", string(StatusPendingApproval)).Order("created_at, id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list actions waiting for approval: %w", err)
+	}
+	out := make([]Action, len(rows))
+	for i, r := range rows {
+		out[i] = r.action()
+	}
+	return out, nil
+}
+
 // Decide approves or rejects a pending action. The decider must hold
 // actions:approve and must not be the requester (four eyes). An approval
 // evaluates policy again against the mirror as it is now (see recheck): if

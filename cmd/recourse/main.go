@@ -2,7 +2,8 @@
 //
 //	recourse serve                       run the HTTP service and webhook worker
 //	recourse migrate up|status           apply or list schema migrations
-//	recourse user create --email E --name N --role R [--teams T,T]   add a user
+//	recourse user create --email E --name N --role R [--teams T,T] [--password-stdin]   add a user
+//	recourse user password EMAIL --password-stdin   set a user's console password
 //	recourse user list | deactivate EMAIL|ID   list users, or deactivate one (revoking their tokens)
 //	recourse token create --user EMAIL [--name LABEL] [--role R]   print a new API token (once)
 //	recourse token list | revoke ID      list or revoke API tokens
@@ -27,6 +28,9 @@ import (
 	"syscall"
 )
 
+// stdin is where --password-stdin reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -43,8 +47,11 @@ const usage = `usage: recourse <command> [flags]
 commands:
   serve                              run the HTTP service and webhook worker
   migrate up | status                apply pending migrations, or list them
-  user create --email E --name N --role R [--teams T,T]
-                                     add a user (a person who holds API tokens)
+  user create --email E --name N --role R [--teams T,T] [--password-stdin]
+                                     add a user (a person who holds API tokens; with
+                                     --password-stdin, who signs in to the console)
+  user password EMAIL|ID --password-stdin
+                                     set a user's console password (first line of stdin)
   user list                          list users
   user deactivate EMAIL|ID           deactivate a user and revoke all their tokens
   token create --user EMAIL [--name LABEL] [--role R]

@@ -26,6 +26,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
+	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
 )
 
@@ -162,8 +163,16 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	workbench.Register(api)
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
-	auth.NewUserHTTP(auth.NewUserStore(d, clk, auditLog.ForAuth())).Register(api)
+	users := auth.NewUserStore(d, clk, auditLog.ForAuth()) // web
+	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
+	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, // web
+		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies}) // web
+	if err != nil { // web
+		_ = d.Close()   // web
+		return nil, err // web
+	} // web
+	console.Register(e) // web
 	s.echo = e
 	return s, nil
 }

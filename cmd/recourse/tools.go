@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -214,7 +215,7 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func userCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] | list | deactivate EMAIL|ID"
+	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] [--password-stdin] | password EMAIL|ID --password-stdin | list | deactivate EMAIL|ID"
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -225,8 +226,19 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 	name := fs.String("name", "", "the user's display name (create)")
 	role := fs.String("role", "", "agent, analyst, supervisor or admin (create)")
 	teams := fs.String("teams", "", "comma-separated team memberships, e.g. disputes,risk (create)")
-	if err := fs.Parse(args[1:]); err != nil {
+	pwStdin := fs.Bool("password-stdin", false, "read the console password from the first line of standard input (create, password)")
+	rest, err := parseInterleaved(fs, args[1:])
+	if err != nil {
 		return err
+	}
+	var password string
+	if *pwStdin {
+		if password, err = readPassword(stdin); err != nil {
+			return err
+		}
+		if err := auth.ValidatePassword(password); err != nil {
+			return err
+		}
 	}
 	ctx = cliContext(ctx, getenv)
 	d, err := openMigrated(ctx, open)
@@ -251,7 +263,25 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
+		if *pwStdin {
+			if err := users.SetPassword(ctx, u.ID, password); err != nil {
+				return fmt.Errorf("user %d created, but setting the password failed: %w", u.ID, err)
+			}
+		}
 		fmt.Fprintf(stdout, "created user %d %s <%s> (%s)\n", u.ID, u.DisplayName, deref(u.Email), u.Role)
+		return nil
+	case "password":
+		if len(rest) != 1 || !*pwStdin {
+			return errors.New("usage: echo PASSWORD | recourse user password EMAIL|ID --password-stdin")
+		}
+		u, err := findUser(ctx, users, rest[0])
+		if err != nil {
+			return err
+		}
+		if err := users.SetPassword(ctx, u.ID, password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "set the console password of user %d %s\n", u.ID, u.DisplayName)
 		return nil
 	case "list":
 		list, err := users.All(ctx)
@@ -265,10 +295,10 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return tw.Flush()
 	case "deactivate":
-		if fs.NArg() != 1 {
+		if len(rest) != 1 {
 			return errors.New("usage: recourse user deactivate EMAIL|ID")
 		}
-		u, err := findUser(ctx, users, fs.Arg(0))
+		u, err := findUser(ctx, users, rest[0])
 		if err != nil {
 			return err
 		}
@@ -278,8 +308,38 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "deactivated user %d %s; every token they held is revoked\n", u.ID, u.DisplayName)
 		return nil
 	default:
-		return fmt.Errorf("unknown user command %q (want create, list or deactivate)", args[0])
+		return fmt.Errorf("unknown user command %q (want create, password, list or deactivate)", args[0])
 	}
+}
+
+// parseInterleaved parses fs's flags wherever they stand among the
+// positional arguments (user password EMAIL --password-stdin) and returns
+// the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// readPassword returns the first line of r, without its line ending.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the password from standard input: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("--password-stdin: standard input is empty; pipe the password in on its first line")
+	}
+	return line, nil
 }
 
 func deref(s *string) string {

@@ -43,6 +43,13 @@ type Config struct {
 	StripeRetries     int
 	PolicyFile        string
 	SweepInterval     time.Duration
+	// ConsoleIdleTimeout ends a console session unused this long.
+	ConsoleIdleTimeout time.Duration
+	// ConsoleSessionMax ends a console session this long after sign-in.
+	ConsoleSessionMax time.Duration
+	// ConsoleSecureCookies marks the session cookie Secure even when the
+	// request did not arrive over TLS (TLS ends at a proxy).
+	ConsoleSecureCookies bool
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -79,6 +86,9 @@ var settings = []Setting{
 	{"RECOURSE_STRIPE_MAX_RETRIES", "stripe-max-retries", "2", "stripe-go network retries (same idempotency key)"},
 	{"RECOURSE_POLICY_FILE", "policy-file", "", "YAML policy file (action limits, approval thresholds, windows, SLA targets); empty uses the defaults"},
 	{"RECOURSE_SWEEP_INTERVAL", "sweep-interval", "1m", "how often SLA breaches and stuck actions are swept"},
+	{"RECOURSE_CONSOLE_IDLE_TIMEOUT", "console-idle-timeout", "30m", "a console session unused this long ends"},
+	{"RECOURSE_CONSOLE_SESSION_MAX", "console-session-max", "12h", "a console session ends this long after sign-in, used or not"},
+	{"RECOURSE_CONSOLE_SECURE_COOKIES", "console-secure-cookies", "false", "mark the console session cookie Secure even over plain HTTP (TLS ends at a proxy); it is always Secure over TLS"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -146,6 +156,9 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.StripeRetries = p.int("RECOURSE_STRIPE_MAX_RETRIES")
 	c.PolicyFile = p.str("RECOURSE_POLICY_FILE")
 	c.SweepInterval = p.dur("RECOURSE_SWEEP_INTERVAL")
+	c.ConsoleIdleTimeout = p.dur("RECOURSE_CONSOLE_IDLE_TIMEOUT")
+	c.ConsoleSessionMax = p.dur("RECOURSE_CONSOLE_SESSION_MAX")
+	c.ConsoleSecureCookies = p.bool("RECOURSE_CONSOLE_SECURE_COOKIES")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -169,6 +182,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_DB_MAX_CONNS must be at least 1")
 	case c.SweepInterval < time.Second:
 		return fmt.Errorf("RECOURSE_SWEEP_INTERVAL must be at least 1s")
+	case c.ConsoleIdleTimeout < time.Minute || c.ConsoleSessionMax < c.ConsoleIdleTimeout:
+		return fmt.Errorf("RECOURSE_CONSOLE_IDLE_TIMEOUT must be at least 1m and RECOURSE_CONSOLE_SESSION_MAX at least as long")
 	case c.StripeTimeout <= 0:
 		return fmt.Errorf("RECOURSE_STRIPE_TIMEOUT must be positive")
 	}

@@ -1,0 +1,253 @@
+// Package web is the agent console: server-rendered pages (html/template,
+// embedded) over the same services the API uses, with password sign-in,
+// server-side sessions in the database, CSRF tokens on every form and
+// strict security headers. htmx (vendored, static/VENDORED.md) refreshes
+// the live part of a case page; every form also works as a plain POST.
+//
+// Routes (the API stays at /api/v1):
+//
+//	GET  /login                      sign-in form
+//	POST /login                      sign in (CSRF, rate-limited) → 303 /
+//	POST /logout                     sign out (CSRF) → 303 /login
+//	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals)
+//	GET  /cases/:id                  case page
+//	GET  /cases/:id/fragment         the live part of the case page (#case-live), polled
+//	POST /cases/:id/transitions      fire an event (cases.Service.Transition)
+//	POST /cases/:id/notes            add a note (cases.Service.AddNote)
+//	POST /cases/:id/assign           assign to me (cases.Service.Assign)
+//	GET  /static/*                   stylesheet and htmx
+package web
+
+import (
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/recourse-hq/recourse/actions"
+	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/internal/auth"
+	"github.com/recourse-hq/recourse/internal/clock"
+	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/httpx"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// CookieName is the session cookie.
+const CookieName = "recourse_session"
+
+// loginCSRFCookie carries the sign-in form's CSRF token before there is a
+// session (double submit).
+const loginCSRFCookie = "recourse_login_csrf"
+
+// ContentSecurityPolicy is sent with every console response: no inline
+// script or style, nothing from elsewhere, no framing.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// Rate limits of failed sign-ins over LoginWindow.
+const (
+	LoginWindow          = 15 * time.Minute
+	MaxFailuresPerEmail  = 5
+	MaxFailuresPerIP     = 20
+	maxFormBytes         = 64 << 10
+	sessionTouchInterval = time.Second
+)
+
+// Options wires the console.
+type Options struct {
+	DB      *db.DB
+	Clock   clock.Clock
+	Log     *slog.Logger
+	Users   *auth.UserStore
+	Cases   *cases.Service
+	Billing *billing.Store
+	// Actions lists the approvals inbox (nil: empty).
+	Actions *actions.Service
+	// IdleTimeout ends a session unused this long; SessionMax ends it this
+	// long after sign-in.
+	IdleTimeout, SessionMax time.Duration
+	// SecureCookies marks the cookie Secure over plain HTTP too (TLS ends
+	// at a proxy).
+	SecureCookies bool
+}
+
+// Console serves the agent console.
+type Console struct {
+	opt      Options
+	sessions *sessionStore
+	tmpl     *template.Template
+}
+
+// New parses the embedded templates and returns the console.
+func New(opt Options) (*Console, error) {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &Console{opt: opt, tmpl: t,
+		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}, nil
+}
+
+// Register adds the console's routes to e.
+func (con *Console) Register(e *echo.Echo) {
+	static, _ := fs.Sub(staticFS, "static")
+	g := e.Group("", con.headers, httpx.BodyLimit(maxFormBytes))
+	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
+	g.GET("/login", con.loginPage)
+	g.POST("/login", con.login)
+	s := g.Group("", con.session)
+	s.POST("/logout", con.logout)
+	s.GET("/", con.queues)
+	s.GET("/cases/:id", con.casePage)
+	s.GET("/cases/:id/fragment", con.caseFragment)
+	s.POST("/cases/:id/transitions", con.transition)
+	s.POST("/cases/:id/notes", con.note)
+	s.POST("/cases/:id/assign", con.assign)
+	s.RouteNotFound("/*", func(c echo.Context) error {
+		return con.renderError(c, http.StatusNotFound, "There is no such page.")
+	})
+}
+
+// headers sets the security headers on every console response.
+func (con *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if c.Request().TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}
+
+type ctxSession struct{}
+
+// session admits only requests with a live session: the session user's
+// principal (exactly the API's) goes into the request context. Without
+// one, a GET is sent to /login and anything else refused 401. Every POST
+// must carry the session's CSRF token (403 otherwise).
+func (con *Console) session(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		tok := ""
+		if ck, err := r.Cookie(CookieName); err == nil {
+			tok = ck.Value
+		}
+		poll := strings.HasSuffix(r.URL.Path, "/fragment")
+		sess, p, err := con.sessions.authenticate(r.Context(), tok, con.opt.Clock.Now(), !poll)
+		if err != nil {
+			if !errors.Is(err, errNoSession) {
+				return con.fail(c, err)
+			}
+			if tok != "" {
+				con.clearCookie(c)
+			}
+			if r.Method == http.MethodGet {
+				if r.Header.Get("HX-Request") == "true" {
+					c.Response().Header().Set("HX-Redirect", "/login")
+					return c.NoContent(http.StatusUnauthorized)
+				}
+				return c.Redirect(http.StatusSeeOther, "/login")
+			}
+			return con.renderError(c, http.StatusUnauthorized, "Your session has ended. Sign in again.")
+		}
+		if r.Method == http.MethodPost && !sameToken(c.FormValue("csrf"), sess.CSRF) {
+			return con.renderError(c, http.StatusForbidden, "This form has expired or did not come from Recourse. Reload the page and try again.")
+		}
+		c.Set("session", sess)
+		c.SetRequest(r.WithContext(auth.WithPrincipal(r.Context(), p)))
+		return next(c)
+	}
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (con *Console) secure(c echo.Context) bool {
+	return c.Request().TLS != nil || con.opt.SecureCookies
+}
+
+func (con *Console) setCookie(c echo.Context, name, value string, maxAge int) {
+	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: con.secure(c), MaxAge: maxAge})
+}
+
+func (con *Console) clearCookie(c echo.Context) { con.setCookie(c, CookieName, "", -1) }
+
+// page is what every full page template gets.
+type page struct {
+	Title     string
+	User      *auth.Principal
+	CSRF      string
+	CanDo     func(auth.Permission) bool
+	Error     string
+	ErrorCode string
+	Notice    string
+}
+
+func (con *Console) basePage(c echo.Context, title string) page {
+	pg := page{Title: title, CanDo: func(auth.Permission) bool { return false }}
+	if p, ok := auth.FromContext(c.Request().Context()); ok {
+		pg.User = &p
+		pg.CanDo = func(perm auth.Permission) bool { return auth.Allowed(p.Role, perm) }
+	}
+	if s, ok := c.Get("session").(session); ok {
+		pg.CSRF = s.CSRF
+	}
+	return pg
+}
+
+func (con *Console) render(c echo.Context, status int, name string, data any) error {
+	var b strings.Builder
+	if err := con.tmpl.ExecuteTemplate(&b, name, data); err != nil {
+		con.opt.Log.Error("console: render template", "template", name, "err", err)
+		return c.String(http.StatusInternalServerError, "Something went wrong on our side.")
+	}
+	return c.HTML(status, b.String())
+}
+
+type errorPage struct {
+	page
+	Status  int
+	Message string
+}
+
+func (con *Console) renderError(c echo.Context, status int, msg string) error {
+	pg := con.basePage(c, http.StatusText(status))
+	return con.render(c, status, "error.html", errorPage{page: pg, Status: status, Message: msg})
+}
+
+// fail renders err as the API would classify it; internal errors are logged
+// and never shown.
+func (con *Console) fail(c echo.Context, err error) error {
+	e, ok := errs.As(err)
+	if !ok || e.Kind == errs.EINTERNAL {
+		con.opt.Log.Error("console request failed", "path", c.Request().URL.Path, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		return con.renderError(c, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+	}
+	return con.renderError(c, httpx.StatusOf(e.Kind), e.Message)
+}

@@ -1,0 +1,98 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/recourse-hq/recourse/cases"
+)
+
+var funcs = template.FuncMap{
+	"deref": func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	},
+	"when":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"deref2": func(t *time.Time) time.Time { return *t },
+	"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"money": func(amount *int64, currency *string) string {
+		if amount == nil {
+			return ""
+		}
+		cur := ""
+		if currency != nil {
+			cur = *currency
+		}
+		return money(*amount, cur)
+	},
+	"moneyOf":  money,
+	"humanize": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+}
+
+// zeroDecimal currencies have no minor unit.
+var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true,
+	"mga": true, "pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true}
+
+// money writes integer minor units in their currency: 1250 usd → "12.50 USD".
+func money(amount int64, currency string) string {
+	cur := strings.ToUpper(currency)
+	if zeroDecimal[strings.ToLower(currency)] {
+		return strings.TrimSpace(fmt.Sprintf("%d %s", amount, cur))
+	}
+	sign := ""
+	if amount < 0 {
+		sign, amount = "-", -amount
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s%d.%02d %s", sign, amount/100, amount%100, cur))
+}
+
+// slaClock says how long case c has left on its running SLA clock.
+type slaClock struct {
+	Text  string
+	Class string // sla-ok, sla-soon, sla-breached, sla-paused, sla-stopped
+	Due   *time.Time
+}
+
+func slaOf(c cases.Case, now time.Time, dueSoon time.Duration) slaClock {
+	if !c.IsOpen() {
+		return slaClock{Text: "—", Class: "sla-stopped"}
+	}
+	if c.SLA.PausedAt != nil {
+		return slaClock{Text: "paused", Class: "sla-paused"}
+	}
+	due := c.SLA.ResolutionDue
+	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseDue.Before(due) && !c.SLA.FirstResponseDue.IsZero() {
+		due = c.SLA.FirstResponseDue
+	}
+	left := due.Sub(now)
+	switch {
+	case c.SLA.Breached || left < 0:
+		return slaClock{Text: "breached " + span(-left) + " ago", Class: "sla-breached", Due: &due}
+	case left < dueSoon:
+		return slaClock{Text: span(left) + " left", Class: "sla-soon", Due: &due}
+	default:
+		return slaClock{Text: span(left) + " left", Class: "sla-ok", Due: &due}
+	}
+}
+
+// span writes d roughly, in its two largest units: "3d 4h", "2h 15m", "5m".
+func span(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	days := int(d / (24 * time.Hour))
+	h := int(d/time.Hour) % 24
+	m := int(d/time.Minute) % 60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, h)
+	case h > 0:
+		return fmt.Sprintf("%dh %dm", h, m)
+	default:
+		return fmt.Sprintf("%dm", m)
+	}
+}

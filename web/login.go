@@ -1,0 +1,99 @@
+package web
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/recourse-hq/recourse/internal/errs"
+)
+
+type loginPage struct {
+	page
+	Email string
+}
+
+// loginPage shows the sign-in form with a fresh CSRF token (double submit:
+// the same value in a cookie and in the form).
+func (con *Console) loginPage(c echo.Context) error {
+	return con.showLogin(c, http.StatusOK, "", "")
+}
+
+func (con *Console) showLogin(c echo.Context, status int, email, msg string) error {
+	tok, err := randomHex(32)
+	if err != nil {
+		return con.fail(c, err)
+	}
+	con.setCookie(c, loginCSRFCookie, tok, 3600)
+	pg := con.basePage(c, "Sign in")
+	pg.CSRF, pg.Error = tok, msg
+	return con.render(c, status, "login.html", loginPage{page: pg, Email: email})
+}
+
+// login checks the form's CSRF token, the rate limits, then the password;
+// on success it starts a session and sends the browser to the queues.
+func (con *Console) login(c echo.Context) error {
+	ck, err := c.Cookie(loginCSRFCookie)
+	if err != nil || !sameToken(c.FormValue("csrf"), ck.Value) {
+		return con.renderError(c, http.StatusForbidden, "This sign-in form has expired. Reload the page and try again.")
+	}
+	ctx := c.Request().Context()
+	email := strings.ToLower(strings.TrimSpace(c.FormValue("email")))
+	if len(email) > 254 {
+		email = email[:254]
+	}
+	ip := clientIP(c.Request())
+	now := con.opt.Clock.Now()
+	byEmail, byIP, err := con.sessions.failures(ctx, email, ip, now.Add(-LoginWindow))
+	if err != nil {
+		return con.fail(c, err)
+	}
+	if byEmail >= MaxFailuresPerEmail || byIP >= MaxFailuresPerIP {
+		c.Response().Header().Set("Retry-After", "900")
+		return con.renderError(c, http.StatusTooManyRequests, "Too many failed sign-ins. Wait 15 minutes and try again, or ask an admin to reset your password.")
+	}
+	p, err := con.opt.Users.CheckPassword(ctx, email, c.FormValue("password"))
+	if err != nil {
+		if !errs.Is(err, errs.EUNAUTHORIZED) {
+			return con.fail(c, err)
+		}
+		if err := con.sessions.recordFailure(ctx, email, ip, now, now.Add(-LoginWindow)); err != nil {
+			return con.fail(c, err)
+		}
+		return con.showLogin(c, http.StatusUnauthorized, email, "Wrong email or password")
+	}
+	if err := con.sessions.clearFailures(ctx, email); err != nil {
+		return con.fail(c, err)
+	}
+	tok, _, err := con.sessions.create(ctx, p.UserID, now, ip, c.Request().UserAgent())
+	if err != nil {
+		return con.fail(c, err)
+	}
+	con.setCookie(c, CookieName, tok, int(con.opt.SessionMax.Seconds()))
+	con.setCookie(c, loginCSRFCookie, "", -1)
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// logout ends the session (the CSRF token was checked by the session
+// middleware).
+func (con *Console) logout(c echo.Context) error {
+	if s, ok := c.Get("session").(session); ok {
+		if err := con.sessions.delete(c.Request().Context(), s.ID); err != nil {
+			return con.fail(c, err)
+		}
+	}
+	con.clearCookie(c)
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// clientIP is the peer's address. Forwarded headers are not trusted: a
+// client could name any address in them and escape the per-IP limit.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
