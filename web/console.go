@@ -110,6 +110,8 @@ func (con *Console) Register(e *echo.Echo) {
 	static, _ := fs.Sub(staticFS, "static")
 	g := e.Group("", con.headers, httpx.BodyLimit(maxFormBytes))
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
+	// Browsers ask for a favicon by themselves; it must not bounce to /login.
+	g.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	g.GET("/login", con.loginPage)
 	g.POST("/login", con.login)
 	s := g.Group("", con.session)

@@ -22,8 +22,12 @@ func (con *Console) loginPage(c echo.Context) error {
 }
 
 func (con *Console) showLogin(c echo.Context, status int, email, msg string) error {
-	tok, err := randomHex(32)
-	if err != nil {
+	// Keep a token the browser already holds: another tab's form (or a
+	// request the browser makes by itself) must not expire this one.
+	var tok string
+	if ck, err := c.Cookie(loginCSRFCookie); err == nil && len(ck.Value) == 64 && isHex(ck.Value) {
+		tok = ck.Value
+	} else if tok, err = randomHex(32); err != nil {
 		return con.fail(c, err)
 	}
 	con.setCookie(c, loginCSRFCookie, tok, 3600)
@@ -96,4 +100,14 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// isHex reports whether s is lower-case hexadecimal.
+func isHex(s string) bool {
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }

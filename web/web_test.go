@@ -418,3 +418,32 @@ func TestRoleVisibility(t *testing.T) {
 		want(t, tia.get("/?view=team"), http.StatusOK, `data-case-id="`+cs.ID+`"`, "My team&#39;s: support")
 	})
 }
+
+// A browser fetches /favicon.ico (and other tabs load /login) by itself
+// between showing the sign-in form and posting it: neither may replace the
+// form's CSRF token, or a real browser could never sign in.
+func TestLoginSurvivesBackgroundRequests(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		en := newEnv(t, d)
+		en.user("ada@example.com", "Ada", auth.RoleAgent)
+		b := en.browser()
+		form := csrfOf(t, b.get("/login"))
+		if p := b.get("/favicon.ico"); p.status != http.StatusNoContent {
+			t.Fatalf("favicon: %d %s", p.status, p.header.Get("Location"))
+		}
+		if again := csrfOf(t, b.get("/login")); again != form {
+			t.Fatalf("a second /login replaced the form's token")
+		}
+		if p := b.post("/login", url.Values{"csrf": {form}, "email": {"ada@example.com"}, "password": {password}}); p.status != http.StatusSeeOther {
+			t.Fatalf("sign-in with the first form: %d %s", p.status, p.body)
+		}
+		// A cookie that is not one of ours is replaced, not echoed.
+		other := en.browser()
+		u, _ := url.Parse(en.srv.URL)
+		other.c.Jar.SetCookies(u, []*http.Cookie{{Name: "recourse_login_csrf", Value: "<script>"}})
+		if tok := csrfOf(t, other.get("/login")); tok == "<script>" || len(tok) != 64 {
+			t.Fatalf("a foreign cookie became the token: %q", tok)
+		}
+	})
+}
