@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // strictCSP is the policy the console sends.
@@ -179,7 +180,13 @@ func TestBrowser(t *testing.T) {
 		if got := Eval[string](s, `document.title`); got != "Broken" {
 			t.Errorf("the inline script ran under the CSP: title %q", got)
 		}
-		errs := strings.Join(s.ConsoleErrors(), "\n")
+		// The report arrives as an event, after the load: give it time.
+		var errs string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if errs = strings.Join(s.ConsoleErrors(), "\n"); strings.Contains(errs, "Content Security Policy") {
+				break
+			}
+		}
 		if !strings.Contains(errs, "Content Security Policy") {
 			t.Errorf("ConsoleErrors = %q, want the blocked inline script", errs)
 		}
