@@ -90,3 +90,55 @@ func TestConsoleSignInBrowser(t *testing.T) {
 		})
 	}
 }
+
+// signIn signs a browser session in through the form.
+func signIn(s *browsertest.Session, base, email, password string) {
+	s.Navigate(base + "/login")
+	s.FillLabeled("Email", email)
+	s.FillLabeled("Password", password)
+	s.ClickButton("Sign in")
+	s.WaitText("h1", "Queues")
+}
+
+// Two agents have the same case open in two browsers; one adds a note and
+// the other sees it — and the case's new assignee — without reloading.
+func TestConsoleLiveCaseBrowser(t *testing.T) {
+	b := browsertest.Start(t)
+	in := boot(t, map[string]string{"RECOURSE_SQLITE_PATH": dbtest.NewSQLitePath(t)})
+	const password = "correct horse battery"
+	for _, u := range []string{"ada", "ben"} {
+		withStdin(password+"\n", func() {
+			in.mustCLI("user", "create", "--email", u+"@example.com", "--name", strings.ToUpper(u[:1])+u[1:], "--role", "agent", "--password-stdin")
+		})
+	}
+	code, c := in.do("POST", "/api/v1/cases", in.token("agent"), []byte(`{"kind":"billing_inquiry","channel":"email","title":"Why two charges?","links":{"customer":"cus_live"}}`), nil)
+	if code != 201 {
+		t.Fatalf("open case: %d %v", code, c)
+	}
+	page := in.url + "/cases/" + c["id"].(string)
+
+	ada, ben := b.NewSession(t), b.NewSession(t)
+	signIn(ada, in.url, "ada@example.com", password)
+	signIn(ben, in.url, "ben@example.com", password)
+	ada.Navigate(page)
+	ben.Navigate(page)
+	ben.WaitVisible("#timeline")
+	ben.Axe()
+	ben.Screenshot("case-before")
+
+	ada.Fill("#note-body", "Customer sent the bank statement; two authorisations, one capture.")
+	ada.Click("#add-note")
+	ada.WaitText("#timeline", "two authorisations")
+	ada.Click("#assign-me")
+	ada.WaitText("#assignee", "Ada")
+
+	// Ben never navigates: the page's poll brings both changes in.
+	ben.WaitText("#timeline", "two authorisations")
+	ben.WaitText("#assignee", "Ada")
+	if loc := ben.Location(); loc != page {
+		t.Errorf("ben's page moved to %s", loc)
+	}
+	ben.Screenshot("case-after")
+	ben.NoConsoleErrors()
+	ada.NoConsoleErrors()
+}

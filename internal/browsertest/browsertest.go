@@ -204,9 +204,12 @@ func (s *Session) Navigate(url string) {
 // Fill clears the first element matching the CSS selector and types text
 // into it, key by key, as a person would.
 func (s *Session) Fill(selector, text string) {
+	// Cleared by script: chromedp's Clear fails on an empty textarea (no text node).
 	s.t.Helper()
 	sel := chromedp.CSS(selector)
-	s.Do("fill "+selector, chromedp.WaitVisible(sel), chromedp.Clear(sel), chromedp.SendKeys(sel, text))
+	s.Do("fill "+selector, chromedp.WaitVisible(sel))
+	Eval[bool](s, fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.value = ""; return true; })()`, selector))
+	s.Do("fill "+selector, chromedp.SendKeys(sel, text))
 }
 
 // FillLabeled fills the form control whose <label> reads label (the label's
