@@ -15,6 +15,7 @@
 //	POST /cases/:id/transitions      fire an event (cases.Service.Transition)
 //	POST /cases/:id/notes            add a note (cases.Service.AddNote)
 //	POST /cases/:id/assign           assign to me (cases.Service.Assign)
+//	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
 //	GET  /static/*                   stylesheet and htmx
 package web
 
@@ -122,6 +123,7 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/cases/:id/transitions", con.transition)
 	s.POST("/cases/:id/notes", con.note)
 	s.POST("/cases/:id/assign", con.assign)
+	s.POST("/actions/:id/decide", con.decide)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})

@@ -52,15 +52,24 @@ type queuesPage struct {
 
 // queues is GET /: the case queues, one filter per tab, keyset-paged.
 func (con *Console) queues(c echo.Context) error {
+	return con.showQueue(c, http.StatusOK, c.QueryParam("view"), nil, decidedNotices[c.QueryParam("decided")])
+}
+
+// showQueue renders queue view with status; failure (from a decision on
+// the approvals view) is shown inline by the API's code.
+func (con *Console) showQueue(c echo.Context, status int, view string, failure error, notice string) error {
 	p, _ := auth.FromContext(c.Request().Context())
 	if !auth.Allowed(p.Role, auth.PermCasesRead) {
 		return con.renderError(c, http.StatusForbidden, "Your role may not read cases.")
 	}
-	view := c.QueryParam("view")
 	if view == "" {
 		view = "open"
 	}
 	pg := queuesPage{page: con.basePage(c, "Queues")}
+	pg.Notice = notice
+	if failure != nil {
+		pg.Error, pg.ErrorCode = inlineError(failure)
+	}
 	found := false
 	teams, err := con.teamsOf(c, p)
 	if err != nil {
@@ -111,7 +120,7 @@ func (con *Console) queues(c echo.Context) error {
 			}
 			pg.Approvals = list
 		}
-		return con.render(c, http.StatusOK, "queues.html", pg)
+		return con.render(c, status, "queues.html", pg)
 	}
 	pg.Filter = true
 	list, err := con.opt.Cases.List(c.Request().Context(), f, httpx.PageRequest{Limit: 50, Cursor: c.QueryParam("cursor")})
@@ -125,7 +134,7 @@ func (con *Console) queues(c echo.Context) error {
 	if list.NextCursor != nil {
 		pg.Next = *list.NextCursor
 	}
-	return con.render(c, http.StatusOK, "queues.html", pg)
+	return con.render(c, status, "queues.html", pg)
 }
 
 // teamsOf returns the viewer's teams that are case teams.

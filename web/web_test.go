@@ -35,6 +35,13 @@ type env struct {
 
 func newEnv(t *testing.T, d *db.DB) *env {
 	t.Helper()
+	return newEnvWith(t, d, nil)
+}
+
+// newEnvWith is newEnv; with, when set, adds to the options (e.g. an
+// actions service over the case service).
+func newEnvWith(t *testing.T, d *db.DB, with func(*Options)) *env {
+	t.Helper()
 	clk := clock.NewManual(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	log := slog.New(slog.DiscardHandler)
 	cs, err := cases.NewService(cases.Options{DB: d, Clock: clk, Logger: log})
@@ -42,8 +49,8 @@ func newEnv(t *testing.T, d *db.DB) *env {
 		t.Fatal(err)
 	}
 	users := auth.NewUserStore(d, clk, nil)
-	con, err := New(Options{DB: d, Clock: clk, Log: log, Users: users, Cases: cs,
-		IdleTimeout: 30 * time.Minute, SessionMax: 12 * time.Hour})
+	con, err := newWith(Options{DB: d, Clock: clk, Log: log, Users: users, Cases: cs,
+		IdleTimeout: 30 * time.Minute, SessionMax: 12 * time.Hour}, with)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +59,13 @@ func newEnv(t *testing.T, d *db.DB) *env {
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, clock: clk, users: users, cases: cs}
+}
+
+func newWith(opt Options, with func(*Options)) (*Console, error) {
+	if with != nil {
+		with(&opt)
+	}
+	return New(opt)
 }
 
 func (en *env) user(email, name string, role auth.Role) auth.Principal {
