@@ -1,21 +1,5 @@
-// PENDING: not compiled until the console (branch web) is merged. To enable:
-//
-//	git mv cmd/recourse/console_browser_test.go.pending cmd/recourse/console_browser_test.go
-//
-// It needs from the console: GET /login (labels "Email", "Password", hidden
-// csrf, a "Sign in" button #login), POST /login → 303 to / with the cookie
-// recourse_session, / showing <h1>Queues</h1> (table#cases, or an empty
-// state when there is no case), a wrong
-// password showing .error, a logged-out / → 303 /login; and from its tests
-// withStdin (cmd/recourse/console_e2e_test.go), which feeds --password-stdin.
-//
-// Checked at 01:10 UTC against a copy of web's work in progress: it passed on
-// both databases only after one fix to web. Chromium fetches /favicon.ico by
-// itself; logged out, the session group's RouteNotFound sends it 303 →
-// /login, whose GET mints a new recourse_login_csrf cookie, so the form's
-// token no longer matches and a real browser can never sign in ("This
-// sign-in form has expired"). Fix: showLogin keeps a recourse_login_csrf it
-// already has (or /favicon.ico is served outside the session group).
+// Browser tests of the console: a real headless Chromium (internal/browsertest)
+// against the real binary (boot). Screenshots go to artifacts/.
 
 package main
 
