@@ -26,19 +26,19 @@ var routeAccess = map[string]struct {
 	public bool
 	perm   auth.Permission
 }{
-	"GET /static/*":                {public: true},
-	"GET /favicon.ico":             {public: true},
-	"GET /login":                   {public: true},
-	"POST /login":                  {public: true},
-	"POST /logout":                 {},
-	"GET /":                        {},
-	"GET /cases/:id":               {perm: auth.PermCasesRead},
-	"GET /cases/:id/fragment":      {perm: auth.PermCasesRead},
-	"POST /cases/:id/transitions":  {perm: auth.PermCasesWrite},
-	"POST /cases/:id/notes":        {perm: auth.PermCasesWrite},
-	"POST /cases/:id/assign":       {perm: auth.PermCasesWrite},
-	"POST /actions/:id/decide":     {perm: auth.PermActionsApprove},
-	"GET /?view=approvals":         {perm: auth.PermActionsApprove},
+	"GET /static/*":               {public: true},
+	"GET /favicon.ico":            {public: true},
+	"GET /login":                  {public: true},
+	"POST /login":                 {public: true},
+	"POST /logout":                {},
+	"GET /":                       {},
+	"GET /cases/:id":              {perm: auth.PermCasesRead},
+	"GET /cases/:id/fragment":     {perm: auth.PermCasesRead},
+	"POST /cases/:id/transitions": {perm: auth.PermCasesWrite},
+	"POST /cases/:id/notes":       {perm: auth.PermCasesWrite},
+	"POST /cases/:id/assign":      {perm: auth.PermCasesWrite},
+	"POST /actions/:id/decide":    {perm: auth.PermActionsApprove},
+	"GET /?view=approvals":        {perm: auth.PermActionsApprove},
 }
 
 var allRoles = []auth.Role{auth.RoleAgent, auth.RoleAnalyst, auth.RoleSupervisor, auth.RoleAdmin}
