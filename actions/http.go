@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/export"
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/pan"
 )
@@ -140,6 +142,15 @@ func (h *HTTP) listAudit(c echo.Context) error {
 	}
 	if f.To, err = parseTime("to", c.QueryParam("to")); err != nil {
 		return err
+	}
+	format, err := export.FormatOf(c)
+	if err != nil {
+		return err
+	}
+	if format != export.JSON {
+		return export.Respond(c, format, "audit", audit.ExportColumns, export.Pages(func(ctx context.Context, p httpx.PageRequest) (httpx.List[audit.Entry], error) {
+			return h.audit.List(ctx, f, p)
+		}))
 	}
 	list, err := h.audit.List(c.Request().Context(), f, page)
 	if err != nil {
