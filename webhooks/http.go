@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
+	"github.com/recourse-hq/recourse/internal/export"
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/metrics"
 )
@@ -54,6 +56,15 @@ func (a *Admin) list(c echo.Context) error {
 		}
 	}
 	f.Type = c.QueryParam("type")
+	format, err := export.FormatOf(c)
+	if err != nil {
+		return err
+	}
+	if format != export.JSON {
+		return export.Respond(c, format, "webhook-events", ExportColumns, export.Pages(func(ctx context.Context, p httpx.PageRequest) (httpx.List[Record], error) {
+			return a.inbox.List(ctx, f, p)
+		}))
+	}
 	out, err := a.inbox.List(c.Request().Context(), f, page)
 	if err != nil {
 		return err

@@ -108,6 +108,29 @@ func TestAuditExport(t *testing.T) {
 			if !kept {
 				t.Fatal("JSON lines changed the reason as typed")
 			}
+			// The shell gets the same stream.
+			_, apiCSV := func() (int, string) {
+				c, _, b := in.raw("/api/v1/audit?action=case.escalate&format=csv", sup, nil)
+				return c, b
+			}()
+			out, errOut, err := in.cli("export", "audit", "--action", "case.escalate")
+			if err != nil || out != apiCSV || !strings.Contains(errOut, "exported 205 rows") {
+				t.Fatalf("recourse export audit: %v %q; same as the API: %v", err, errOut, out == apiCSV)
+			}
+			if _, _, err := in.cli("export", "audit", "--format", "xlsx"); err == nil {
+				t.Fatal("an unknown format was accepted")
+			}
+			out, _, err = in.cli("export", "webhook-events", "--format", "jsonl", "--status", "processed")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out, "payload") {
+				t.Fatal("a webhook-event export carries payloads")
+			}
+			if code, ct, body := in.raw("/api/v1/webhook-events?format=csv", in.token("admin"), nil); code != 200 || ct != "text/csv; charset=utf-8" ||
+				!strings.HasPrefix(body, "id,type,created,livemode,account,object_type,object_id,status,attempts,last_error,received_at,processed_at\n") {
+				t.Fatalf("webhook-events csv: %d %s %q", code, ct, body)
+			}
 			if code, _, _ := in.raw("/api/v1/audit?format=csv", agent, nil); code != 403 {
 				t.Fatalf("an agent exported the audit log: %d", code)
 			}

@@ -59,6 +59,8 @@ commands:
   token list                         list API tokens (never their secrets)
   token revoke ID                    revoke an API token
   replay EVENT_ID | --all            put dead-lettered webhook events back to pending
+  export audit|webhook-events [--format csv|jsonl] [filters]
+                                     stream a list as CSV or JSON lines to stdout
   facts import [--customer-column C] FILE.csv|FILE.jsonl
                                      back-fill evidence facts (batches of 1,000)
   demo [--url URL --secret S]        play a realistic business as signed Stripe events
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return userCmd(ctx, rest, getenv, stdout, stderr)
 	case "replay":
 		return replayCmd(ctx, rest, getenv, stdout, stderr)
+	case "export":
+		return exportCmd(ctx, rest, getenv, stdout, stderr)
 	case "facts":
 		return factsCmd(ctx, rest, getenv, stdout, stderr)
 	case "demo":
