@@ -40,6 +40,7 @@ func (s *Service) Register(g *echo.Group) {
 	g.POST("/cases/:id/escalate", s.handleEscalate, write)
 	g.PATCH("/cases/:id", s.handlePatch, write)
 	g.GET("/case-kinds", s.handleKinds, read)
+	s.registerExternal(g)
 }
 
 // principal returns the authenticated caller; Require has run before.
@@ -186,6 +187,9 @@ type caseDetail struct {
 	Case
 	Linked   Linked          `json:"linked"`
 	Timeline []TimelineEntry `json:"timeline"`
+	// ExternalTickets are the tickets elsewhere (Zendesk, in-app
+	// escalations…) the case came from or is linked to.
+	ExternalTickets []ExternalTicket `json:"external_tickets"`
 }
 
 func (s *Service) handleGet(c echo.Context) error {
@@ -202,7 +206,11 @@ func (s *Service) handleGet(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, caseDetail{Case: forViewer(p, cs), Linked: s.LinkedObjects(ctx, cs), Timeline: tl})
+	ext, err := s.ExternalTickets(ctx, cs.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, caseDetail{Case: forViewer(p, cs), Linked: s.LinkedObjects(ctx, cs), Timeline: tl, ExternalTickets: ext})
 }
 
 func (s *Service) handleTimeline(c echo.Context) error {

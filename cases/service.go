@@ -634,6 +634,10 @@ type ManualCase struct {
 	Links        Links
 	BusinessLine string
 	Tags         []string
+	// External, when set, links the new case to the ticket it came from, in
+	// the same transaction: a ticket already linked is ECONFLICT
+	// external_ticket_exists (details.case_id) and no case is made.
+	External *ExternalTicket
 }
 
 // OpenManual opens a case an agent asked for (refund_request,
@@ -647,6 +651,13 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 	c, err := s.manualCase(in)
 	if err != nil {
 		return Case{}, err
+	}
+	if in.External != nil {
+		t, err := cleanExternal(*in.External)
+		if err != nil {
+			return Case{}, err
+		}
+		in.External = &t
 	}
 	err = s.db.Transact(ctx, func(tx *gorm.DB) error {
 		s.fillCustomer(ctx, tx, &c)
@@ -664,6 +675,11 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 				e = e.WithDetails(map[string]any{"case_id": existing.ID})
 			}
 			return e
+		}
+		if in.External != nil {
+			if err := s.linkExternal(ctx, tx, c.ID, *in.External, ContentHash(in.Title, in.Description)); err != nil {
+				return err
+			}
 		}
 		summary := fmt.Sprintf("Opened by %s via %s: %s", principalActor(p), c.Channel, c.Title)
 		if _, err := s.st.appendEntry(ctx, tx, TimelineEntry{CaseID: c.ID, At: c.CreatedAt, Actor: principalActor(p),

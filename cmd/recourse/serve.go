@@ -18,6 +18,7 @@ import (
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/escalations"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -153,6 +154,12 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	s.intake.Register(e)
+	sources, err := escalations.ParseSources(cfg.EscalationSources)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	escalations.NewReceiver(s.cases, clk.Now, sources).Register(e, cfg.WebhookMaxBody)
 
 	tokens := auth.NewTokenStore(d, clk).WithAuditor(auditLog.ForAuth())
 	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))

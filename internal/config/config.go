@@ -50,6 +50,9 @@ type Config struct {
 	// ConsoleSecureCookies marks the session cookie Secure even when the
 	// request did not arrive over TLS (TLS ends at a proxy).
 	ConsoleSecureCookies bool
+	// EscalationSources are the desks that may post tickets to
+	// /webhooks/escalations/{name}: "name:type:secret,…" (escalations).
+	EscalationSources string
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -65,6 +68,7 @@ var settings = []Setting{
 	{"RECOURSE_DB_MAX_CONNS", "db-max-conns", "20", "maximum open PostgreSQL connections (SQLite always uses one writer)"},
 	{"RECOURSE_AUTO_MIGRATE", "migrate", "true", "apply pending migrations when serve starts"},
 	{"RECOURSE_STRIPE_WEBHOOK_SECRETS", "stripe-webhook-secrets", "", "comma-separated Stripe webhook signing secrets (whsec_…); any one may match, for rotation"},
+	{"RECOURSE_ESCALATION_SOURCES", "escalation-sources", "", "desks that post escalated tickets to /webhooks/escalations/{name}: name:type:secret,… (type generic = Standard Webhooks, secret whsec_…; type zendesk = Zendesk webhook signing secret)"},
 	{"RECOURSE_WEBHOOK_TOLERANCE", "webhook-tolerance", "300s", "how old a Stripe-Signature timestamp may be"},
 	{"RECOURSE_WEBHOOK_MAX_BODY", "webhook-max-body", "1048576", "largest webhook body accepted, in bytes (larger gets 413)"},
 	{"RECOURSE_API_MAX_BODY", "api-max-body", "1048576", "largest API request body, in bytes"},
@@ -133,6 +137,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.DBMaxConns = p.int("RECOURSE_DB_MAX_CONNS")
 	c.AutoMigrate = p.bool("RECOURSE_AUTO_MIGRATE")
 	c.WebhookSecrets = splitList(p.str("RECOURSE_STRIPE_WEBHOOK_SECRETS"))
+	c.EscalationSources = p.str("RECOURSE_ESCALATION_SOURCES")
 	c.WebhookTolerance = p.dur("RECOURSE_WEBHOOK_TOLERANCE")
 	c.WebhookMaxBody = int64(p.int("RECOURSE_WEBHOOK_MAX_BODY"))
 	c.APIMaxBody = int64(p.int("RECOURSE_API_MAX_BODY"))
