@@ -305,7 +305,7 @@ func (a *applier) webhookCase(kind Kind, subject string, pr Priority, title stri
 	c := Case{ID: NewID(a.now), Kind: kind, State: lc.Initial, Status: StatusOpen, Priority: pr, Team: lc.Team,
 		Channel: ChannelStripe, Tags: []string{}, Title: Redact(title), Subject: strp(subject), Links: links,
 		Version: 1, CreatedAt: a.now, UpdatedAt: a.now}
-	c.SLA.FirstResponseDue, c.SLA.ResolutionDue = a.s.sla.dueTimes(kind, pr, a.now, nil)
+	c.SLA.FirstResponseDue, c.SLA.ResolutionDue = a.s.sla.dueTimes(kind, lc.Team, pr, a.now, nil)
 	return c
 }
 

@@ -264,7 +264,7 @@ func seedBenchCases(b *testing.B, d *db.DB, now time.Time, n int) benchSeed {
 		} else {
 			c.Channel = ManualChannels()[rng.IntN(len(ManualChannels()))]
 		}
-		c.SLA.FirstResponseDue, c.SLA.ResolutionDue = pol.dueTimes(kind, c.Priority, created, nil)
+		c.SLA.FirstResponseDue, c.SLA.ResolutionDue = pol.dueTimes(kind, c.Team, c.Priority, created, nil)
 		if open {
 			c.State, c.Status = openStates[kind][rng.IntN(len(openStates[kind]))], StatusOpen
 		} else {

@@ -315,7 +315,7 @@ func (s *Service) fire(ctx context.Context, tx *gorm.DB, c Case, event, actor st
 
 // resetSLA starts fresh SLA clocks for a reopened case.
 func (s *Service) resetSLA(c *Case, now time.Time) {
-	fr, res := s.sla.dueTimes(c.Kind, c.Priority, now, c.EvidenceDueBy)
+	fr, res := s.sla.dueTimes(c.Kind, c.Team, c.Priority, now, c.EvidenceDueBy)
 	c.SLA = SLA{FirstResponseDue: fr, ResolutionDue: res}
 }
 
@@ -763,7 +763,7 @@ func (s *Service) manualCase(in ManualCase) (Case, error) {
 	c := Case{ID: NewID(now), Kind: in.Kind, State: lc.Initial, Status: StatusOpen, Priority: pr, Team: lc.Team,
 		BusinessLine: bl, Channel: in.Channel, Tags: tags, Title: title, Description: desc, Subject: subject, Links: links,
 		Version: 1, CreatedAt: now, UpdatedAt: now}
-	c.SLA.FirstResponseDue, c.SLA.ResolutionDue = s.sla.dueTimes(c.Kind, pr, now, nil)
+	c.SLA.FirstResponseDue, c.SLA.ResolutionDue = s.sla.dueTimes(c.Kind, c.Team, pr, now, nil)
 	s.sla.startClocks(&c, now)
 	c.AllowedTransitions = lc.Available(c.State, true)
 	return c, nil

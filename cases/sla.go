@@ -44,6 +44,9 @@ type Escalation struct {
 type KindSLA struct {
 	Targets  map[Priority]SLATarget `json:"targets" yaml:"targets"`
 	OnBreach Escalation             `json:"on_breach" yaml:"on_breach"`
+	// BusinessHours counts the targets in the working time of the case
+	// team's calendar (SLAPolicy.Calendars), not around the clock.
+	BusinessHours bool `json:"business_hours,omitempty" yaml:"business_hours,omitempty"`
 }
 
 // PriorityRules raise a dispute's default priority.
@@ -69,6 +72,28 @@ type SLAPolicy struct {
 	// DueSoon is the window of the sla=due_soon list filter.
 	DueSoon  Duration      `json:"due_soon" yaml:"due_soon"`
 	Priority PriorityRules `json:"priority" yaml:"priority"`
+	// Calendars are the teams' working times, by team; "default" serves
+	// teams without one. Used by kinds with business_hours.
+	Calendars map[string]*Calendar `json:"calendars,omitempty" yaml:"calendars,omitempty"`
+}
+
+// DefaultCalendar names the calendar of teams without their own.
+const DefaultCalendar = "default"
+
+// calendar is the calendar kind's targets count in for a case of team, or
+// nil for around the clock.
+func (p SLAPolicy) calendar(kind Kind, team Team) *Calendar {
+	if !p.Kinds[kind].BusinessHours {
+		return nil
+	}
+	c, ok := p.Calendars[string(team)]
+	if !ok {
+		c = p.Calendars[DefaultCalendar]
+	}
+	if c == nil || c.loc == nil {
+		return nil
+	}
+	return c
 }
 
 func targets(fr, res [4]time.Duration) map[Priority]SLATarget {
@@ -133,6 +158,11 @@ func (p *SLAPolicy) Normalize() {
 		}
 		p.Kinds[k] = ks
 	}
+	for _, c := range p.Calendars {
+		if c != nil && c.loc == nil {
+			_ = c.compile() // Validate reports a bad calendar
+		}
+	}
 	if p.DisputeMargin == 0 {
 		p.DisputeMargin = def.DisputeMargin
 	}
@@ -168,6 +198,28 @@ func (p SLAPolicy) Validate() error {
 	if p.DisputeMargin < 0 || p.DueSoon < 0 || p.Priority.DisputeUrgentWithin < 0 || p.Priority.DisputeUrgentAmount < 0 {
 		return fmt.Errorf("sla: durations and amounts must not be negative")
 	}
+	for name, c := range p.Calendars {
+		if name != DefaultCalendar {
+			if _, err := ParseTeam(name); err != nil {
+				return fmt.Errorf("sla.calendars: %q is neither a team nor %q", name, DefaultCalendar)
+			}
+		}
+		if c == nil {
+			return fmt.Errorf("sla.calendars.%s: empty", name)
+		}
+		if err := c.compile(); err != nil {
+			return fmt.Errorf("sla.calendars.%s: %w", name, err)
+		}
+	}
+	for k, ks := range p.Kinds {
+		if !ks.BusinessHours {
+			continue
+		}
+		lc, _ := LifecycleOf(k)
+		if p.Calendars[string(lc.Team)] == nil && p.Calendars[DefaultCalendar] == nil {
+			return fmt.Errorf("sla.kinds.%s.business_hours: no calendar for team %s and no %q calendar", k, lc.Team, DefaultCalendar)
+		}
+	}
 	return nil
 }
 
@@ -180,12 +232,16 @@ func (p SLAPolicy) target(kind Kind, pr Priority) SLATarget {
 }
 
 // dueTimes returns the first-response and resolution due times of a case of
-// kind and priority created at now; evidenceDueBy (disputes) moves the
+// kind, team and priority created at now (in the team's working time when
+// the kind counts business hours); evidenceDueBy (disputes) moves the
 // resolution due time, see disputeResolutionDue.
-func (p SLAPolicy) dueTimes(kind Kind, pr Priority, now time.Time, evidenceDueBy *time.Time) (time.Time, time.Time) {
+func (p SLAPolicy) dueTimes(kind Kind, team Team, pr Priority, now time.Time, evidenceDueBy *time.Time) (time.Time, time.Time) {
 	t := p.target(kind, pr)
 	fr := now.Add(t.FirstResponse.D())
 	res := now.Add(t.Resolution.D())
+	if cal := p.calendar(kind, team); cal != nil {
+		fr, res = cal.Add(now, t.FirstResponse.D()), cal.Add(now, t.Resolution.D())
+	}
 	if evidenceDueBy != nil && !evidenceDueBy.IsZero() {
 		res = p.disputeResolutionDue(*evidenceDueBy, now)
 	}
@@ -248,10 +304,17 @@ func (p SLAPolicy) followRole(c *Case, now time.Time) {
 		c.SLA.PausedAt = &at
 	case role == SLARunning && c.SLA.PausedAt != nil:
 		d := max(now.Sub(*c.SLA.PausedAt), 0)
+		if cal := p.calendar(c.Kind, c.Team); cal != nil {
+			// The due times move by the working time spent paused.
+			w := cal.Between(*c.SLA.PausedAt, now)
+			c.SLA.FirstResponseDue = cal.Add(c.SLA.FirstResponseDue, w)
+			c.SLA.ResolutionDue = cal.Add(c.SLA.ResolutionDue, w)
+		} else {
+			c.SLA.FirstResponseDue = c.SLA.FirstResponseDue.Add(d)
+			c.SLA.ResolutionDue = c.SLA.ResolutionDue.Add(d)
+		}
 		c.SLA.PausedAt = nil
 		c.SLA.PausedTotal += Duration(d)
-		c.SLA.FirstResponseDue = c.SLA.FirstResponseDue.Add(d)
-		c.SLA.ResolutionDue = c.SLA.ResolutionDue.Add(d)
 		if c.EvidenceDueBy != nil && !c.EvidenceDueBy.IsZero() {
 			if pinned := p.disputeResolutionDue(*c.EvidenceDueBy, c.CreatedAt); c.SLA.ResolutionDue.After(pinned) {
 				c.SLA.ResolutionDue = pinned

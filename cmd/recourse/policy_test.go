@@ -23,8 +23,13 @@ func TestPolicyExampleLoads(t *testing.T) {
 		t.Fatalf("sla escalation team = %q", got)
 	}
 	// Kinds the file leaves out keep their defaults.
-	if p.SLA.Kinds[cases.KindBillingInquiry].Targets["normal"].Resolution == 0 {
+	if p.SLA.Kinds[cases.KindCancellation].Targets["normal"].Resolution == 0 {
 		t.Fatal("defaults not filled in")
+	}
+	// Billing inquiries count the default calendar's working time.
+	if !p.SLA.Kinds[cases.KindBillingInquiry].BusinessHours || p.SLA.Calendars[cases.DefaultCalendar] == nil ||
+		p.SLA.Calendars[cases.DefaultCalendar].TimeZone != "Europe/Dublin" {
+		t.Fatalf("calendars: %+v", p.SLA.Calendars)
 	}
 }
 
@@ -38,9 +43,12 @@ func TestPolicyFileErrors(t *testing.T) {
 		return path
 	}
 	for body, want := range map[string]string{
-		"actions:\n  refund:\n    agent_limt: 5\n":       "agent_limt",
-		"actions:\n  pause:\n    max_length: soon\n":     "duration",
-		"actions:\n  credit:\n    min: 10\n    max: 5\n": "credit",
+		"actions:\n  refund:\n    agent_limt: 5\n":                                                                   "agent_limt",
+		"actions:\n  pause:\n    max_length: soon\n":                                                                 "duration",
+		"actions:\n  credit:\n    min: 10\n    max: 5\n":                                                             "credit",
+		"sla:\n  calendars:\n    default: {time_zone: Nowhere/City, hours: {mon: \"09:00-17:00\"}}\n":                "time zone",
+		"sla:\n  kinds:\n    billing_inquiry: {business_hours: true}\n":                                              "no calendar",
+		"sla:\n  calendars:\n    default: {time_zone: UTC, hours: {mon: \"09:00-17:00\"}, holidays: [\"Dec 25\"]}\n": "not a date",
 	} {
 		if _, err := loadPolicy(write(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want mention of %q", body, err, want)
