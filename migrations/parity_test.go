@@ -323,7 +323,15 @@ WHERE n.nspname = current_schema()`).Scan(&idxs).Error; err != nil {
 		case ix.Constraint:
 			facts[fmt.Sprintf("unique %s (%s)", ix.Table, ix.Cols)] = true
 		default:
-			facts[indexFact(ix.Table, ix.Index, ix.Unique, strings.Split(ix.Cols, ", "), ix.Pred)] = true
+			cols := strings.Split(ix.Cols, ", ")
+			for i, c := range cols {
+				// An expression key (lower(email) COLLATE "C"): SQLite's
+				// PRAGMA reports only that it is one.
+				if strings.Contains(c, "(") {
+					cols[i] = "<expr>" + strings.TrimPrefix(c[strings.LastIndexByte(c, ')')+1:], " COLLATE \"C\"")
+				}
+			}
+			facts[indexFact(ix.Table, ix.Index, ix.Unique, cols, ix.Pred)] = true
 		}
 	}
 	var fks []struct {
