@@ -129,7 +129,7 @@ CROSS JOIN LATERAL (SELECT (ARRAY['Lovelace','Turing','Hopper','Dijkstra','Lisko
 SELECT 'ch_' || lpad(g::text, 8, '0'),
        'cus_' || lpad((1 + (g::bigint * 7919) % {n})::text, 8, '0'),
        1000 + g % 9000, 'usd', 'succeeded', TRUE,
-       (ARRAY['visa','mastercard','amex','discover'])[1 + g % 4],
+       (ARRAY['visa','mastercard','amex','discover'])[1 + (g / 7) % 4],
        lpad(((g::bigint * 2654435761) % 10000)::text, 4, '0'),
        t, 'evt_ch' || g, t, t, t
 FROM generate_series(1, {n}) AS g

@@ -32,7 +32,10 @@ import (
 // SQLite's INTEGER PRIMARY KEY AUTOINCREMENT) counts as no default.
 // Primary-key columns are NOT NULL on both (SQLite reports them nullable).
 // Unique constraints are compared by table and columns (their index names
-// are generated differently); named indexes by name. Partial predicates are
+// are generated differently); named indexes by name. An expression key
+// (lower(email), which PostgreSQL's indexes carry as lower(email) COLLATE
+// "C") is compared only as being an expression: SQLite's PRAGMA reports no
+// more. Partial predicates are
 // compared after normalising both spellings (casts, parentheses, case,
 // `x = TRUE` → `x`, PostgreSQL's `x = ANY (ARRAY[…])` back to `x IN (…)`).
 // CHECK expressions themselves are not compared (PostgreSQL rewrites them
