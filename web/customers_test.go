@@ -2,10 +2,13 @@ package web
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +216,54 @@ func TestCustomerPagesNeedBillingRead(t *testing.T) {
 				t.Fatalf("%s %s: billing data or the search box on a refusal:\n%s", role, path, body)
 			}
 		}
+	}
+}
+
+// More matches than a page: the console pages through them with the
+// API's cursor, each customer once.
+func TestCustomerSearchPaging(t *testing.T) {
+	t.Parallel()
+	d := dbtest.Open(t, db.SQLite)
+	ce := newCustomerEnv(t, d)
+	ce.user("ada@example.com", "Ada", auth.RoleAgent)
+	gen := stripetest.New(9)
+	ctx := context.Background()
+	n := billing.DefaultSearchLimit + 5
+	for i := 0; i < n; i++ {
+		c := gen.Customer(stripetest.CustomerParams{Name: fmt.Sprintf("Quinn %02d", i), Email: fmt.Sprintf("quinn%02d@example.com", i)})
+		e := gen.NewEvent("customer.created", c)
+		if err := d.Transact(ctx, func(tx *gorm.DB) error {
+			_, err := ce.store.In(tx).Apply(ctx, billing.ProviderEvent{ID: e.ID, Type: e.Type, Created: e.Created.UTC(),
+				APIVersion: stripetest.APIVersion, Payload: e.Payload})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := ce.browser()
+	b.mustLogin("ada@example.com")
+	next := regexp.MustCompile(`id="next" rel="next" href="([^"]+)"`)
+	seen := map[string]bool{}
+	path := "/customers?q=quinn"
+	for pages := 1; ; pages++ {
+		p := b.get(path)
+		want(t, p, http.StatusOK, `<table id="customers">`)
+		for _, m := range regexp.MustCompile(`data-customer-id="([^"]+)"`).FindAllStringSubmatch(p.body, -1) {
+			if seen[m[1]] {
+				t.Fatalf("%s twice", m[1])
+			}
+			seen[m[1]] = true
+		}
+		m := next.FindStringSubmatch(p.body)
+		if m == nil {
+			if pages != 2 {
+				t.Fatalf("%d pages for %d customers", pages, n)
+			}
+			break
+		}
+		path = html.UnescapeString(m[1])
+	}
+	if len(seen) != n {
+		t.Fatalf("%d customers over the pages, want %d", len(seen), n)
 	}
 }
