@@ -17,6 +17,7 @@ import (
 // with the JSON names of billing.go; the version of the state (the event
 // that last wrote it) is flattened in as "event_id" and "event_created".
 //
+//	GET /customers?q=&limit=&cursor=  search customers by email, name, provider id or card ({"data":[…],"next_cursor":…,"match":…})
 //	GET /customers/:id                the customer and its subscriptions
 //	GET /customers/:id/timeline       the billing timeline, newest first ({"data":[…],"next_cursor":…})
 //	GET /subscriptions/:id
@@ -29,6 +30,7 @@ import (
 // Unknown ids answer 404 (not_found).
 func (s *Store) Register(g *echo.Group) {
 	read := auth.Require(auth.PermBillingRead)
+	g.GET("/customers", s.searchCustomers, read)
 	g.GET("/customers/:id", s.getCustomer, read)
 	g.GET("/customers/:id/timeline", s.getTimeline, read)
 	g.GET("/subscriptions/:id", getter(s.Subscription), read)

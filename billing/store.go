@@ -34,6 +34,8 @@ type Store struct {
 	// by fetchTimeout.
 	fetcher      Fetcher
 	fetchTimeout time.Duration
+	// openCases, when set, counts each search hit's open cases.
+	openCases OpenCaseCounter
 }
 
 // WithFetcher lets the store ask the provider for a charge it has never

@@ -32,7 +32,10 @@ import (
 // SQLite's INTEGER PRIMARY KEY AUTOINCREMENT) counts as no default.
 // Primary-key columns are NOT NULL on both (SQLite reports them nullable).
 // Unique constraints are compared by table and columns (their index names
-// are generated differently); named indexes by name. Partial predicates are
+// are generated differently); named indexes by name. An expression key
+// (lower(email), which PostgreSQL's indexes carry as lower(email) COLLATE
+// "C") is compared only as being an expression: SQLite's PRAGMA reports no
+// more. Partial predicates are
 // compared after normalising both spellings (casts, parentheses, case,
 // `x = TRUE` → `x`, PostgreSQL's `x = ANY (ARRAY[…])` back to `x IN (…)`).
 // CHECK expressions themselves are not compared (PostgreSQL rewrites them
@@ -323,7 +326,15 @@ WHERE n.nspname = current_schema()`).Scan(&idxs).Error; err != nil {
 		case ix.Constraint:
 			facts[fmt.Sprintf("unique %s (%s)", ix.Table, ix.Cols)] = true
 		default:
-			facts[indexFact(ix.Table, ix.Index, ix.Unique, strings.Split(ix.Cols, ", "), ix.Pred)] = true
+			cols := strings.Split(ix.Cols, ", ")
+			for i, c := range cols {
+				// An expression key (lower(email) COLLATE "C"): SQLite's
+				// PRAGMA reports only that it is one.
+				if strings.Contains(c, "(") {
+					cols[i] = "<expr>" + strings.TrimPrefix(c[strings.LastIndexByte(c, ')')+1:], " COLLATE \"C\"")
+				}
+			}
+			facts[indexFact(ix.Table, ix.Index, ix.Unique, cols, ix.Pred)] = true
 		}
 	}
 	var fks []struct {

@@ -16,6 +16,8 @@
 //	POST /cases/:id/notes            add a note (cases.Service.AddNote)
 //	POST /cases/:id/assign           assign to me (cases.Service.Assign)
 //	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
+//	GET  /customers?q=               customer search (billing.Store.SearchCustomers); one exact hit → 303 /customers/:id
+//	GET  /customers/:id              Customer 360: billing objects, timeline, every case, dispute facts (facts:read)
 //	GET  /static/*                   stylesheet and htmx
 package web
 
@@ -35,6 +37,7 @@ import (
 	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -78,6 +81,9 @@ type Options struct {
 	Billing *billing.Store
 	// Actions lists the approvals inbox (nil: empty).
 	Actions *actions.Service
+	// Facts shows a customer's dispute facts on the Customer 360 to roles
+	// with facts:read (nil: not shown).
+	Facts disputes.FactReader
 	// IdleTimeout ends a session unused this long; SessionMax ends it this
 	// long after sign-in.
 	IdleTimeout, SessionMax time.Duration
@@ -124,6 +130,8 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/cases/:id/notes", con.note)
 	s.POST("/cases/:id/assign", con.assign)
 	s.POST("/actions/:id/decide", con.decide)
+	s.GET("/customers", con.customers)
+	s.GET("/customers/:id", con.customerPage)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})
@@ -211,6 +219,10 @@ type page struct {
 	Error     string
 	ErrorCode string
 	Notice    string
+	// Search is the customer search the header's box shows;
+	// CanSearch (billing:read) shows the box at all.
+	Search    string
+	CanSearch bool
 }
 
 func (con *Console) basePage(c echo.Context, title string) page {
@@ -218,6 +230,7 @@ func (con *Console) basePage(c echo.Context, title string) page {
 	if p, ok := auth.FromContext(c.Request().Context()); ok {
 		pg.User = &p
 		pg.CanDo = func(perm auth.Permission) bool { return auth.Allowed(p.Role, perm) }
+		pg.CanSearch = con.opt.Billing != nil && auth.Allowed(p.Role, auth.PermBillingRead)
 	}
 	if s, ok := c.Get("session").(session); ok {
 		pg.CSRF = s.CSRF

@@ -164,7 +164,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	tokens := auth.NewTokenStore(d, clk).WithAuditor(auditLog.ForAuth())
 	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
-	store.Register(api)
+	store.CountingOpenCases(s.cases).Register(api) // open-case counts on GET /customers?q=
 	s.cases.Register(api)
 	s.facts.Register(api)
 	workbench.Register(api)
@@ -173,7 +173,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	users := auth.NewUserStore(d, clk, auditLog.ForAuth()) // web
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
-	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, // web
+	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies}) // web
 	if err != nil { // web
 		_ = d.Close()   // web
