@@ -39,6 +39,8 @@ var routeAccess = map[string]struct {
 	"POST /cases/:id/assign":      {perm: auth.PermCasesWrite},
 	"POST /actions/:id/decide":    {perm: auth.PermActionsApprove},
 	"GET /?view=approvals":        {perm: auth.PermActionsApprove},
+	"GET /customers":              {perm: auth.PermBillingRead},
+	"GET /customers/:id":          {perm: auth.PermBillingRead},
 }
 
 var allRoles = []auth.Role{auth.RoleAgent, auth.RoleAnalyst, auth.RoleSupervisor, auth.RoleAdmin}
