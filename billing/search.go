@@ -367,3 +367,24 @@ func (s *Store) withOpenCases(ctx context.Context, res SearchResult) (SearchResu
 	}
 	return res, nil
 }
+
+// CustomerByEmail returns the one mirrored, not deleted customer whose email
+// is email (case-insensitive); ok is false when there is none or more than
+// one (an inbound ticket is then not linked to a guess).
+func (s *Store) CustomerByEmail(ctx context.Context, email string) (string, bool, error) {
+	email = strings.TrimSpace(email)
+	if !strings.Contains(email, "@") {
+		return "", false, nil
+	}
+	res, err := s.SearchCustomers(ctx, CustomerSearch{Query: email, Limit: 3})
+	if err != nil {
+		return "", false, err
+	}
+	id, n := "", 0
+	for _, h := range res.Data {
+		if h.Mirrored && !h.Deleted && strings.EqualFold(h.Email, email) {
+			id, n = h.ID, n+1
+		}
+	}
+	return id, n == 1, nil
+}

@@ -166,20 +166,28 @@ type Outcome struct {
 	Updated bool `json:"updated"`
 }
 
-// Receiver opens and updates cases from tickets.
-type Receiver struct {
-	cases *cases.Service
-	now   func() time.Time
-	by    map[string]Source
+// CustomerFinder finds the one mirrored customer with an email
+// (*billing.Store).
+type CustomerFinder interface {
+	CustomerByEmail(ctx context.Context, email string) (string, bool, error)
 }
 
-// NewReceiver serves sources over the case service.
-func NewReceiver(cs *cases.Service, now func() time.Time, sources []Source) *Receiver {
+// Receiver opens and updates cases from tickets.
+type Receiver struct {
+	cases     *cases.Service
+	customers CustomerFinder
+	now       func() time.Time
+	by        map[string]Source
+}
+
+// NewReceiver serves sources over the case service; customers (may be nil)
+// links a ticket that gives only an email to that customer.
+func NewReceiver(cs *cases.Service, customers CustomerFinder, now func() time.Time, sources []Source) *Receiver {
 	by := make(map[string]Source, len(sources))
 	for _, s := range sources {
 		by[s.Name] = s
 	}
-	return &Receiver{cases: cs, now: now, by: by}
+	return &Receiver{cases: cs, customers: customers, now: now, by: by}
 }
 
 // principal is the source as an actor: system kind, named escalation:<name>.
@@ -229,6 +237,14 @@ func (r *Receiver) Receive(ctx context.Context, src Source, t Ticket) (Outcome, 
 		External:     &cases.ExternalTicket{System: src.Name, TicketID: id, URL: t.URL}}
 	if c := strings.TrimSpace(t.Customer); c != "" {
 		mc.Links.Customer = &c
+	} else if e := strings.TrimSpace(t.Email); e != "" && r.customers != nil {
+		id, ok, err := r.customers.CustomerByEmail(ctx, e)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if ok {
+			mc.Links.Customer = &id
+		}
 	}
 	cs, err := r.cases.OpenManual(ctx, p, mc)
 	if err == nil {

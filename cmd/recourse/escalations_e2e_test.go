@@ -65,7 +65,7 @@ func TestInboundEscalations(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			env := map[string]string{"RECOURSE_SQLITE_PATH": dbtest.NewSQLitePath(t),
 				"RECOURSE_ESCALATION_SOURCES": "inapp:generic:whsec_" + base64.StdEncoding.EncodeToString([]byte(inappKey)) + ",zd:zendesk:" + zendeskSecret,
-				"RECOURSE_WEBHOOK_MAX_BODY":   "4096"}
+				"RECOURSE_WEBHOOK_MAX_BODY":   "65536"}
 			if dialect == "postgres" {
 				env["DATABASE_URL"] = dbtest.NewPostgresURL(t)
 			}
@@ -155,6 +155,21 @@ func TestInboundEscalations(t *testing.T) {
 				t.Fatalf("cases titled like the storm ticket: %d (%d)", titles, code)
 			}
 
+			// A ticket with only an email is linked to the one mirrored customer with it.
+			cust := postFailedRenewal(t, in)
+			byEmail := []byte(fmt.Sprintf(`{"id":"T-300","subject":"Why did my renewal fail?","email":%q}`, strings.ToUpper(cust["email"].(string))))
+			code, out = in.escalate("inapp", byEmail, stdSigned(now, "msg_e"))
+			if code != 201 {
+				t.Fatalf("by email: %d %v", code, out)
+			}
+			if _, cs := in.do("GET", "/api/v1/cases/"+out["case_id"].(string), agent, nil, nil); cs["links"].(map[string]any)["customer"] != cust["id"] {
+				t.Fatalf("a ticket from %s is not linked to %s: %v", cust["email"], cust["id"], cs["links"])
+			}
+			code, out = in.escalate("inapp", []byte(`{"id":"T-301","subject":"Who am I?","email":"nobody@example.com"}`), stdSigned(now, "msg_n"))
+			if _, cs := in.do("GET", "/api/v1/cases/"+out["case_id"].(string), agent, nil, nil); code != 201 || cs["links"].(map[string]any)["customer"] != nil {
+				t.Fatalf("an unknown email: %d, links %v", code, cs["links"])
+			}
+
 			// Zendesk: a numeric id, its own signature scheme.
 			zd := []byte(`{"id":4711,"subject":"Refund not received","description":"Requester asks where the refund is.","url":"https://acme.zendesk.com/agent/tickets/4711"}`)
 			code, out = in.escalate("zd", zd, zendeskSigned(now, zendeskSecret))
@@ -186,7 +201,7 @@ func TestInboundEscalations(t *testing.T) {
 				{"malformed JSON", "inapp", []byte(`{"id":"T-999",`), stdSigned(now, "m"), 400, "malformed_json"},
 				{"no subject", "inapp", []byte(`{"id":"T-999"}`), stdSigned(now, "m"), 400, "invalid_ticket"},
 				{"bad kind", "inapp", []byte(`{"id":"T-999","subject":"x","kind":"dispute"}`), stdSigned(now, "m"), 400, "invalid_kind"},
-				{"too large", "inapp", []byte(`{"id":"T-999","subject":"x","description":"` + strings.Repeat("a", 5000) + `"}`), stdSigned(now, "m"), 413, "payload_too_large"},
+				{"too large", "inapp", []byte(`{"id":"T-999","subject":"x","description":"` + strings.Repeat("a", 70000) + `"}`), stdSigned(now, "m"), 413, "payload_too_large"},
 				{"unknown source", "jira", fresh, stdSigned(now, "m"), 404, "unknown_source"},
 			} {
 				code, out := in.escalate(tc.source, tc.body, tc.sign)

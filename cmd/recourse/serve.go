@@ -159,7 +159,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		_ = d.Close()
 		return nil, err
 	}
-	escalations.NewReceiver(s.cases, clk.Now, sources).Register(e, cfg.WebhookMaxBody)
+	escalations.NewReceiver(s.cases, store, clk.Now, sources).Register(e, cfg.WebhookMaxBody)
 
 	tokens := auth.NewTokenStore(d, clk).WithAuditor(auditLog.ForAuth())
 	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
