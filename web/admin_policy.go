@@ -75,10 +75,38 @@ func toNode(key string, v any) policyNode {
 		n.Value = map[bool]string{true: "yes", false: "no"}[x]
 	case float64:
 		n.Value = strconv.FormatFloat(x, 'f', -1, 64)
+	case string:
+		n.Value = readableDuration(x)
 	default:
 		n.Value = fmt.Sprint(x)
 	}
 	return n
+}
+
+// readableDuration writes a Go duration ("168h0m0s") as a person would
+// ("7 days"); any other string is returned as it is.
+func readableDuration(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 || !strings.ContainsAny(s[len(s)-1:], "smh") {
+		return s
+	}
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	switch {
+	case d%(24*time.Hour) == 0:
+		return unit(int64(d/(24*time.Hour)), "day")
+	case d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d%time.Second == 0:
+		return unit(int64(d/time.Second), "second")
+	}
+	return s
 }
 
 type permissionRow struct {

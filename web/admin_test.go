@@ -555,3 +555,12 @@ func TestPasswordLinkPages(t *testing.T) {
 }
 
 func pageOf(n int) httpx.PageRequest { return httpx.PageRequest{Limit: n} }
+
+func TestReadableDuration(t *testing.T) {
+	for in, want := range map[string]string{"168h0m0s": "7 days", "24h0m0s": "1 day", "4h0m0s": "4 hours", "1h30m0s": "90 minutes",
+		"10s": "10 seconds", "1.5s": "1.5s", "pending": "pending", "0s": "0s", "usd": "usd"} {
+		if got := readableDuration(in); got != want {
+			t.Errorf("readableDuration(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
