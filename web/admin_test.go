@@ -43,7 +43,7 @@ func newAdminEnv(t *testing.T, d *db.DB) *adminEnv {
 		a.tokens = auth.NewTokenStore(d, o.Clock).WithAuditor(a.audit.ForAuth())
 		a.inbox = webhooks.NewInbox(d).WithAudit(a.audit)
 		o.Tokens, o.Inbox, o.Audit = a.tokens, a.inbox, a.audit
-		o.WakeWorker = func() { a.woken.Add(1) }
+		o.Replayed = func() { a.woken.Add(1) }
 		o.Policy = struct {
 			Actions actions.Policy  `json:"actions"`
 			SLA     cases.SLAPolicy `json:"sla"`

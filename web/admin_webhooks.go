@@ -110,8 +110,8 @@ func (con *Console) adminReplay(c echo.Context) error {
 	if _, err := con.opt.Inbox.Replay(c.Request().Context(), id, con.opt.Clock.Now()); err != nil {
 		return con.showWebhook(c, http.StatusOK, err)
 	}
-	if con.opt.WakeWorker != nil {
-		con.opt.WakeWorker()
+	if con.opt.Replayed != nil {
+		con.opt.Replayed()
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/webhooks/"+url.PathEscape(id)+"?done=replayed")
 }

@@ -103,9 +103,10 @@ type Options struct {
 	// Admin screens (admin.go); a nil service leaves its screen empty.
 	Tokens *auth.TokenStore
 	Inbox  *webhooks.Inbox
-	// WakeWorker (may be nil) wakes the local webhook worker after a replay.
-	WakeWorker func()
-	Audit      *audit.Log
+	// Replayed (may be nil) is called after each replay: it counts it, as
+	// the API does, and wakes the local webhook worker.
+	Replayed func()
+	Audit    *audit.Log
 	// Policy is the whole policy document in force, as GET /api/v1/policy
 	// shows it.
 	Policy any
