@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,45 @@ func TestNoSelfDeactivation(t *testing.T) {
 		wantCode(t, err, "self_deactivate")
 		if _, err := users.Deactivate(actx, b.ID); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestPasswordLinkRace: of several simultaneous uses of one link, exactly
+// one sets a password.
+func TestPasswordLinkRace(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		users := auth.NewUserStore(d, clock.NewManual(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)), nil)
+		u, err := users.Create(ctx, auth.NewUser{Email: "ada@example.com", DisplayName: "Ada", Role: auth.RoleAgent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := users.CreatePasswordLink(ctx, u.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 4
+		errc := make(chan error, n)
+		for i := range n {
+			go func() {
+				_, err := users.UsePasswordLink(ctx, tok, fmt.Sprintf("password number %d", i))
+				errc <- err
+			}()
+		}
+		ok := 0
+		for range n {
+			err := <-errc
+			if err == nil {
+				ok++
+				continue
+			}
+			if e, isCoded := errs.As(err); !isCoded || (e.Code != "link_used" && e.Kind != errs.ECONFLICT && e.Kind != errs.EUNAVAILABLE) {
+				t.Errorf("a losing use: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d uses succeeded, want 1", ok)
 		}
 	})
 }
