@@ -39,12 +39,14 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			admin.Click("#nav-admin")
 			admin.WaitText("h1", "Admin")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-index")
 
 			// Users: create one.
 			admin.Click(`.admin-nav a[href="/admin/users"]`)
 			admin.WaitVisible("#users")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-users")
 			admin.FillLabeled("Email", "nia@example.com")
 			admin.FillLabeled("Name", "Nia Newcomer")
@@ -57,6 +59,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			admin.Click(`#users tbody tr:last-child form[action$="/link"] button`)
 			admin.WaitVisible("#link")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-password-link")
 			link := browsertest.Eval[string](admin, `document.querySelector("#link").value`)
 			// The server runs without RECOURSE_PUBLIC_URL (its port is
@@ -71,6 +74,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			nia.Navigate(link)
 			nia.WaitText("h1", "Set your password")
 			nia.Axe()
+			fitsWidth(t, nia)
 			nia.Screenshot("password-set-form")
 			niaPassword := "nia's long passphrase"
 			nia.FillLabeled("New password", niaPassword)
@@ -78,6 +82,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			nia.ClickButton("Set password")
 			nia.WaitText("#notice", "Your password is set")
 			nia.Axe()
+			fitsWidth(t, nia)
 			nia.Screenshot("password-set-done")
 			signIn(nia, in.url, "nia@example.com", niaPassword)
 			nia.Screenshot("nia-queues")
@@ -98,6 +103,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			admin.Navigate(in.url + "/admin/tokens")
 			admin.WaitVisible("#create-token")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.FillLabeled("Label", "billing integration")
 			admin.ClickButton("Create token")
 			admin.WaitVisible("#secret")
@@ -106,6 +112,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 				t.Fatalf("secret %q", secret)
 			}
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-token-created")
 			if code, _ := in.do("GET", "/api/v1/cases", secret, nil, nil); code != 200 {
 				t.Errorf("the shown token: GET /api/v1/cases %d", code)
@@ -124,10 +131,12 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			admin.Click(`.tabs a[href="/admin/webhooks?status=dead"]`)
 			admin.WaitText("#webhook-events", "evt_console_dead")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-dead-letters")
 			admin.Click(`a[href="/admin/webhooks/evt_console_dead"]`)
 			admin.WaitText("#event", "gave up")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-webhook-event")
 			admin.ClickButton("Replay event")
 			admin.WaitText("#notice", "Replayed")
@@ -149,6 +158,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 			admin.Navigate(in.url + "/admin/policy")
 			admin.WaitVisible("#permissions")
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-policy")
 			admin.Navigate(in.url + "/admin/audit")
 			admin.WaitText("#audit", "webhook_event.replay")
@@ -160,6 +170,7 @@ func TestConsoleAdminBrowser(t *testing.T) {
 				t.Error("the action filter leaves other actions in")
 			}
 			admin.Axe()
+			fitsWidth(t, admin)
 			admin.Screenshot("admin-audit")
 			admin.NoConsoleErrors()
 
@@ -194,5 +205,14 @@ func onlyRefusal(t *testing.T, s *browsertest.Session, status int) {
 		if !strings.Contains(e, fmt.Sprintf("responded with a status of %d", status)) {
 			t.Errorf("console error: %s", e)
 		}
+	}
+}
+
+// fitsWidth fails t if the page scrolls sideways at the session's width
+// (1280x800).
+func fitsWidth(t *testing.T, s *browsertest.Session) {
+	t.Helper()
+	if w := browsertest.Eval[int](s, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+		t.Errorf("%s scrolls sideways by %dpx", s.Location(), w)
 	}
 }
