@@ -18,6 +18,20 @@
 //	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
 //	GET  /customers?q=               customer search (billing.Store.SearchCustomers); one exact hit → 303 /customers/:id
 //	GET  /customers/:id              Customer 360: billing objects, timeline, every case, dispute facts (facts:read)
+//	GET  /password/set?token=…       set a password through a one-time link (no session; login CSRF pattern)
+//	POST /password/set               set it (auth.UserStore.UsePasswordLink) → a page that says sign in
+//	GET  /admin                      the admin screens the role may open
+//	GET  /admin/users                users (users:manage); POST /admin/users creates one
+//	POST /admin/users/:id/role       change a user's role (auth.UserStore.Update)
+//	POST /admin/users/:id/active     deactivate or reactivate a user (auth.UserStore.Update)
+//	POST /admin/users/:id/link       make a one-time password link, shown once
+//	GET  /admin/tokens               API tokens (tokens:manage); POST /admin/tokens issues one, secret shown once
+//	POST /admin/tokens/:id/revoke    revoke a token (auth.TokenStore.Revoke)
+//	GET  /admin/webhooks             webhook inbox by status (webhook_events:read)
+//	GET  /admin/webhooks/:id         one event, without its payload
+//	POST /admin/webhooks/:id/replay  replay a dead-lettered event (webhooks.Inbox.Replay, as recourse replay)
+//	GET  /admin/policy               the policy in force (policy:read), as GET /api/v1/policy
+//	GET  /admin/audit                the audit log (audit:read), filtered and keyset-paged as GET /api/v1/audit
 //	GET  /static/*                   stylesheet and htmx
 package web
 
@@ -38,11 +52,13 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/webhooks"
 )
 
 //go:embed templates/*.html
@@ -90,6 +106,20 @@ type Options struct {
 	// SecureCookies marks the cookie Secure over plain HTTP too (TLS ends
 	// at a proxy).
 	SecureCookies bool
+	// Admin screens (admin.go); a nil service leaves its screen empty.
+	Tokens *auth.TokenStore
+	Inbox  *webhooks.Inbox
+	// Replayed (may be nil) is called after each replay: it counts it, as
+	// the API does, and wakes the local webhook worker.
+	Replayed func()
+	Audit    *audit.Log
+	// Policy is the whole policy document in force, as GET /api/v1/policy
+	// shows it.
+	Policy any
+	// PasswordLinkTTL is how long a one-time password link works (0: 24h);
+	// PublicURL is the console's address in such links.
+	PasswordLinkTTL time.Duration
+	PublicURL       string
 }
 
 // Console serves the agent console.
@@ -121,6 +151,7 @@ func (con *Console) Register(e *echo.Echo) {
 	g.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	g.GET("/login", con.loginPage)
 	g.POST("/login", con.login)
+	con.registerPasswordLinks(g)
 	s := g.Group("", con.session)
 	s.POST("/logout", con.logout)
 	s.GET("/", con.queues)
@@ -132,6 +163,7 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/actions/:id/decide", con.decide)
 	s.GET("/customers", con.customers)
 	s.GET("/customers/:id", con.customerPage)
+	con.registerAdmin(s)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})

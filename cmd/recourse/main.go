@@ -5,6 +5,7 @@
 //	recourse user create --email E --name N --role R [--teams T,T] [--password-stdin]   add a user
 //	recourse user password EMAIL --password-stdin   set a user's console password
 //	recourse user list | deactivate EMAIL|ID   list users, or deactivate one (revoking their tokens)
+//	recourse user link EMAIL|ID          print a one-time password link (RECOURSE_PUBLIC_URL)
 //	recourse token create --user EMAIL [--name LABEL] [--role R]   print a new API token (once)
 //	recourse token list | revoke ID      list or revoke API tokens
 //	recourse replay EVENT_ID | --all     put dead-lettered webhook events back
@@ -52,6 +53,8 @@ commands:
                                      --password-stdin, who signs in to the console)
   user password EMAIL|ID --password-stdin
                                      set a user's console password (first line of stdin)
+  user link EMAIL|ID                 print a one-time link that lets the user set their console
+                                     password (base RECOURSE_PUBLIC_URL; works once, 24h)
   user list                          list users
   user deactivate EMAIL|ID           deactivate a user and revoke all their tokens
   token create --user EMAIL [--name LABEL] [--role R]

@@ -174,7 +174,10 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
-		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies}) // web
+		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
+		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
+		Replayed:        func() { s.metrics.WebhookReplayed.Inc(); notify() }, // admin
+		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL})       // admin
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web

@@ -21,6 +21,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/pan"
 	"github.com/recourse-hq/recourse/migrations"
+	"github.com/recourse-hq/recourse/web"
 	"github.com/recourse-hq/recourse/webhooks"
 )
 
@@ -215,7 +216,7 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func userCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] [--password-stdin] | password EMAIL|ID --password-stdin | list | deactivate EMAIL|ID"
+	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] [--password-stdin] | password EMAIL|ID --password-stdin | link EMAIL|ID | list | deactivate EMAIL|ID"
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -294,6 +295,27 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%t\n", u.ID, deref(u.Email), u.DisplayName, u.Role, strings.Join(u.Teams, ","), u.Active)
 		}
 		return tw.Flush()
+	case "link":
+		if len(rest) != 1 {
+			return errors.New("usage: recourse user link EMAIL|ID")
+		}
+		ttl := auth.DefaultPasswordLinkTTL
+		if v := getenv("RECOURSE_PASSWORD_LINK_TTL"); v != "" {
+			if ttl, err = time.ParseDuration(v); err != nil || ttl < time.Minute {
+				return fmt.Errorf("RECOURSE_PASSWORD_LINK_TTL must be a duration of at least 1m, like 24h (got %q)", v)
+			}
+		}
+		u, err := findUser(ctx, users, rest[0])
+		if err != nil {
+			return err
+		}
+		tok, link, err := users.CreatePasswordLink(ctx, u.ID, ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, web.PasswordLinkURL(getenv("RECOURSE_PUBLIC_URL"), tok))
+		fmt.Fprintf(stderr, "one-time password link for user %d %s <%s>: works once, until %s\n", u.ID, u.DisplayName, deref(u.Email), link.ExpiresAt.Format(time.RFC3339))
+		return nil
 	case "deactivate":
 		if len(rest) != 1 {
 			return errors.New("usage: recourse user deactivate EMAIL|ID")
@@ -308,7 +330,7 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "deactivated user %d %s; every token they held is revoked\n", u.ID, u.DisplayName)
 		return nil
 	default:
-		return fmt.Errorf("unknown user command %q (want create, password, list or deactivate)", args[0])
+		return fmt.Errorf("unknown user command %q (want create, password, link, list or deactivate)", args[0])
 	}
 }
 

@@ -46,7 +46,7 @@ func ValidatePassword(pw string) error {
 }
 
 // SetPassword sets user id's console password (stored as a bcrypt hash),
-// audited without the hash. ENOTFOUND, EINVALID (see ValidatePassword).
+// audited without the hash, and ends all their console sessions. ENOTFOUND, EINVALID (see ValidatePassword).
 func (s *UserStore) SetPassword(ctx context.Context, id int64, pw string) error {
 	if err := ValidatePassword(pw); err != nil {
 		return err
@@ -62,6 +62,9 @@ func (s *UserStore) SetPassword(ctx context.Context, id int64, pw string) error 
 		if err := tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).
 			Updates(map[string]any{"password_hash": string(hash), "updated_at": s.clock.Now()}).Error; err != nil {
 			return fmt.Errorf("set password of user %d: %w", id, err)
+		}
+		if _, err := endSessions(ctx, tx, id); err != nil {
+			return err
 		}
 		return s.record(ctx, tx, Change{Action: "user.password", ObjectType: "user", ObjectID: strconv.FormatInt(id, 10),
 			Detail: "console password set"})

@@ -357,8 +357,9 @@ func (s *UserStore) All(ctx context.Context) ([]User, error) {
 
 // Update applies p to user id and returns the user as it now is. Setting
 // Active false deactivates the user and revokes all their tokens at once.
-// The last active admin cannot be deactivated or demoted. ENOTFOUND,
-// EINVALID, ECONFLICT (email taken, last admin).
+// The last active admin cannot be deactivated or demoted, and nobody can
+// deactivate themselves (the user in ctx). ENOTFOUND, EINVALID, ECONFLICT
+// (email taken, last_admin, self_deactivate).
 func (s *UserStore) Update(ctx context.Context, id int64, p UserPatch) (User, error) {
 	var out User
 	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
@@ -406,6 +407,11 @@ func (s *UserStore) Update(ctx context.Context, id int64, p UserPatch) (User, er
 		if before.Active && before.Role == RoleAdmin && (deactivate || demoted) {
 			if err := s.keepAnAdmin(ctx, tx, id); err != nil {
 				return err
+			}
+		}
+		if deactivate {
+			if me, ok := FromContext(ctx); ok && me.ActorKind() == ActorUser && me.UserID == id {
+				return errs.Coded(errs.ECONFLICT, "self_deactivate", "you cannot deactivate yourself; ask another admin")
 			}
 		}
 		if len(set) == 0 && p.Teams == nil {

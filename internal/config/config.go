@@ -53,6 +53,10 @@ type Config struct {
 	// EscalationSources are the desks that may post tickets to
 	// /webhooks/escalations/{name}: "name:type:secret,…" (escalations).
 	EscalationSources string
+	// PasswordLinkTTL is how long a one-time password link works.
+	PasswordLinkTTL time.Duration
+	// PublicURL is the console's address as users reach it, for links.
+	PublicURL string
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -93,6 +97,8 @@ var settings = []Setting{
 	{"RECOURSE_CONSOLE_IDLE_TIMEOUT", "console-idle-timeout", "30m", "a console session unused this long ends"},
 	{"RECOURSE_CONSOLE_SESSION_MAX", "console-session-max", "12h", "a console session ends this long after sign-in, used or not"},
 	{"RECOURSE_CONSOLE_SECURE_COOKIES", "console-secure-cookies", "false", "mark the console session cookie Secure even over plain HTTP (TLS ends at a proxy); it is always Secure over TLS"},
+	{"RECOURSE_PASSWORD_LINK_TTL", "password-link-ttl", "24h", "how long a one-time password link (recourse user link, the console's Users screen) works"},
+	{"RECOURSE_PUBLIC_URL", "public-url", "http://localhost:8080", "the console's address as users reach it, used in one-time password links"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -164,6 +170,8 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.ConsoleIdleTimeout = p.dur("RECOURSE_CONSOLE_IDLE_TIMEOUT")
 	c.ConsoleSessionMax = p.dur("RECOURSE_CONSOLE_SESSION_MAX")
 	c.ConsoleSecureCookies = p.bool("RECOURSE_CONSOLE_SECURE_COOKIES")
+	c.PasswordLinkTTL = p.dur("RECOURSE_PASSWORD_LINK_TTL")
+	c.PublicURL = p.str("RECOURSE_PUBLIC_URL")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -189,6 +197,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_SWEEP_INTERVAL must be at least 1s")
 	case c.ConsoleIdleTimeout < time.Minute || c.ConsoleSessionMax < c.ConsoleIdleTimeout:
 		return fmt.Errorf("RECOURSE_CONSOLE_IDLE_TIMEOUT must be at least 1m and RECOURSE_CONSOLE_SESSION_MAX at least as long")
+	case c.PasswordLinkTTL < time.Minute:
+		return fmt.Errorf("RECOURSE_PASSWORD_LINK_TTL must be at least 1m")
 	case c.StripeTimeout <= 0:
 		return fmt.Errorf("RECOURSE_STRIPE_TIMEOUT must be positive")
 	}
