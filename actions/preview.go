@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
@@ -197,4 +198,12 @@ func (s *Service) limitFor(p auth.Principal, t Type, currency string) *Limit {
 		return &Limit{Rule: "credit.approval_over", Amount: s.policy.Credit.ApprovalOver, Currency: currency}
 	}
 	return nil
+}
+
+// Permitted reports whether a principal of role may request an action of
+// type t on a case of kind: the role table Request checks first (policy
+// aside), for the console to offer only the actions the API would take
+// from this person.
+func Permitted(role auth.Role, kind cases.Kind, t Type) bool {
+	return authorize(auth.Principal{Role: role}, CaseRef{Kind: kind}, t) == nil
 }

@@ -16,6 +16,8 @@
 //	POST /cases/:id/notes            add a note (cases.Service.AddNote)
 //	POST /cases/:id/assign           assign to me (cases.Service.Assign)
 //	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
+//	POST /cases/:id/actions          request an action (actions.Service.Request; the form's idempotency_key) → 303 /cases/:id?action=
+//	POST /cases/:id/actions/preview  what policy says of an action form (actions.Service.Preview), a fragment
 //	GET  /static/*                   stylesheet and htmx
 package web
 
@@ -124,6 +126,8 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/cases/:id/notes", con.note)
 	s.POST("/cases/:id/assign", con.assign)
 	s.POST("/actions/:id/decide", con.decide)
+	s.POST("/cases/:id/actions", con.requestAction)
+	s.POST("/cases/:id/actions/preview", con.previewAction)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})
