@@ -50,8 +50,8 @@ type actionsPanel struct {
 
 // actionForm is one action's form.
 type actionForm struct {
-	Type  actions.Type
-	Title string
+	Type               actions.Type
+	Title, ReasonLabel string
 	// Key is the idempotency key the form carries.
 	Key string
 	// Currency is the currency amounts are entered in ("" unknown);
@@ -93,20 +93,21 @@ type formState struct {
 	PreviewResult *previewView
 }
 
-// actionTitles name the forms, in the order they are shown.
+// actionTitles name the forms, in the order they are shown, and label
+// their reason fields (each label unique on the page).
 var actionTitles = []struct {
-	Type  actions.Type
-	Title string
+	Type          actions.Type
+	Title, Reason string
 }{
-	{actions.Refund, "Refund"},
-	{actions.RetryPayment, "Retry the payment"},
-	{actions.ApplyCredit, "Credit the customer's balance"},
-	{actions.ExtendTrial, "Extend the trial"},
-	{actions.PauseCollection, "Pause collection"},
-	{actions.ResumeCollection, "Resume collection"},
-	{actions.CancelSubscription, "Cancel the subscription"},
-	{actions.ReactivateSubscription, "Reactivate the subscription"},
-	{actions.AcceptDispute, "Accept the dispute"},
+	{actions.Refund, "Refund", "Reason for the refund"},
+	{actions.RetryPayment, "Retry the payment", "Reason for the retry"},
+	{actions.ApplyCredit, "Credit the customer's balance", "Reason for the credit"},
+	{actions.ExtendTrial, "Extend the trial", "Reason for the extension"},
+	{actions.PauseCollection, "Pause collection", "Reason for the pause"},
+	{actions.ResumeCollection, "Resume collection", "Reason to resume"},
+	{actions.CancelSubscription, "Cancel the subscription", "Reason for cancelling (the customer's words)"},
+	{actions.ReactivateSubscription, "Reactivate the subscription", "Reason to reactivate"},
+	{actions.AcceptDispute, "Accept the dispute", "Reason to accept the loss"},
 }
 
 // formFields are the form fields each action type takes, beyond reason.
@@ -216,7 +217,7 @@ func (con *Console) actionsPanel(c echo.Context, cs cases.Case, linked cases.Lin
 		csrf = s.CSRF
 	}
 	for _, t := range applicable(p.Role, cs, linked) {
-		f := actionForm{Type: t, Title: titleOf(t), Key: newFormKey(), Currency: cur, CurrencyLabel: strings.ToUpper(cur),
+		f := actionForm{Type: t, Title: titleOf(t), ReasonLabel: reasonLabelOf(t), Key: newFormKey(), Currency: cur, CurrencyLabel: strings.ToUpper(cur),
 			CSRF: csrf, Values: map[string]string{}, Options: formOptions}
 		if state != nil && state.Type == t {
 			f.Key, f.Values, f.Error, f.ErrorCode = state.Key, state.Values, state.Error, state.Code
@@ -231,6 +232,15 @@ func (con *Console) actionsPanel(c echo.Context, cs cases.Case, linked cases.Lin
 		ap.Forms = append(ap.Forms, f)
 	}
 	return ap
+}
+
+func reasonLabelOf(t actions.Type) string {
+	for _, x := range actionTitles {
+		if x.Type == t {
+			return x.Reason
+		}
+	}
+	return "Reason"
 }
 
 func titleOf(t actions.Type) string {
