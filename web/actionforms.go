@@ -143,7 +143,7 @@ func applicable(role auth.Role, cs cases.Case, linked cases.Linked) []actions.Ty
 	sub := linked.Subscription
 	ended := sub != nil && (sub.Status == "canceled" || sub.Status == "incomplete_expired")
 	offer := map[actions.Type]bool{
-		actions.Refund:                 has(cs.Links.Charge) || has(cs.Links.Invoice),
+		actions.Refund:                 (has(cs.Links.Charge) || has(cs.Links.Invoice)) && (linked.Charge == nil || linked.Charge.Status != "failed"),
 		actions.RetryPayment:           has(cs.Links.Invoice) && (linked.Invoice == nil || linked.Invoice.Status == "open"),
 		actions.ApplyCredit:            has(cs.Links.Customer) && cs.Kind != cases.KindDispute,
 		actions.ExtendTrial:            has(cs.Links.Subscription) && sub != nil && sub.Status == "trialing",
@@ -221,6 +221,7 @@ func (con *Console) actionsPanel(c echo.Context, cs cases.Case, linked cases.Lin
 			CSRF: csrf, Values: map[string]string{}, Options: formOptions}
 		if state != nil && state.Type == t {
 			f.Key, f.Values, f.Error, f.ErrorCode = state.Key, state.Values, state.Error, state.Code
+			state = nil
 		}
 		f.Preview = con.preview(pctx, cs.ID, t, f.Values, cur)
 		if cur == "" && f.Preview.P != nil && f.Preview.P.Currency != "" {
@@ -230,6 +231,11 @@ func (con *Console) actionsPanel(c echo.Context, cs cases.Case, linked cases.Lin
 			f.Currency, f.CurrencyLabel = cur, strings.ToUpper(cur)
 		}
 		ap.Forms = append(ap.Forms, f)
+	}
+	if state != nil {
+		// No form of this type on the page (an unknown type, or one the
+		// case no longer offers): the error goes above the forms.
+		ap.Notice, ap.NoticeClass = state.Error+" ("+state.Code+")", "error"
 	}
 	return ap
 }

@@ -103,6 +103,9 @@ func TestRefundFormAndPreview(t *testing.T) {
 		if refundKey(t, p) != key {
 			t.Fatal("the form shown again lost its idempotency key")
 		}
+		// An unknown type: no form to show it in; above the forms, with the API's code.
+		want(t, b.post("/cases/"+id+"/actions", url.Values{"csrf": {tok}, "type": {"launch_rocket"}, "idempotency_key": {key}, "reason": {"x"}}),
+			http.StatusBadRequest, `id="action-notice"`, "(unknown_action)")
 		// No amount: the console asks for one.
 		want(t, b.post("/cases/"+id+"/actions", form("", key)), http.StatusBadRequest, `data-code="amount_required"`)
 

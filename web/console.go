@@ -78,7 +78,8 @@ type Options struct {
 	Users   *auth.UserStore
 	Cases   *cases.Service
 	Billing *billing.Store
-	// Actions lists the approvals inbox (nil: empty).
+	// Actions lists the approvals inbox and serves the case page's action
+	// forms (nil: empty inbox, no forms).
 	Actions *actions.Service
 	// IdleTimeout ends a session unused this long; SessionMax ends it this
 	// long after sign-in.
