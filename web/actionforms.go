@@ -19,6 +19,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/internal/pan"
 )
 
 // The case page's action forms. Each form posts to POST /cases/:id/actions,
@@ -396,11 +397,14 @@ func minorUnits(s, currency string) (int64, error) {
 	return n, nil
 }
 
-// formValues are the action fields of the posted form.
+// formValues are the action fields of the posted form, card numbers
+// masked as the API masks every text it binds (pan.MaskFields): nothing a
+// person types carries a full card number past the edge, or back into the
+// page.
 func formValues(c echo.Context, t actions.Type) map[string]string {
-	v := map[string]string{"reason": c.FormValue("reason")}
+	v := map[string]string{"reason": pan.Mask(c.FormValue("reason"))}
 	for _, k := range formFields[t] {
-		v[k] = c.FormValue(k)
+		v[k] = pan.Mask(c.FormValue(k))
 	}
 	return v
 }
@@ -423,7 +427,7 @@ func (con *Console) requestAction(c echo.Context) error {
 		return con.renderError(c, http.StatusServiceUnavailable, "Actions are not available on this server.")
 	}
 	t := actions.Type(c.FormValue("type"))
-	key := strings.TrimSpace(c.FormValue("idempotency_key"))
+	key := pan.Mask(strings.TrimSpace(c.FormValue("idempotency_key")))
 	values := formValues(c, t)
 	state := &formState{Type: t, Key: key, Values: values}
 	req, missing, err := requestOf(t, values, c.FormValue("currency"))

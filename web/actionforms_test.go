@@ -74,7 +74,7 @@ func TestRefundFormAndPreview(t *testing.T) {
 		tok, key := csrfOf(t, page), refundKey(t, page)
 		form := func(amount, key string) url.Values {
 			return url.Values{"csrf": {tok}, "type": {"refund"}, "idempotency_key": {key}, "currency": {"usd"},
-				"amount": {amount}, "refund_reason": {"requested_by_customer"}, "reason": {"charged after cancelling"}}
+				"amount": {amount}, "refund_reason": {"requested_by_customer"}, "reason": {"charged after cancelling, card 4242424242424242"}}
 		}
 
 		// The preview fragment, at the agent limit and one cent over.
@@ -119,6 +119,9 @@ func TestRefundFormAndPreview(t *testing.T) {
 		list := ae.actionsOf(t, id)
 		if len(list) != 1 || list[0].Status != actions.StatusPendingApproval || *list[0].Amount != 15000 || list[0].RequestedBy != "Ada" {
 			t.Fatalf("after two submissions: %+v", list)
+		}
+		if strings.Contains(list[0].Reason, "4242424242424242") {
+			t.Fatalf("a card number stored in the reason: %q", list[0].Reason)
 		}
 		if ae.stripe.count() != 0 {
 			t.Fatal("a refund over the agent limit reached the provider")
