@@ -100,6 +100,7 @@ func (s *Service) planEvidence(ctx context.Context, tx *gorm.DB, m Mirror, c Cas
 		pl.summary = fmt.Sprintf("submission of evidence for dispute %s (draft version %d, %d field(s), %d file(s); final)", d.ID, pkg.Version, len(pkg.Fields), len(pkg.Files))
 		if s.policy.Evidence.SubmitRequiresApproval {
 			pl.approval = []string{"policy: evidence submissions are approved by a supervisor"}
+			pl.rules = []string{"evidence.submit_requires_approval"}
 		}
 	} else {
 		pl.summary = fmt.Sprintf("staging of evidence for dispute %s (draft version %d, %d field(s), %d file(s); Stripe keeps a draft)", d.ID, pkg.Version, len(pkg.Fields), len(pkg.Files))

@@ -30,6 +30,7 @@ func NewHTTP(svc *Service, log *audit.Log, policyDoc any) *HTTP {
 // Register mounts the endpoints on the authenticated /api/v1 group.
 func (h *HTTP) Register(g *echo.Group) {
 	g.POST("/cases/:id/actions", h.request, auth.Require(auth.PermActionsRequest))
+	g.POST("/cases/:id/actions/preview", h.preview, auth.Require(auth.PermActionsRequest))
 	g.GET("/cases/:id/actions", h.forCase, auth.Require(auth.PermCasesRead))
 	g.GET("/actions/:id", h.get, auth.Require(auth.PermCasesRead))
 	g.POST("/actions/:id/approve", h.decide(true), auth.Require(auth.PermActionsApprove))
@@ -77,6 +78,21 @@ func (h *HTTP) request(c echo.Context) error {
 		return errs.Coded(errs.EUNPROCESSABLE, "provider_refused", "%s", out.Action.Error.Message).WithDetails(map[string]any{"action": out.Action})
 	}
 	return c.JSON(statusOf(out.Action), out.Action)
+}
+
+// preview answers what a request with this body would do now (200, also
+// when policy would refuse it: allowed false and the refusal). It needs no
+// Idempotency-Key, records and audits nothing and never acts at the provider.
+func (h *HTTP) preview(c echo.Context) error {
+	var req Request
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	out, err := h.svc.Preview(c.Request().Context(), c.Param("id"), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (h *HTTP) forCase(c echo.Context) error {

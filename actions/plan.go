@@ -51,7 +51,25 @@ type plan struct {
 	amount   int64
 	currency string
 	approval []string
-	summary  string
+	// rules names, for each entry of approval, the policy setting that
+	// asks for it (e.g. refund.agent_limit), so a preview can say which.
+	rules   []string
+	summary string
+	// refund is what a refund was decided on (planRefund). It is set
+	// also when the refund is refused over the amount left, so a preview
+	// can show what is left.
+	refund *refundFacts
+}
+
+// refundFacts are the amounts of the charge a refund is checked against,
+// in its currency's minor units.
+type refundFacts struct {
+	charge   string
+	currency string
+	total    int64 // the charge's amount
+	refunded int64 // refunded already (ours that succeeded, or the provider's figure if larger)
+	inFlight int64 // our refunds waiting for approval or executing
+	left     int64 // total - refunded - inFlight
 }
 
 // plan checks r against policy and the mirror as it is now. self is the id
@@ -174,6 +192,7 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 		refunded = ch.AmountRefunded
 	}
 	left := ch.Amount - refunded - inFlight
+	facts := &refundFacts{charge: chargeID, currency: ch.Currency, total: ch.Amount, refunded: refunded, inFlight: inFlight, left: left}
 	amount := left
 	if rp.Amount != nil {
 		amount = *rp.Amount
@@ -182,10 +201,10 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 		return plan{}, errs.Coded(errs.EINVALID, "invalid_amount", "amount must be positive")
 	}
 	if left <= 0 {
-		return plan{}, errs.Coded(errs.EUNPROCESSABLE, "nothing_to_refund", "charge %s has nothing left to refund (%s refunded or in flight)", chargeID, money(refunded+inFlight, ch.Currency))
+		return plan{refund: facts}, errs.Coded(errs.EUNPROCESSABLE, "nothing_to_refund", "charge %s has nothing left to refund (%s refunded or in flight)", chargeID, money(refunded+inFlight, ch.Currency))
 	}
 	if amount > left {
-		return plan{}, errs.Coded(errs.EUNPROCESSABLE, "amount_exceeds_refundable",
+		return plan{refund: facts}, errs.Coded(errs.EUNPROCESSABLE, "amount_exceeds_refundable",
 			"refund of %s is more than the %s left to refund on charge %s", money(amount, ch.Currency), money(left, ch.Currency), chargeID).
 			WithDetails(map[string]any{"refundable": left, "currency": ch.Currency})
 	}
@@ -199,15 +218,18 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 	if c.Kind == cases.KindFraudWarning {
 		stripeReason = "fraudulent"
 	}
-	var approval []string
+	var approval, rules []string
 	if p.Role == auth.RoleAgent && amount > s.policy.Refund.AgentLimit {
 		approval = append(approval, fmt.Sprintf("over the agent limit of %s", money(s.policy.Refund.AgentLimit, ch.Currency)))
+		rules = append(rules, "refund.agent_limit")
 	}
 	if amount > s.policy.Refund.ApprovalOver {
 		approval = append(approval, fmt.Sprintf("over %s", money(s.policy.Refund.ApprovalOver, ch.Currency)))
+		rules = append(rules, "refund.approval_over")
 	}
 	if age := s.clock.Now().Sub(ch.Created); !ch.Created.IsZero() && age > s.policy.Refund.Window.D() {
 		approval = append(approval, fmt.Sprintf("charge is %d days old, outside the %d-day refund window", int(age.Hours()/24), int(s.policy.Refund.Window.D().Hours()/24)))
+		rules = append(rules, "refund.window")
 	}
 	created := ch.Created
 	kind := "full"
@@ -216,7 +238,7 @@ func (s *Service) planRefund(ctx context.Context, tx *gorm.DB, m Mirror, p auth.
 	}
 	return plan{
 		params:  Params{Charge: chargeID, Amount: amount, Currency: ch.Currency, RefundReason: stripeReason, Comment: reason, ChargeCreatedAt: &created},
-		subject: chargeID, amount: amount, currency: ch.Currency, approval: approval,
+		subject: chargeID, amount: amount, currency: ch.Currency, approval: approval, rules: rules, refund: facts,
 		summary: fmt.Sprintf("a %s refund of %s on charge %s", kind, money(amount, ch.Currency), chargeID),
 	}, nil
 }
@@ -510,16 +532,17 @@ func (s *Service) planCredit(ctx context.Context, m Mirror, c CaseRef, rp Reques
 		return plan{}, errs.Coded(errs.EUNPROCESSABLE, "amount_out_of_bounds", "a credit must be between %s and %s",
 			money(s.policy.Credit.Min, currency), money(s.policy.Credit.Max, currency))
 	}
-	var approval []string
+	var approval, rules []string
 	if amount > s.policy.Credit.ApprovalOver {
 		approval = append(approval, fmt.Sprintf("credit over %s", money(s.policy.Credit.ApprovalOver, currency)))
+		rules = append(rules, "credit.approval_over")
 	}
 	desc := rp.Description
 	if desc == "" {
 		desc = reason
 	}
 	return plan{params: Params{Customer: c.Customer, Amount: amount, Currency: currency, Description: desc}, subject: c.Customer,
-		amount: amount, currency: currency, approval: approval,
+		amount: amount, currency: currency, approval: approval, rules: rules,
 		summary: fmt.Sprintf("a balance credit of %s for customer %s", money(amount, currency), c.Customer)}, nil
 }
 

@@ -34,6 +34,8 @@ type casePage struct {
 	CanAssignSelf  bool
 	Reason, Body   string
 	BillingMissing bool
+	// Actions: the action forms, their previews and the case's actions (actionforms.go).
+	Actions actionsPanel
 }
 
 func (con *Console) loadLive(c echo.Context, id string) (caseLive, error) {
@@ -69,6 +71,7 @@ func (con *Console) showCase(c echo.Context, status int, id string, failure erro
 		pg.Error, pg.ErrorCode = inlineError(failure)
 	}
 	pg.Linked = con.opt.Cases.LinkedObjects(ctx, live.Case)
+	pg.Actions = con.actionsPanel(c, live.Case, pg.Linked)
 	if cust := live.Case.Links.Customer; cust != nil && con.opt.Billing != nil && auth.Allowed(p.Role, auth.PermBillingRead) {
 		list, err := con.opt.Billing.Timeline(ctx, *cust, httpx.PageRequest{Limit: 50})
 		if err != nil {

@@ -32,6 +32,8 @@
 //	POST /admin/webhooks/:id/replay  replay a dead-lettered event (webhooks.Inbox.Replay, as recourse replay)
 //	GET  /admin/policy               the policy in force (policy:read), as GET /api/v1/policy
 //	GET  /admin/audit                the audit log (audit:read), filtered and keyset-paged as GET /api/v1/audit
+//	POST /cases/:id/actions          request an action (actions.Service.Request; the form's idempotency_key) → 303 /cases/:id?action=
+//	POST /cases/:id/actions/preview  what policy says of an action form (actions.Service.Preview), a fragment
 //	GET  /static/*                   stylesheet and htmx
 package web
 
@@ -95,7 +97,8 @@ type Options struct {
 	Users   *auth.UserStore
 	Cases   *cases.Service
 	Billing *billing.Store
-	// Actions lists the approvals inbox (nil: empty).
+	// Actions lists the approvals inbox and serves the case page's action
+	// forms (nil: empty inbox, no forms).
 	Actions *actions.Service
 	// Facts shows a customer's dispute facts on the Customer 360 to roles
 	// with facts:read (nil: not shown).
@@ -164,6 +167,8 @@ func (con *Console) Register(e *echo.Echo) {
 	s.GET("/customers", con.customers)
 	s.GET("/customers/:id", con.customerPage)
 	con.registerAdmin(s)
+	s.POST("/cases/:id/actions", con.requestAction)
+	s.POST("/cases/:id/actions/preview", con.previewAction)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})

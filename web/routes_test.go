@@ -55,6 +55,8 @@ var routeAccess = map[string]struct {
 	"POST /admin/webhooks/:id/replay": {perm: auth.PermWebhookEventsReplay},
 	"GET /admin/policy":               {perm: auth.PermPolicyRead},
 	"GET /admin/audit":                {perm: auth.PermAuditRead},
+	"POST /cases/:id/actions":         {perm: auth.PermActionsRequest},
+	"POST /cases/:id/actions/preview": {perm: auth.PermActionsRequest},
 	"GET /customers":                  {perm: auth.PermBillingRead},
 	"GET /customers/:id":              {perm: auth.PermBillingRead},
 }
