@@ -15,11 +15,10 @@ import (
 	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
-// goToCase brings a signed-in session to a case's page, the way an agent
-// finds the case. Today it goes by the case's address; it is the one step
-// to replace with a search by the customer's email when that screen exists.
-func goToCase(s *browsertest.Session, base, caseID, customerEmail string) {
-	_ = customerEmail // what the search step will type
+// goToCase brings a signed-in session to a case's page by its address (a
+// link from a queue or a notification); TestConsoleRetryPaymentBrowser
+// comes by the customer search instead.
+func goToCase(s *browsertest.Session, base, caseID string) {
 	s.Navigate(base + "/cases/" + caseID)
 	s.WaitVisible("#case-actions")
 }
@@ -90,7 +89,7 @@ func TestConsoleRefundApprovalBrowser(t *testing.T) {
 
 			ada := b.NewSession(t)
 			signIn(ada, in.url, "ada@example.com", consolePassword)
-			goToCase(ada, in.url, caseID, "")
+			goToCase(ada, in.url, caseID)
 			ada.WaitVisible("#form-refund")
 			ada.WaitText("#refund-preview", "Left to refund")
 			ada.Axe()
@@ -136,7 +135,7 @@ func TestConsoleRefundApprovalBrowser(t *testing.T) {
 			sam.WaitText("#notice", "Approved")
 			sam.Screenshot("approved")
 
-			goToCase(sam, in.url, caseID, "")
+			goToCase(sam, in.url, caseID)
 			sam.WaitText("#actions", "succeeded")
 			provider := sam.Text("#actions .provider-id")
 			if !strings.HasPrefix(provider, "re_") {
@@ -191,9 +190,19 @@ func TestConsoleRetryPaymentBrowser(t *testing.T) {
 		t.Fatalf("the case is %v, want failing", cs["state"])
 	}
 
+	// The agent finds the customer by email from the header search, and the
+	// failed-renewal case from the Customer 360.
+	var customer map[string]any
+	for _, e := range evs {
+		if e.Type == "customer.created" {
+			customer = e.Object
+		}
+	}
 	ada := b.NewSession(t)
 	signIn(ada, in.url, "ada@example.com", consolePassword)
-	goToCase(ada, in.url, caseID, "")
+	if got := openFailedRenewalFromSearch(t, ada, in, customer["email"].(string)); got != caseID {
+		t.Fatalf("the search led to case %s, want %s", got, caseID)
+	}
 	ada.WaitVisible("#form-retry_payment")
 	ada.WaitText("#retry_payment-preview", invoiceID)
 	ada.Axe()
