@@ -28,6 +28,8 @@ import (
 //	POST  /cases/:id/escalate        move to an escalation team               cases:write
 //	PATCH /cases/:id                 priority, tags, business line            cases:write
 //	GET   /case-kinds                every kind's lifecycle and diagram       cases:read
+//	POST  /cases/bulk                one op on ≤100 cases, a result per case  cases:write
+//	GET   /views, POST /views, DELETE /views/:id   saved views (views.go)     cases:read
 func (s *Service) Register(g *echo.Group) {
 	read := auth.Require(auth.PermCasesRead)
 	write := auth.Require(auth.PermCasesWrite)
@@ -41,6 +43,8 @@ func (s *Service) Register(g *echo.Group) {
 	g.POST("/cases/:id/escalate", s.handleEscalate, write)
 	g.PATCH("/cases/:id", s.handlePatch, write)
 	g.GET("/case-kinds", s.handleKinds, read)
+	g.POST("/cases/bulk", s.handleBulk, write)
+	s.RegisterViews(g)
 }
 
 // principal returns the authenticated caller; Require has run before.

@@ -12,6 +12,7 @@ CREATE INDEX cases_updated_idx ON cases (updated_at, id, status, kind, state, te
 CREATE TABLE saved_views (
     id         BIGSERIAL   PRIMARY KEY,
     owner_id   BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    owner_name TEXT        NOT NULL,
     name       TEXT        NOT NULL,
     query      TEXT        NOT NULL,
     shared     BOOLEAN     NOT NULL DEFAULT FALSE,

@@ -6,6 +6,7 @@ CREATE INDEX cases_updated_idx ON cases (updated_at, id, status, kind, state, te
 CREATE TABLE saved_views (
     id         INTEGER  PRIMARY KEY AUTOINCREMENT,
     owner_id   INTEGER  NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    owner_name TEXT     NOT NULL,
     name       TEXT     NOT NULL,
     query      TEXT     NOT NULL,
     shared     BOOLEAN  NOT NULL DEFAULT FALSE,
