@@ -62,7 +62,9 @@ func TestListSortsAcrossTies(t *testing.T) {
 				return x.ID < y.ID
 			}
 		}
-		rev := func(less func(x, y Case) bool) func(x, y Case) bool { return func(x, y Case) bool { return less(y, x) } }
+		rev := func(less func(x, y Case) bool) func(x, y Case) bool {
+			return func(x, y Case) bool { return less(y, x) }
+		}
 		created := func(c Case) time.Time { return c.CreatedAt }
 		updated := func(c Case) time.Time { return c.UpdatedAt }
 		due := func(c Case) time.Time { return c.SLA.ResolutionDue }
