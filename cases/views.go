@@ -279,3 +279,37 @@ func (s *Service) handleDeleteView(c echo.Context) error {
 	}
 	return c.NoContent(http.StatusNoContent)
 }
+
+// Values returns f as GET /cases query parameters (the inverse of
+// ParseFilter; the default sort is left out), for links and saved views.
+func (f Filter) Values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("kind", string(f.Kind))
+	set("state", f.State)
+	set("status", string(f.Status))
+	set("assignee", f.Assignee)
+	set("team", string(f.Team))
+	set("priority", string(f.Priority))
+	set("business_line", f.BusinessLine)
+	set("customer", f.Customer)
+	set("subject", f.Subject)
+	if f.NeedsAttention != nil {
+		v.Set("needs_attention", strconv.FormatBool(*f.NeedsAttention))
+	}
+	set("sla", string(f.SLA))
+	if !f.CreatedAfter.IsZero() {
+		v.Set("created_after", f.CreatedAfter.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.CreatedBefore.IsZero() {
+		v.Set("created_before", f.CreatedBefore.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Sort != "" && f.Sort != SortCreatedDesc {
+		v.Set("sort", string(f.Sort))
+	}
+	return v
+}

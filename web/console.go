@@ -9,14 +9,18 @@
 //	GET  /login                      sign-in form
 //	POST /login                      sign in (CSRF, rate-limited) → 303 /
 //	POST /logout                     sign out (CSRF) → 303 /login
-//	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals)
+//	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals|filter, ?saved=<view id>, &sort=, &cursor=)
+//	GET  /cases/:id/next             303 to the next case of the queue in ?q= (or back to the queue)
+//	POST /views                      save the queue's filter as a view (cases.Service.SaveView) → 303 /?saved=<id>
+//	POST /views/:id/delete           delete one of my views (cases.Service.DeleteView) → 303 /
+//	POST /cases/bulk                 one action on the selected cases (cases.Service.Bulk), a result per case
 //	GET  /cases/:id                  case page
 //	GET  /cases/:id/fragment         the live part of the case page (#case-live), polled
 //	POST /cases/:id/transitions      fire an event (cases.Service.Transition)
 //	POST /cases/:id/notes            add a note (cases.Service.AddNote)
 //	POST /cases/:id/assign           assign to me (cases.Service.Assign)
 //	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
-//	GET  /static/*                   stylesheet and htmx
+//	GET  /static/*                   stylesheet, htmx and console.js (countdowns, times, shortcuts)
 package web
 
 import (
@@ -28,6 +32,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -91,6 +96,10 @@ type Console struct {
 	opt      Options
 	sessions *sessionStore
 	tmpl     *template.Template
+	// zoned is a copy of tmpl never executed (html/template clones only
+	// those), cloned per viewer time zone into byZone (see templatesIn).
+	zoned  *template.Template
+	byZone sync.Map
 }
 
 // New parses the embedded templates and returns the console.
@@ -102,7 +111,11 @@ func New(opt Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Console{opt: opt, tmpl: t,
+	zoned, err := t.Clone()
+	if err != nil {
+		return nil, err
+	}
+	return &Console{opt: opt, tmpl: t, zoned: zoned,
 		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}, nil
 }
 
@@ -124,6 +137,10 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/cases/:id/notes", con.note)
 	s.POST("/cases/:id/assign", con.assign)
 	s.POST("/actions/:id/decide", con.decide)
+	s.GET("/cases/:id/next", con.nextCase)
+	s.POST("/views", con.saveView)
+	s.POST("/views/:id/delete", con.deleteView)
+	s.POST("/cases/bulk", con.bulk)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})
@@ -227,7 +244,7 @@ func (con *Console) basePage(c echo.Context, title string) page {
 
 func (con *Console) render(c echo.Context, status int, name string, data any) error {
 	var b strings.Builder
-	if err := con.tmpl.ExecuteTemplate(&b, name, data); err != nil {
+	if err := con.templatesIn(c.Request()).ExecuteTemplate(&b, name, data); err != nil {
 		con.opt.Log.Error("console: render template", "template", name, "err", err)
 		return c.String(http.StatusInternalServerError, "Something went wrong on our side.")
 	}
