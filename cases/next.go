@@ -24,8 +24,8 @@ func (s *Service) NextAfter(ctx context.Context, f Filter, id string) (Case, boo
 	switch col {
 	case "updated_at":
 		c.T = cur.UpdatedAt.UTC()
-	case "resolution_due":
-		c.T = cur.SLA.ResolutionDue.UTC()
+	case "sla_due":
+		c.T = cur.SLA.NextDue().UTC()
 	}
 	l, err := s.List(ctx, f, httpx.PageRequest{Limit: 1, Cursor: httpx.EncodeCursor(c)})
 	if err != nil || len(l.Data) == 0 {

@@ -67,7 +67,7 @@ func TestListSortsAcrossTies(t *testing.T) {
 		}
 		created := func(c Case) time.Time { return c.CreatedAt }
 		updated := func(c Case) time.Time { return c.UpdatedAt }
-		due := func(c Case) time.Time { return c.SLA.ResolutionDue }
+		due := func(c Case) time.Time { return c.SLA.NextDue() }
 		byPriority := func(x, y Case) bool {
 			if x.Priority.Rank() != y.Priority.Rank() {
 				return x.Priority.Rank() > y.Priority.Rank()

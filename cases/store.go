@@ -54,10 +54,12 @@ type caseRow struct {
 	EscalatedAt             *time.Time
 	SLAPausedAt             *time.Time `gorm:"column:sla_paused_at"`
 	SLAPausedTotalUS        int64      `gorm:"column:sla_paused_total_us"`
-	Version                 int64
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
-	ClosedAt                *time.Time
+	// SLADue is SLA.NextDue(), stored for sort=sla (migration 0017).
+	SLADue    *time.Time `gorm:"column:sla_due"`
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	ClosedAt  *time.Time
 }
 
 func (caseRow) TableName() string { return "cases" }
@@ -88,6 +90,7 @@ func toRow(c Case) caseRow {
 		ResolutionBreachedAt: utcp(c.SLA.ResolutionBreachedAt), Breached: c.SLA.Breached, EscalatedAt: utcp(c.EscalatedAt),
 		Version: c.Version, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), ClosedAt: utcp(c.ClosedAt),
 		SLAPausedAt: utcp(c.SLA.PausedAt), SLAPausedTotalUS: c.SLA.PausedTotal.D().Microseconds(),
+		SLADue: timep(c.SLA.NextDue().UTC()),
 	}
 }
 
@@ -134,7 +137,7 @@ func (r caseRow) mutableColumns() map[string]any {
 		"first_responded_at": r.FirstRespondedAt, "first_response_breached_at": r.FirstResponseBreachedAt,
 		"resolution_breached_at": r.ResolutionBreachedAt, "breached": r.Breached, "escalated_at": r.EscalatedAt,
 		"version": r.Version, "updated_at": r.UpdatedAt, "closed_at": r.ClosedAt,
-		"sla_paused_at": r.SLAPausedAt, "sla_paused_total_us": r.SLAPausedTotalUS,
+		"sla_paused_at": r.SLAPausedAt, "sla_paused_total_us": r.SLAPausedTotalUS, "sla_due": r.SLADue,
 	}
 }
 
@@ -413,9 +416,9 @@ func (o Sort) keyset() (column string, desc, byRank bool) {
 	case SortUpdatedDesc:
 		return "updated_at", true, false
 	case SortSLA:
-		return "resolution_due", false, false
+		return "sla_due", false, false
 	case SortSLADesc:
-		return "resolution_due", true, false
+		return "sla_due", true, false
 	case SortPriority:
 		return "created_at", false, true
 	case SortPriorityDesc:
@@ -567,8 +570,8 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 		switch col {
 		case "updated_at":
 			c.T = last.UpdatedAt.UTC()
-		case "resolution_due":
-			c.T = last.ResolutionDue.UTC()
+		case "sla_due":
+			c.T = last.toCase().SLA.NextDue().UTC()
 		}
 		s := httpx.EncodeCursor(c)
 		next = &s

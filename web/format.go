@@ -67,10 +67,7 @@ func slaOf(c cases.Case, now time.Time, dueSoon time.Duration) slaClock {
 	if c.SLA.PausedAt != nil {
 		return slaClock{Text: "paused", Class: "sla-paused"}
 	}
-	due := c.SLA.ResolutionDue
-	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseDue.Before(due) && !c.SLA.FirstResponseDue.IsZero() {
-		due = c.SLA.FirstResponseDue
-	}
+	due := c.SLA.NextDue()
 	left := due.Sub(now)
 	switch {
 	case c.SLA.Breached || left < 0:

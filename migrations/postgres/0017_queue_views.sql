@@ -20,3 +20,14 @@ CREATE TABLE saved_views (
 );
 CREATE UNIQUE INDEX saved_views_owner_name_idx ON saved_views (owner_id, name);
 CREATE INDEX saved_views_shared_idx ON saved_views (created_at) WHERE shared;
+
+-- sort=sla orders by the deadline a case is working against now
+-- (cases.SLA.NextDue: the first response while it is owed and earlier, else
+-- the resolution), the same time the queue's countdown shows. The store
+-- writes it with every insert and update; rows written before are filled
+-- here. It replaces cases_sla_idx (resolution_due) as the sla sort index.
+ALTER TABLE cases ADD COLUMN sla_due TIMESTAMPTZ;
+UPDATE cases SET sla_due = CASE WHEN first_responded_at IS NULL AND first_response_due < resolution_due
+    THEN first_response_due ELSE resolution_due END;
+CREATE INDEX cases_sla_due_idx ON cases (sla_due, id, status, kind, state, team, priority_rank, business_line, assignee, breached);
+DROP INDEX cases_sla_idx;

@@ -14,3 +14,10 @@ CREATE TABLE saved_views (
 );
 CREATE UNIQUE INDEX saved_views_owner_name_idx ON saved_views (owner_id, name);
 CREATE INDEX saved_views_shared_idx ON saved_views (created_at) WHERE shared;
+
+-- sla_due: see the PostgreSQL migration.
+ALTER TABLE cases ADD COLUMN sla_due DATETIME;
+UPDATE cases SET sla_due = CASE WHEN first_responded_at IS NULL AND first_response_due < resolution_due
+    THEN first_response_due ELSE resolution_due END;
+CREATE INDEX cases_sla_due_idx ON cases (sla_due, id, status, kind, state, team, priority_rank, business_line, assignee, breached);
+DROP INDEX cases_sla_idx;
