@@ -143,8 +143,8 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	}
 	browsertest.Eval[bool](ada, `(() => { document.activeElement.blur(); return true; })()`)
 
-	// j j Enter opens the second case of the queue.
-	ada.Do("press j j", chromedp.KeyEvent("jj"))
+	// j j j k Enter opens the second case of the queue.
+	ada.Do("press j j j k", chromedp.KeyEvent("jjjk"))
 	if got := browsertest.Eval[string](ada, `document.activeElement.dataset.caseId || ""`); got != apiOrder[1] {
 		t.Errorf("after j j the focus is on %q, want %s", got, apiOrder[1])
 	}
@@ -159,11 +159,38 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	waitFor(t, ada, fmt.Sprintf(`location.pathname === "/cases/%s"`, apiOrder[2]))
 	ada.WaitVisible("#case-live")
 	waitFor(t, ada, `document.readyState === "complete"`)
-	// c focuses the note box.
+
+	// On a case with steps and nobody on it: c, t and a.
+	var inquiry string
+	for _, c := range list["data"].([]any) {
+		if m := c.(map[string]any); m["title"] == "Why is there a pending authorisation?" {
+			inquiry = m["id"].(string)
+		}
+	}
+	ada.Navigate(in.url + "/cases/" + inquiry)
+	ada.WaitVisible("#transition-form")
+	waitFor(t, ada, `document.readyState === "complete"`)
 	ada.Do("press c", chromedp.KeyEvent("c"))
 	if got := browsertest.Eval[string](ada, `document.activeElement.id`); got != "note-body" {
 		t.Errorf("after c the focus is on %q", got)
 	}
+	// In the note box, letters are text, not shortcuts. (DevTools sends the
+	// typed character apart from the key press, so c itself may land in
+	// the box: clear it first.)
+	browsertest.Eval[bool](ada, `(() => { document.querySelector("#note-body").value = ""; return true; })()`)
+	ada.Do("type in the note", chromedp.KeyEvent("at"))
+	if got := browsertest.Eval[string](ada, `document.querySelector("#note-body").value`); got != "at" {
+		t.Errorf("the note box holds %q after typing \"at\"", got)
+	}
+	browsertest.Eval[bool](ada, `(() => { document.querySelector("#note-body").value = ""; document.activeElement.blur(); return true; })()`)
+	// t: the next-step form; a: assign to me (the #assign-me form).
+	ada.Do("press t", chromedp.KeyEvent("t"))
+	if !browsertest.Eval[bool](ada, `document.activeElement.closest("#transition-form") !== null`) {
+		t.Error("t did not move the focus into the next-step form")
+	}
+	browsertest.Eval[bool](ada, `(() => { document.querySelector("#reason").value = ""; document.activeElement.blur(); return true; })()`)
+	ada.Do("press a", chromedp.KeyEvent("a"))
+	ada.WaitText("#assignee", "Ada Agent")
 	ada.NoConsoleErrors()
 
 	// The time zone cookie is set from the browser.
