@@ -99,6 +99,20 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	ada.Axe()
 	ada.Screenshot("queue-sorted-saved-view")
 
+	// Relative times, the absolute one as the title.
+	if got := browsertest.Eval[[]string](ada, `(() => { const t = document.querySelector("#cases time[datetime]"); return [t.textContent, t.title]; })()`); (got[0] != "just now" && !strings.HasSuffix(got[0], "ago")) || got[1] == "" {
+		t.Errorf("relative time %q, title %q", got[0], got[1])
+	}
+	// Select all on page, and none again.
+	ada.Click("#select-all")
+	if n := browsertest.Eval[int](ada, `document.querySelectorAll('#cases input[name="case"]:checked').length`); n != len(rows) {
+		t.Errorf("select all checked %d of %d rows", n, len(rows))
+	}
+	ada.Click("#select-all")
+	if n := browsertest.Eval[int](ada, `document.querySelectorAll('#cases input[name="case"]:checked').length`); n != 0 {
+		t.Errorf("unselect all left %d rows checked", n)
+	}
+
 	// Select two rows and assign them to herself.
 	picked := rows[:2]
 	for _, id := range picked {
