@@ -125,12 +125,18 @@ func (req BulkRequest) validate() error {
 		if req.Assignee == nil && !req.Unassign && req.Team == nil {
 			return errs.Coded(errs.EINVALID, "invalid_request", "assign needs an assignee (or null to unassign) and/or a team")
 		}
-	case BulkEscalate:
-		if req.Team == nil {
-			return errs.Coded(errs.EINVALID, "invalid_team", "escalate needs a team (one of %s)", joinStrings(EscalationTeams()))
+		if req.Assignee != nil {
+			if _, err := cleanName("assignee", *req.Assignee, maxName); err != nil {
+				return err
+			}
 		}
-		if strings.TrimSpace(req.Reason) == "" {
-			return errs.Coded(errs.EINVALID, "invalid_reason", "escalate needs a reason")
+	case BulkEscalate:
+		// Checked once here rather than failing every row alike.
+		if req.Team == nil || !slices.Contains(EscalationTeams(), *req.Team) {
+			return errs.Coded(errs.EINVALID, "invalid_team", "escalate needs a team, one of %s", joinStrings(EscalationTeams()))
+		}
+		if _, err := cleanText("reason", req.Reason, maxReason, true); err != nil {
+			return err
 		}
 	case BulkTransition:
 		if strings.TrimSpace(req.Event) == "" {

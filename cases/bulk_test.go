@@ -131,6 +131,8 @@ func TestHTTPBulk(t *testing.T) {
 			{map[string]any{"op": "delete", "case_ids": []string{cs[0].ID}}, "invalid_op"},
 			{map[string]any{"op": "transition", "case_ids": []string{cs[0].ID}}, "invalid_event"},
 			{map[string]any{"op": "assign", "case_ids": []string{cs[0].ID}, "team": "nowhere"}, "invalid_team"},
+			{map[string]any{"op": "assign", "case_ids": []string{cs[0].ID}, "assignee": "  "}, "invalid_assignee"},
+			{map[string]any{"op": "escalate", "case_ids": []string{cs[0].ID}, "team": "support", "reason": "x"}, "invalid_team"},
 		} {
 			if r := a.do(auth.RoleAgent, "POST", "/cases/bulk", tc.body); r.status != 400 || r.errCode(t) != tc.code {
 				t.Errorf("%v: %d %s, want 400 %s", tc.body, r.status, r.body, tc.code)
