@@ -272,6 +272,17 @@ type SLA struct {
 	PausedTotal Duration   `json:"paused_total"`
 }
 
+// NextDue is the deadline the case is working against now: the first
+// response due time while no first response has been made (when it comes
+// before the resolution due time), else the resolution due time. The queue's
+// countdown shows it and sort=sla orders by it.
+func (s SLA) NextDue() time.Time {
+	if s.FirstRespondedAt == nil && !s.FirstResponseDue.IsZero() && s.FirstResponseDue.Before(s.ResolutionDue) {
+		return s.FirstResponseDue
+	}
+	return s.ResolutionDue
+}
+
 // Case is one unit of work. It is also the JSON shape the API serves.
 type Case struct {
 	ID           string   `json:"id"`

@@ -3,6 +3,7 @@ package cases
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +28,8 @@ import (
 //	POST  /cases/:id/escalate        move to an escalation team               cases:write
 //	PATCH /cases/:id                 priority, tags, business line            cases:write
 //	GET   /case-kinds                every kind's lifecycle and diagram       cases:read
+//	POST  /cases/bulk                one op on ≤100 cases, a result per case  cases:write
+//	GET   /views, POST /views, DELETE /views/:id   saved views (views.go)     cases:read
 func (s *Service) Register(g *echo.Group) {
 	read := auth.Require(auth.PermCasesRead)
 	write := auth.Require(auth.PermCasesWrite)
@@ -41,6 +44,8 @@ func (s *Service) Register(g *echo.Group) {
 	g.PATCH("/cases/:id", s.handlePatch, write)
 	g.GET("/case-kinds", s.handleKinds, read)
 	s.registerExternal(g)
+	g.POST("/cases/bulk", s.handleBulk, write)
+	s.RegisterViews(g)
 }
 
 // principal returns the authenticated caller; Require has run before.
@@ -67,9 +72,15 @@ var listParams = map[string]bool{"kind": true, "state": true, "status": true, "a
 
 // parseFilter reads the list filters, refusing unknown parameters and bad
 // values (EINVALID).
-func parseFilter(c echo.Context) (Filter, error) {
+func parseFilter(c echo.Context) (Filter, error) { return ParseFilter(c.QueryParams()) }
+
+// ParseFilter reads list filters from query parameters exactly as
+// GET /cases does (limit and cursor are accepted and left to the caller),
+// refusing unknown or repeated parameters and bad values: EINVALID with the
+// code of the first bad parameter (invalid_parameter, invalid_kind,
+// invalid_sort, …). Saved views and the console validate with it.
+func ParseFilter(q url.Values) (Filter, error) {
 	var f Filter
-	q := c.QueryParams()
 	for k, vs := range q {
 		if !listParams[k] {
 			return f, errs.Coded(errs.EINVALID, "invalid_parameter", "unknown query parameter %q", k)
@@ -140,13 +151,8 @@ func parseFilter(c echo.Context) (Filter, error) {
 			*dst = t.UTC()
 		}
 	}
-	switch v := Sort(q.Get("sort")); v {
-	case "":
-		f.Sort = SortCreatedDesc
-	case SortCreated, SortCreatedDesc, SortPriority, SortSLA:
-		f.Sort = v
-	default:
-		return f, errs.Coded(errs.EINVALID, "invalid_sort", "sort must be created_at, -created_at, priority or sla (got %q)", v)
+	if f.Sort, err = ParseSort(q.Get("sort")); err != nil {
+		return f, err
 	}
 	return f, nil
 }

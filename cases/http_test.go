@@ -580,8 +580,8 @@ func TestHTTPListPaginationAndFilters(t *testing.T) {
 				return byCreated(x, y)
 			})},
 			"sla": {"sort=sla", sorted(func(x, y Case) bool {
-				if !x.SLA.ResolutionDue.Equal(y.SLA.ResolutionDue) {
-					return x.SLA.ResolutionDue.Before(y.SLA.ResolutionDue)
+				if !x.SLA.NextDue().Equal(y.SLA.NextDue()) {
+					return x.SLA.NextDue().Before(y.SLA.NextDue())
 				}
 				return x.ID < y.ID
 			})},

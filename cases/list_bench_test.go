@@ -63,6 +63,13 @@ func BenchmarkCaseList(b *testing.B) {
 		"status=open&kind=payment_failure&sort=created_at",
 		"kind=payment_failure&status=closed&sort=priority",
 		"team=billing_support&priority=normal&sort=sla",
+		// The console's queues in every order (migration 0017).
+		"status=open&sort=sla",
+		"status=open&assignee=none&sort=-sla",
+		"status=open&sort=-updated_at",
+		"status=open&team=disputes&sort=updated_at",
+		"status=open&sort=-priority",
+		"status=open&kind=dispute&sla=breached&sort=-sla",
 		// Combinations that match little or nothing (correlated columns
 		// mislead the planner's estimates): still one index pass at most.
 		"team=disputes&kind=payment_failure",

@@ -409,11 +409,13 @@ type AssignRequest struct {
 	Assignee *string
 	Unassign bool
 	Team     *Team
+	// Version, when set, must equal the case's version (else ECONFLICT).
+	Version *int64
 }
 
 // Assign sets the assignee and/or team of case id, audited. Assignment is
 // not a response to the customer, so it does not stop the first-response
-// clock. ENOTFOUND, EINVALID.
+// clock. ENOTFOUND, EINVALID, ECONFLICT for a stale version.
 func (s *Service) Assign(ctx context.Context, p auth.Principal, id string, req AssignRequest) (Case, error) {
 	var assignee *string
 	if req.Assignee != nil {
@@ -432,9 +434,12 @@ func (s *Service) Assign(ctx context.Context, p auth.Principal, id string, req A
 		return Case{}, errs.Coded(errs.EINVALID, "invalid_request", "give an assignee (or null to unassign) and/or a team")
 	}
 	var out Case
-	err := s.mutate(ctx, false, func(tx *gorm.DB) error {
+	err := s.mutate(ctx, req.Version != nil, func(tx *gorm.DB) error {
 		c, err := s.st.get(ctx, tx, id, true)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion(c, req.Version); err != nil {
 			return err
 		}
 		next := c
@@ -498,6 +503,12 @@ func (s *Service) AddNote(ctx context.Context, p auth.Principal, id, body string
 // engineering) with a required reason, unassigning it; audited, and an agent
 // action, so it counts as the first response. ENOTFOUND, EINVALID.
 func (s *Service) Escalate(ctx context.Context, p auth.Principal, id string, team Team, reason string) (Case, error) {
+	return s.escalate(ctx, p, id, team, reason, nil)
+}
+
+// escalate is Escalate; version, when set, must equal the case's version
+// (else ECONFLICT).
+func (s *Service) escalate(ctx context.Context, p auth.Principal, id string, team Team, reason string, version *int64) (Case, error) {
 	if !slices.Contains(EscalationTeams(), team) {
 		return Case{}, errs.Coded(errs.EINVALID, "invalid_team", "team must be one of %s (got %q)", joinStrings(EscalationTeams()), team)
 	}
@@ -506,9 +517,12 @@ func (s *Service) Escalate(ctx context.Context, p auth.Principal, id string, tea
 		return Case{}, err
 	}
 	var out Case
-	err = s.mutate(ctx, false, func(tx *gorm.DB) error {
+	err = s.mutate(ctx, version != nil, func(tx *gorm.DB) error {
 		c, err := s.st.get(ctx, tx, id, true)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion(c, version); err != nil {
 			return err
 		}
 		now := s.clock.Now()

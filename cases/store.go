@@ -54,10 +54,12 @@ type caseRow struct {
 	EscalatedAt             *time.Time
 	SLAPausedAt             *time.Time `gorm:"column:sla_paused_at"`
 	SLAPausedTotalUS        int64      `gorm:"column:sla_paused_total_us"`
-	Version                 int64
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
-	ClosedAt                *time.Time
+	// SLADue is SLA.NextDue(), stored for sort=sla (migration 0017).
+	SLADue    *time.Time `gorm:"column:sla_due"`
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	ClosedAt  *time.Time
 }
 
 func (caseRow) TableName() string { return "cases" }
@@ -88,6 +90,7 @@ func toRow(c Case) caseRow {
 		ResolutionBreachedAt: utcp(c.SLA.ResolutionBreachedAt), Breached: c.SLA.Breached, EscalatedAt: utcp(c.EscalatedAt),
 		Version: c.Version, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), ClosedAt: utcp(c.ClosedAt),
 		SLAPausedAt: utcp(c.SLA.PausedAt), SLAPausedTotalUS: c.SLA.PausedTotal.D().Microseconds(),
+		SLADue: timep(c.SLA.NextDue().UTC()),
 	}
 }
 
@@ -134,7 +137,7 @@ func (r caseRow) mutableColumns() map[string]any {
 		"first_responded_at": r.FirstRespondedAt, "first_response_breached_at": r.FirstResponseBreachedAt,
 		"resolution_breached_at": r.ResolutionBreachedAt, "breached": r.Breached, "escalated_at": r.EscalatedAt,
 		"version": r.Version, "updated_at": r.UpdatedAt, "closed_at": r.ClosedAt,
-		"sla_paused_at": r.SLAPausedAt, "sla_paused_total_us": r.SLAPausedTotalUS,
+		"sla_paused_at": r.SLAPausedAt, "sla_paused_total_us": r.SLAPausedTotalUS, "sla_due": r.SLADue,
 	}
 }
 
@@ -358,18 +361,71 @@ const (
 	SLADueSoon  SLAFilter = "due_soon"
 )
 
-// Sort orders a list.
+// Sort orders a list. A leading "-" reverses an order.
 type Sort string
 
 // Sorts. created_at is oldest first, -created_at (the default) newest
-// first; priority is highest first, then oldest; sla is soonest resolution
-// due time first.
+// first; updated_at and -updated_at likewise by the last change; priority is
+// highest first, then oldest, and -priority exactly the reverse (lowest
+// first, then newest); sla is soonest resolution due time first and -sla
+// latest first. Every order ends with the case id, so rows with equal keys
+// (two cases due at the same second) still have one order, and each is
+// served by one index (migrations 0004 and 0017) walked forwards or
+// backwards.
 const (
-	SortCreated     Sort = "created_at"
-	SortCreatedDesc Sort = "-created_at"
-	SortPriority    Sort = "priority"
-	SortSLA         Sort = "sla"
+	SortCreated      Sort = "created_at"
+	SortCreatedDesc  Sort = "-created_at"
+	SortUpdated      Sort = "updated_at"
+	SortUpdatedDesc  Sort = "-updated_at"
+	SortPriority     Sort = "priority"
+	SortPriorityDesc Sort = "-priority"
+	SortSLA          Sort = "sla"
+	SortSLADesc      Sort = "-sla"
 )
+
+// Sorts lists every sort order, the default first.
+func Sorts() []Sort {
+	return []Sort{SortCreatedDesc, SortCreated, SortUpdatedDesc, SortUpdated, SortSLA, SortSLADesc, SortPriority, SortPriorityDesc}
+}
+
+// ParseSort returns the sort named s ("" is the default, -created_at), or
+// EINVALID (invalid_sort).
+func ParseSort(s string) (Sort, error) {
+	if s == "" {
+		return SortCreatedDesc, nil
+	}
+	for _, o := range Sorts() {
+		if string(o) == s {
+			return o, nil
+		}
+	}
+	return "", errs.Coded(errs.EINVALID, "invalid_sort", "sort must be one of %s (got %q)", joinStrings(Sorts()), s)
+}
+
+// keyset says how a sort order walks the table: the time column of its key
+// and its direction. priority puts priority_rank before the time column,
+// in the opposite direction (highest first, then oldest).
+func (o Sort) keyset() (column string, desc, byRank bool) {
+	switch o {
+	case SortCreated:
+		return "created_at", false, false
+	case SortCreatedDesc:
+		return "created_at", true, false
+	case SortUpdated:
+		return "updated_at", false, false
+	case SortUpdatedDesc:
+		return "updated_at", true, false
+	case SortSLA:
+		return "sla_due", false, false
+	case SortSLADesc:
+		return "sla_due", true, false
+	case SortPriority:
+		return "created_at", false, true
+	case SortPriorityDesc:
+		return "created_at", true, true
+	}
+	return "", false, false
+}
 
 // Filter narrows List; zero fields match everything.
 type Filter struct {
@@ -473,30 +529,35 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 	if ok && (cur.Sort != f.Sort || cur.ID == "") {
 		return nil, nil, errs.Coded(errs.EINVALID, "invalid_cursor", "cursor belongs to another sort order")
 	}
-	switch f.Sort {
-	case SortCreatedDesc:
-		if ok {
-			q = q.Where("(created_at, id) < (?, ?)", cur.T.UTC(), cur.ID)
-		}
-		q = q.Order("created_at DESC, id DESC")
-	case SortCreated:
-		if ok {
-			q = q.Where("(created_at, id) > (?, ?)", cur.T.UTC(), cur.ID)
-		}
-		q = q.Order("created_at, id")
-	case SortPriority:
-		if ok {
-			q = q.Where("(priority_rank < ? OR (priority_rank = ? AND (created_at, id) > (?, ?)))", cur.Rank, cur.Rank, cur.T.UTC(), cur.ID)
-		}
-		q = q.Order("priority_rank DESC, created_at, id")
-	case SortSLA:
-		if ok {
-			q = q.Where("(resolution_due, id) > (?, ?)", cur.T.UTC(), cur.ID)
-		}
-		q = q.Order("resolution_due, id")
-	default:
-		return nil, nil, errs.Coded(errs.EINVALID, "invalid_sort", "sort must be created_at, -created_at, priority or sla")
+	col, desc, byRank := f.Sort.keyset()
+	if col == "" {
+		return nil, nil, errs.Coded(errs.EINVALID, "invalid_sort", "sort must be one of %s", joinStrings(Sorts()))
 	}
+	cmp, dir := ">", ""
+	if desc {
+		cmp, dir = "<", " DESC"
+	}
+	if ok {
+		// col and cmp come from the fixed table above, never from input.
+		after := "(" + col + ", id) " + cmp + " (?, ?)"
+		if byRank {
+			rankCmp := "<" // priority: highest first, so later rows rank lower
+			if desc {
+				rankCmp = ">"
+			}
+			q = q.Where("(priority_rank "+rankCmp+" ? OR (priority_rank = ? AND "+after+"))", cur.Rank, cur.Rank, cur.T.UTC(), cur.ID)
+		} else {
+			q = q.Where(after, cur.T.UTC(), cur.ID)
+		}
+	}
+	if byRank {
+		rankDir := " DESC"
+		if desc {
+			rankDir = ""
+		}
+		q = q.Order("priority_rank" + rankDir)
+	}
+	q = q.Order(col + dir).Order("id" + dir)
 	var rows []caseRow
 	if err := q.Limit(page.Limit + 1).Find(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("list cases: %w", err)
@@ -505,12 +566,12 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 	if len(rows) > page.Limit {
 		rows = rows[:page.Limit]
 		last := rows[len(rows)-1]
-		c := listCursor{Sort: f.Sort, ID: last.ID, T: last.CreatedAt.UTC()}
-		switch f.Sort {
-		case SortPriority:
-			c.Rank = last.PriorityRank
-		case SortSLA:
-			c.T = last.ResolutionDue.UTC()
+		c := listCursor{Sort: f.Sort, ID: last.ID, T: last.CreatedAt.UTC(), Rank: last.PriorityRank}
+		switch col {
+		case "updated_at":
+			c.T = last.UpdatedAt.UTC()
+		case "sla_due":
+			c.T = last.toCase().SLA.NextDue().UTC()
 		}
 		s := httpx.EncodeCursor(c)
 		next = &s

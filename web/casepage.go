@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,10 @@ type casePage struct {
 	BillingMissing bool
 	// Actions: the action forms, their previews and the case's actions (actionforms.go).
 	Actions actionsPanel
+	// QueueQuery is the queue the case was opened from (?q=, the queue
+	// page's query); NextURL opens the next case of that queue (key n).
+	QueueQuery string
+	NextURL    string
 }
 
 func (con *Console) loadLive(c echo.Context, id string) (caseLive, error) {
@@ -67,6 +72,10 @@ func (con *Console) showCase(c echo.Context, status int, id string, failure erro
 	pg := casePage{page: con.basePage(c, live.Case.Title), Live: live, Case: live.Case, Reason: reason, Body: body,
 		CanWrite: auth.Allowed(p.Role, auth.PermCasesWrite)}
 	pg.CanAssignSelf = pg.CanWrite && live.Case.IsOpen() && (live.Case.Assignee == nil || *live.Case.Assignee != p.Name)
+	if q, err := url.ParseQuery(c.QueryParam("q")); err == nil {
+		pg.QueueQuery = q.Encode()
+	}
+	pg.NextURL = "/cases/" + url.PathEscape(live.Case.ID) + "/next?" + url.Values{"q": {pg.QueueQuery}}.Encode()
 	if failure != nil {
 		pg.Error, pg.ErrorCode = inlineError(failure)
 	}

@@ -9,7 +9,11 @@
 //	GET  /login                      sign-in form
 //	POST /login                      sign in (CSRF, rate-limited) → 303 /
 //	POST /logout                     sign out (CSRF) → 303 /login
-//	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals)
+//	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals|filter, ?saved=<view id>, &sort=, &cursor=)
+//	GET  /cases/:id/next             303 to the next case of the queue in ?q= (or back to the queue)
+//	POST /views                      save the queue's filter as a view (cases.Service.SaveView) → 303 /?saved=<id>
+//	POST /views/:id/delete           delete one of my views (cases.Service.DeleteView) → 303 /
+//	POST /cases/bulk                 one action on the selected cases (cases.Service.Bulk), a result per case
 //	GET  /cases/:id                  case page
 //	GET  /cases/:id/fragment         the live part of the case page (#case-live), polled
 //	POST /cases/:id/transitions      fire an event (cases.Service.Transition)
@@ -34,7 +38,7 @@
 //	GET  /admin/audit                the audit log (audit:read), filtered and keyset-paged as GET /api/v1/audit
 //	POST /cases/:id/actions          request an action (actions.Service.Request; the form's idempotency_key) → 303 /cases/:id?action=
 //	POST /cases/:id/actions/preview  what policy says of an action form (actions.Service.Preview), a fragment
-//	GET  /static/*                   stylesheet and htmx
+//	GET  /static/*                   stylesheet, htmx and console.js (countdowns, times, shortcuts)
 package web
 
 import (
@@ -46,6 +50,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -130,6 +135,10 @@ type Console struct {
 	opt      Options
 	sessions *sessionStore
 	tmpl     *template.Template
+	// zoned is a copy of tmpl never executed (html/template clones only
+	// those), cloned per viewer time zone into byZone (see templatesIn).
+	zoned  *template.Template
+	byZone sync.Map
 }
 
 // New parses the embedded templates and returns the console.
@@ -141,7 +150,11 @@ func New(opt Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Console{opt: opt, tmpl: t,
+	zoned, err := t.Clone()
+	if err != nil {
+		return nil, err
+	}
+	return &Console{opt: opt, tmpl: t, zoned: zoned,
 		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}, nil
 }
 
@@ -169,6 +182,10 @@ func (con *Console) Register(e *echo.Echo) {
 	con.registerAdmin(s)
 	s.POST("/cases/:id/actions", con.requestAction)
 	s.POST("/cases/:id/actions/preview", con.previewAction)
+	s.GET("/cases/:id/next", con.nextCase)
+	s.POST("/views", con.saveView)
+	s.POST("/views/:id/delete", con.deleteView)
+	s.POST("/cases/bulk", con.bulk)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})
@@ -277,7 +294,7 @@ func (con *Console) basePage(c echo.Context, title string) page {
 
 func (con *Console) render(c echo.Context, status int, name string, data any) error {
 	var b strings.Builder
-	if err := con.tmpl.ExecuteTemplate(&b, name, data); err != nil {
+	if err := con.templatesIn(c.Request()).ExecuteTemplate(&b, name, data); err != nil {
 		con.opt.Log.Error("console: render template", "template", name, "err", err)
 		return c.String(http.StatusInternalServerError, "Something went wrong on our side.")
 	}

@@ -3,8 +3,11 @@ package web
 import (
 	"fmt"
 	"html/template"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	_ "time/tzdata" // time zones for recourse_tz even where the system has no zoneinfo
 
 	"github.com/recourse-hq/recourse/cases"
 )
@@ -64,10 +67,7 @@ func slaOf(c cases.Case, now time.Time, dueSoon time.Duration) slaClock {
 	if c.SLA.PausedAt != nil {
 		return slaClock{Text: "paused", Class: "sla-paused"}
 	}
-	due := c.SLA.ResolutionDue
-	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseDue.Before(due) && !c.SLA.FirstResponseDue.IsZero() {
-		due = c.SLA.FirstResponseDue
-	}
+	due := c.SLA.NextDue()
 	left := due.Sub(now)
 	switch {
 	case c.SLA.Breached || left < 0:
@@ -95,4 +95,55 @@ func span(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dm", m)
 	}
+}
+
+// TZCookie is the cookie console.js sets to the browser's IANA time zone
+// (Intl.DateTimeFormat().resolvedOptions().timeZone); pages show times in it.
+const TZCookie = "recourse_tz"
+
+// zoneName returns the time zone the request's recourse_tz cookie names,
+// "UTC" when there is none or it is not a zone time.LoadLocation knows.
+func zoneName(r *http.Request) (string, *time.Location) {
+	ck, err := r.Cookie(TZCookie)
+	if err != nil || ck.Value == "" || len(ck.Value) > 100 {
+		return "UTC", time.UTC
+	}
+	name, err := url.QueryUnescape(ck.Value)
+	if err != nil || name == "" || name == "Local" {
+		return "UTC", time.UTC
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return "UTC", time.UTC
+	}
+	return name, loc
+}
+
+// zonedFuncs are the template helpers whose output depends on the viewer's
+// time zone; they replace the UTC ones of funcs for a request in loc.
+func zonedFuncs(loc *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"when": func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") },
+	}
+}
+
+// templatesIn returns the console's templates with times shown in the
+// request's time zone, one parsed set per zone seen (at most the zones
+// time.LoadLocation knows), cloned from a set never executed.
+func (con *Console) templatesIn(r *http.Request) *template.Template {
+	name, loc := zoneName(r)
+	if name == "UTC" || con.zoned == nil {
+		return con.tmpl
+	}
+	if t, ok := con.byZone.Load(name); ok {
+		return t.(*template.Template)
+	}
+	t, err := con.zoned.Clone()
+	if err != nil {
+		con.opt.Log.Error("console: clone templates for a time zone", "zone", name, "err", err)
+		return con.tmpl
+	}
+	t.Funcs(zonedFuncs(loc))
+	actual, _ := con.byZone.LoadOrStore(name, t)
+	return actual.(*template.Template)
 }

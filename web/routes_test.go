@@ -57,6 +57,10 @@ var routeAccess = map[string]struct {
 	"GET /admin/audit":                {perm: auth.PermAuditRead},
 	"POST /cases/:id/actions":         {perm: auth.PermActionsRequest},
 	"POST /cases/:id/actions/preview": {perm: auth.PermActionsRequest},
+	"GET /cases/:id/next":             {perm: auth.PermCasesRead},
+	"POST /cases/bulk":                {perm: auth.PermCasesWrite},
+	"POST /views":                     {perm: auth.PermCasesRead},
+	"POST /views/:id/delete":          {perm: auth.PermCasesRead},
 	"GET /customers":                  {perm: auth.PermBillingRead},
 	"GET /customers/:id":              {perm: auth.PermBillingRead},
 }

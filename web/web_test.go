@@ -330,7 +330,7 @@ func TestCasePage(t *testing.T) {
 		b.mustLogin("ada@example.com")
 
 		q := b.get("/?view=unassigned")
-		want(t, q, http.StatusOK, `<table id="cases">`, `data-case-id="`+cs.ID+`"`, `href="/cases/`+cs.ID+`"`, "Refund &lt;b&gt;please&lt;/b&gt;")
+		want(t, q, http.StatusOK, `<table id="cases">`, `data-case-id="`+cs.ID+`"`, `href="/cases/`+cs.ID+`?q=sort%3D-created_at%26view%3Dunassigned"`, "Refund &lt;b&gt;please&lt;/b&gt;")
 		want(t, b.get("/?view=mine"), http.StatusOK, `class="empty"`)
 
 		cp := b.get("/cases/" + cs.ID)
