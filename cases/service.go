@@ -676,6 +676,9 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 			}
 			return e
 		}
+		if err := s.announceOpened(ctx, tx, c); err != nil {
+			return err
+		}
 		if in.External != nil {
 			if err := s.linkExternal(ctx, tx, c.ID, *in.External, ContentHash(in.Title, in.Description)); err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/internal/audit"
+	"github.com/recourse-hq/recourse/internal/events"
 	"github.com/recourse-hq/recourse/internal/sweep"
 )
 
@@ -116,6 +117,15 @@ func (s *Service) markBreach(ctx context.Context, tx *gorm.DB, c Case, now time.
 	}
 	if err := s.save(ctx, tx, c, &next); err != nil {
 		return nil, err
+	}
+	for _, b := range out {
+		due := c.SLA.ResolutionDue
+		if b.sla == slaFirstResponse {
+			due = c.SLA.FirstResponseDue
+		}
+		if err := announceSLA(ctx, tx, events.TypeSLABreached, next, b.sla, due, now); err != nil {
+			return nil, err
+		}
 	}
 	summary := "SLA breached: " + strings.Join(parts, "; ")
 	if len(esc) > 0 {
