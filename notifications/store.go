@@ -174,7 +174,9 @@ func (s *Store) finish(ctx context.Context, r deliveryRow, status Status, lastEr
 	}
 	upd := map[string]any{"status": string(status), "last_error": lastErr, "lease_until": nil, "updated_at": now.UTC(), "next_attempt_at": next.UTC()}
 	if status == StatusSent {
+		// The last error stays: it tells why a sent notification was late.
 		upd["sent_at"] = now.UTC()
+		delete(upd, "last_error")
 	}
 	return s.db.WithContext(ctx).Model(&deliveryRow{}).Where("id = ? AND attempts = ? AND status = 'pending'", r.ID, r.Attempts).Updates(upd).Error
 }
