@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
@@ -74,6 +76,45 @@ func TestSLAEventsDueSoonAndBreached(t *testing.T) {
 		n, facts = count(events.TypeSLABreached)
 		if n != 1 || facts.Detail != slaFirstResponse || facts.Priority != string(PriorityHigh) {
 			t.Fatalf("breach events %d, last %+v", n, facts)
+		}
+	})
+}
+
+// Announce writes the case's routing facts with the action's amount, once
+// per key; the facts hold no customer data.
+func TestAnnounce(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		ctx := context.Background()
+		c, err := f.svc.OpenManual(ctx, principalOf("alice", auth.RoleAgent), ManualCase{Kind: KindBillingInquiry, Channel: ChannelEmail, Title: "refund please"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		amount, cur := int64(2500), "eur"
+		for range 2 {
+			if err := d.Transact(ctx, func(tx *gorm.DB) error {
+				return f.svc.Announce(ctx, tx, events.TypeApprovalRequested, "approval-requested/act_1", c.ID, "refund", &amount, &cur)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rows []struct{ Data string }
+		d.Gorm.Table("events").Where("type = ? AND subject = ?", events.TypeApprovalRequested, c.ID).Find(&rows)
+		if len(rows) != 1 {
+			t.Fatalf("%d events", len(rows))
+		}
+		var got events.CaseFacts
+		_ = json.Unmarshal([]byte(rows[0].Data), &got)
+		if got.CaseID != c.ID || got.Kind != string(KindBillingInquiry) || got.Amount == nil || *got.Amount != 2500 || got.Currency != "eur" ||
+			got.Detail != "refund" || got.Title != "refund please" {
+			t.Fatalf("facts %+v", got)
+		}
+		err = d.Transact(ctx, func(tx *gorm.DB) error {
+			return f.svc.Announce(ctx, tx, events.TypeActionFailed, "k", "case_nope", "", nil, nil)
+		})
+		if err == nil {
+			t.Fatal("announce about an unknown case succeeded")
 		}
 	})
 }
