@@ -92,11 +92,9 @@ func New(opt Options) (*Notifier, error) {
 }
 
 // Run dispatches and sends every poll interval until ctx is cancelled.
-// With no destinations it returns at once.
+// It runs without destinations too: the cursor then keeps up with the
+// feed, so configuring a destination later does not announce the past.
 func (n *Notifier) Run(ctx context.Context) {
-	if len(n.opt.Policy.Destinations) == 0 {
-		return
-	}
 	for ctx.Err() == nil {
 		if _, err := n.Dispatch(ctx); err != nil && ctx.Err() == nil {
 			n.opt.Log.Warn("notifications: dispatch failed; retrying", "err", err)
@@ -160,8 +158,16 @@ func (n *Notifier) Send(ctx context.Context) (int, error) {
 		if err != nil || len(due) == 0 {
 			return total, err
 		}
-		for _, c := range due {
-			n.deliver(context.WithoutCancel(ctx), c)
+		for i, c := range due {
+			if ctx.Err() != nil {
+				// Shutting down: give back what was not started, so it
+				// need not wait out its lease on another replica.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				n.opt.Store.release(rctx, due[i:])
+				cancel()
+				break
+			}
+			n.deliver(context.WithoutCancel(ctx), c) // the one in hand finishes
 		}
 		total += len(due)
 	}

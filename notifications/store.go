@@ -181,6 +181,14 @@ func (s *Store) finish(ctx context.Context, r deliveryRow, status Status, lastEr
 	return s.db.WithContext(ctx).Model(&deliveryRow{}).Where("id = ? AND attempts = ? AND status = 'pending'", r.ID, r.Attempts).Updates(upd).Error
 }
 
+// release gives back leased deliveries that were not attempted.
+func (s *Store) release(ctx context.Context, cs []claimed) {
+	for _, c := range cs {
+		_ = s.db.WithContext(ctx).Model(&deliveryRow{}).Where("id = ? AND attempts = ? AND status = 'pending'", c.row.ID, c.row.Attempts).
+			Updates(map[string]any{"lease_until": nil, "attempts": c.row.Attempts - 1}).Error
+	}
+}
+
 // Filter narrows List.
 type Filter struct {
 	Status      Status
