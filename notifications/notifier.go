@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,15 @@ type Options struct {
 	MaxAttempts  int           // 10
 	BackoffBase  time.Duration // 10s
 	BackoffMax   time.Duration // 1h
+	// Lookback is how far back each dispatch rescans for events that
+	// committed late (1m).
+	Lookback time.Duration
+}
+
+// mark is the cursor as a dispatch found it.
+type mark struct {
+	at     time.Time
+	cursor int64
 }
 
 // Notifier dispatches events to deliveries and sends them.
@@ -44,6 +54,8 @@ type Notifier struct {
 	sent    *prometheus.CounterVec
 	failed  *prometheus.CounterVec
 	errors  *prometheus.CounterVec
+	mu      sync.Mutex
+	marks   []mark // cursor samples of the last Lookback, oldest first
 }
 
 // New returns a notifier for opt.Policy, which must have been validated.
@@ -59,6 +71,9 @@ func New(opt Options) (*Notifier, error) {
 	}
 	if opt.BackoffBase <= 0 {
 		opt.BackoffBase = 10 * time.Second
+	}
+	if opt.Lookback <= 0 {
+		opt.Lookback = time.Minute
 	}
 	if opt.BackoffMax < opt.BackoffBase {
 		opt.BackoffMax = max(time.Hour, opt.BackoffBase)
@@ -114,9 +129,72 @@ func (n *Notifier) Run(ctx context.Context) {
 const batch = 100
 
 // Dispatch routes the settled events after the cursor to deliveries and
-// advances the cursor, until none are left; it returns how many deliveries
-// it wrote (or found already written).
+// advances the cursor, until none are left, then rescans the last
+// Lookback; it returns how many deliveries it wrote (or found written).
 func (n *Notifier) Dispatch(ctx context.Context) (int, error) {
+	total, err := n.dispatchNew(ctx)
+	if err != nil {
+		return total, err
+	}
+	k, err := n.rescan(ctx)
+	return total + k, err
+}
+
+// rescan routes again the events between the cursor of Lookback ago and
+// the cursor now. The settle delay makes it all but certain that no event
+// commits behind one already read; should a transaction outlast it anyway
+// (a stalled database), its event is caught here instead of lost. The
+// deliveries' unique key makes the rest no-ops.
+func (n *Notifier) rescan(ctx context.Context) (int, error) {
+	cur, err := n.opt.Store.cursor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := n.opt.Clock.Now()
+	n.mu.Lock()
+	n.marks = append(n.marks, mark{at: now, cursor: cur})
+	for len(n.marks) > 1 && !n.marks[1].at.After(now.Add(-n.opt.Lookback)) {
+		n.marks = n.marks[1:]
+	}
+	after := n.marks[0].cursor
+	n.mu.Unlock()
+	total := 0
+	for after < cur && ctx.Err() == nil {
+		evs, err := n.opt.Feed.List(ctx, after, "", batch)
+		if err != nil || len(evs) == 0 {
+			return total, err
+		}
+		rows := n.route(evs, cur)
+		if err := n.opt.Store.enqueue(ctx, rows, 0); err != nil {
+			return total, err
+		}
+		total += len(rows)
+		if len(evs) < batch {
+			break
+		}
+		after = evs[len(evs)-1].ID
+	}
+	return total, ctx.Err()
+}
+
+// route returns the deliveries of evs with ids up to upTo.
+func (n *Notifier) route(evs []events.Event, upTo int64) []deliveryRow {
+	now := n.opt.Clock.Now().UTC()
+	var rows []deliveryRow
+	for _, ev := range evs {
+		if ev.ID > upTo {
+			break
+		}
+		for _, name := range n.opt.Policy.Route(ev) {
+			d, _ := n.opt.Policy.destination(name)
+			rows = append(rows, deliveryRow{ID: deliveryID(ev.ID, name), EventID: ev.ID, EventType: ev.Type, Subject: ev.Subject,
+				Destination: name, DestType: string(d.Type), Status: string(StatusPending), NextAttemptAt: now, CreatedAt: now, UpdatedAt: now})
+		}
+	}
+	return rows
+}
+
+func (n *Notifier) dispatchNew(ctx context.Context) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
 		after, err := n.opt.Store.cursor(ctx)
@@ -127,15 +205,7 @@ func (n *Notifier) Dispatch(ctx context.Context) (int, error) {
 		if err != nil || len(evs) == 0 {
 			return total, err
 		}
-		now := n.opt.Clock.Now().UTC()
-		var rows []deliveryRow
-		for _, ev := range evs {
-			for _, name := range n.opt.Policy.Route(ev) {
-				d, _ := n.opt.Policy.destination(name)
-				rows = append(rows, deliveryRow{ID: deliveryID(ev.ID, name), EventID: ev.ID, EventType: ev.Type, Subject: ev.Subject,
-					Destination: name, DestType: string(d.Type), Status: string(StatusPending), NextAttemptAt: now, CreatedAt: now, UpdatedAt: now})
-			}
-		}
+		rows := n.route(evs, evs[len(evs)-1].ID)
 		if err := n.opt.Store.enqueue(ctx, rows, evs[len(evs)-1].ID); err != nil {
 			return total, err
 		}

@@ -203,3 +203,39 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	return 0
 }
+
+// An event that commits behind one already read (its transaction outlasted
+// the settle delay) is still routed: each dispatch rescans the last minute.
+func TestLateEventCaughtByRescan(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		_, url := newCounter(t)
+		clk := clock.NewManual(time.Now().UTC())
+		n := notifier(t, d, clk, url, 3, nil)
+		ctx := context.Background()
+		if _, err := n.Dispatch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		appendEvents(t, d, clk.Now(), 1)
+		clk.Advance(2 * time.Second)
+		// The cursor is past the event, as if a later event had been read first.
+		if err := d.Gorm.Exec("UPDATE notification_cursor SET last_event_id = (SELECT MAX(id) FROM events) WHERE id = 1").Error; err != nil {
+			t.Fatal(err)
+		}
+		if got, err := n.Dispatch(ctx); err != nil || got != 1 {
+			t.Fatalf("dispatch wrote %d deliveries (%v), want the late event's 1", got, err)
+		}
+		if got, err := n.Send(ctx); err != nil || got != 1 {
+			t.Fatalf("sent %d (%v)", got, err)
+		}
+		// A minute on, the window has moved past it: nothing more.
+		clk.Advance(61 * time.Second)
+		if _, err := n.Dispatch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+		if got, err := n.Dispatch(ctx); err != nil || got != 0 {
+			t.Fatalf("dispatch after the window: %d (%v)", got, err)
+		}
+	})
+}

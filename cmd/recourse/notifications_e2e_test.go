@@ -170,7 +170,14 @@ notifications:
 			}
 			waitFor(t, "more failed attempts after the restart", func() bool { return rc.failed.Load() >= 16 })
 			rc.down.Store(false) // the receiver recovers
-			waitFor(t, "5 Slack messages and 5 webhooks", func() bool { s, h, _, _ := rc.counts(); return s == 5 && h == 5 })
+			deadline := time.Now().Add(60 * time.Second)
+			for s, h, _, bad := rc.counts(); s != 5 || h != 5; s, h, _, bad = rc.counts() {
+				if time.Now().After(deadline) {
+					_, l := b.do("GET", "/api/v1/notifications?limit=50", b.token("admin"), nil, nil)
+					t.Fatalf("after 60 s: %d Slack messages and %d webhooks, want 5 each; wrong: %v\ndeliveries: %v\nlogs:\n%s", s, h, bad, l, b.logs())
+				}
+				time.Sleep(25 * time.Millisecond)
+			}
 			time.Sleep(time.Second) // anything sent twice would arrive by now
 			s, h, dup, bad := rc.counts()
 			if s != 5 || h != 5 || dup != "" || len(bad) > 0 {
