@@ -34,6 +34,15 @@ type fakeCases struct {
 	mu       sync.Mutex
 	cases    map[string]actions.CaseRef
 	timeline map[string][]string
+	// announced holds "type key" of each outbox event announced.
+	announced []string
+}
+
+func (f *fakeCases) Announce(_ context.Context, _ *gorm.DB, typ, key, _, _ string, _ *int64, _ *string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.announced = append(f.announced, typ+" "+key)
+	return nil
 }
 
 func (f *fakeCases) Lookup(_ context.Context, _ *gorm.DB, id string) (actions.CaseRef, error) {

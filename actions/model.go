@@ -187,6 +187,9 @@ type Cases interface {
 	// ApplyActionOutcome fires, through the case's FSM, the move of moves
 	// that fits the case (see outcomeMoves), on behalf of actor.
 	ApplyActionOutcome(ctx context.Context, tx *gorm.DB, caseID string, moves []cases.Move, actor, reason string) error
+	// Announce appends an outbox event about the case (approval requested,
+	// action failed) inside tx; amount and currency are the action's.
+	Announce(ctx context.Context, tx *gorm.DB, typ, key, caseID, detail string, amount *int64, currency *string) error
 }
 
 // Mirror is the slice of the billing mirror that policy checks read.

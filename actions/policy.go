@@ -129,6 +129,9 @@ type Document struct {
 	// Disputes is the dispute policy (reminders, fees, subscription rules,
 	// monitoring levels), decoded by the caller into disputes.Policy.
 	Disputes yaml.Node `yaml:"disputes" json:"-"`
+	// Notifications are the outbound destinations and routing rules,
+	// decoded by the caller into notifications.Policy.
+	Notifications yaml.Node `yaml:"notifications" json:"-"`
 }
 
 // LoadPolicyFile reads the policy file at path over the defaults: settings

@@ -22,6 +22,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/events"
 )
 
 // Service requests, approves and executes actions.
@@ -188,6 +189,11 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		}
 		if err := s.cases.Record(ctx, tx, c.ID, p.Name, "action_requested", summary, ""); err != nil {
 			return err
+		}
+		if status == StatusPendingApproval {
+			if err := s.cases.Announce(ctx, tx, events.TypeApprovalRequested, "approval-requested/"+id, c.ID, string(r.Type), rec.Amount, rec.Currency); err != nil {
+				return err
+			}
 		}
 		return s.audit.Record(ctx, tx, audit.Entry{Action: "action.request." + string(r.Type), CaseID: c.ID,
 			ObjectType: "action", ObjectID: id, After: audit.Marshal(rec.action()), Detail: summary})
@@ -580,6 +586,11 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		}
 		if err := s.cases.Record(ctx, tx, a.CaseID, cases.SystemActor, entryType, summary, ""); err != nil {
 			return err
+		}
+		if callErr != nil {
+			if err := s.cases.Announce(ctx, tx, events.TypeActionFailed, "action-failed/"+a.ID, a.CaseID, string(a.Type)+": "+upd["error_code"].(string), a.Amount, a.Currency); err != nil {
+				return err
+			}
 		}
 		if callErr == nil && isEvidence(a.Type) {
 			if err := s.evidence.Sent(ctx, tx, a.CaseID, params.EvidenceVersion, a.Type == SubmitEvidence, a.ID, fileIDs); err != nil {

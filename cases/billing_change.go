@@ -372,6 +372,9 @@ func (a *applier) open(c Case, p plan) error {
 		}
 		return a.applyTo(existing, p)
 	}
+	if err := a.s.announceOpened(a.ctx, a.tx, c); err != nil {
+		return err
+	}
 	summary := a.summary()
 	if a.ch.Stale {
 		summary = fmt.Sprintf("%s (%s %s) arrived after a newer update", a.ch.EventType, a.ch.Object, a.ch.ObjectID)

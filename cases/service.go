@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,12 @@ type Service struct {
 	log     *slog.Logger
 	metrics *caseMetrics
 	echoes  EchoFinder
+	// dueSoon remembers up to which due time sla.due_soon was announced,
+	// so a sweep reads only the cases that entered the window since.
+	dueSoon struct {
+		sync.Mutex
+		upTo, since time.Time
+	}
 }
 
 // NewService returns the case service. It fails when DB is missing, the SLA
@@ -689,6 +696,9 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 				e = e.WithDetails(map[string]any{"case_id": existing.ID})
 			}
 			return e
+		}
+		if err := s.announceOpened(ctx, tx, c); err != nil {
+			return err
 		}
 		if in.External != nil {
 			if err := s.linkExternal(ctx, tx, c.ID, *in.External, ContentHash(in.Title, in.Description)); err != nil {

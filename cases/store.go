@@ -618,6 +618,28 @@ func (st store) breachCandidates(ctx context.Context, tx *gorm.DB, now time.Time
 	return out, nil
 }
 
+// dueSoonCandidates returns up to n open cases, by id after afterID, with a
+// running clock — first response (while unanswered) or resolution — not
+// breached and due in (now, to], that the last sweep did not see there: due
+// after upTo, or changed since (a new case, a clock that moved).
+func (st store) dueSoonCandidates(ctx context.Context, tx *gorm.DB, now, to, upTo, since time.Time, afterID string, n int) ([]Case, error) {
+	a, b, u, c := now.UTC(), to.UTC(), upTo.UTC(), since.UTC()
+	q := tx.WithContext(ctx).
+		Where("status = 'open' AND sla_paused_at IS NULL AND id > ?", afterID).
+		Where(`((first_responded_at IS NULL AND first_response_breached_at IS NULL AND first_response_due > ? AND first_response_due <= ? AND (first_response_due > ? OR updated_at >= ?))
+ OR (resolution_breached_at IS NULL AND resolution_due > ? AND resolution_due <= ? AND (resolution_due > ? OR updated_at >= ?)))`, a, b, u, c, a, b, u, c).
+		Order("id").Limit(n)
+	var rows []caseRow
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("find SLAs due soon: %w", err)
+	}
+	out := make([]Case, len(rows))
+	for i, r := range rows {
+		out[i] = r.toCase()
+	}
+	return out, nil
+}
+
 // kindCount is one row of a GROUP BY kind count.
 type kindCount struct {
 	Kind     string

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/internal/audit"
+	"github.com/recourse-hq/recourse/internal/events"
 	"github.com/recourse-hq/recourse/internal/sweep"
 )
 
@@ -42,7 +43,59 @@ func (s *Service) SweepSLAs(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	if err := s.announceDueSoon(ctx); err != nil {
+		return total, err
+	}
 	return total, ctx.Err()
+}
+
+// announceDueSoon appends sla.due_soon for each running SLA due within the
+// policy's due-soon window (sla.due_soon). A sweep reads only the cases the
+// last one could not have seen (due past its window, or changed since);
+// after a restart it reads the whole window, and the events' keys make a
+// repeat write nothing.
+func (s *Service) announceDueSoon(ctx context.Context) error {
+	if s.sla.DueSoon <= 0 {
+		return nil
+	}
+	s.dueSoon.Lock()
+	defer s.dueSoon.Unlock()
+	now := s.clock.Now()
+	to := now.Add(s.sla.DueSoon.D())
+	in := func(t time.Time) bool { return t.After(now) && !t.After(to) }
+	after := ""
+	for ctx.Err() == nil {
+		var page []Case
+		err := s.db.Transact(ctx, func(tx *gorm.DB) error {
+			var err error
+			if page, err = s.st.dueSoonCandidates(ctx, tx, now, to, s.dueSoon.upTo, s.dueSoon.since, after, sweepBatch); err != nil {
+				return err
+			}
+			for _, c := range page {
+				if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseBreachedAt == nil && in(c.SLA.FirstResponseDue) {
+					if err := announceSLA(ctx, tx, events.TypeSLADueSoon, c, slaFirstResponse, c.SLA.FirstResponseDue, now); err != nil {
+						return err
+					}
+				}
+				if c.SLA.ResolutionBreachedAt == nil && in(c.SLA.ResolutionDue) {
+					if err := announceSLA(ctx, tx, events.TypeSLADueSoon, c, slaResolution, c.SLA.ResolutionDue, now); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("announce SLAs due soon: %w", err)
+		}
+		if len(page) < sweepBatch {
+			// A second of overlap: a case written just before now is read again (its key makes that harmless).
+			s.dueSoon.upTo, s.dueSoon.since = to, now.Add(-time.Second)
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+	return ctx.Err()
 }
 
 type breach struct {
@@ -116,6 +169,15 @@ func (s *Service) markBreach(ctx context.Context, tx *gorm.DB, c Case, now time.
 	}
 	if err := s.save(ctx, tx, c, &next); err != nil {
 		return nil, err
+	}
+	for _, b := range out {
+		due := c.SLA.ResolutionDue
+		if b.sla == slaFirstResponse {
+			due = c.SLA.FirstResponseDue
+		}
+		if err := announceSLA(ctx, tx, events.TypeSLABreached, next, b.sla, due, now); err != nil {
+			return nil, err
+		}
 	}
 	summary := "SLA breached: " + strings.Join(parts, "; ")
 	if len(esc) > 0 {

@@ -245,6 +245,9 @@ func (s *DeadlineSweeper) mark(ctx context.Context, cand deadlineCandidate, w wi
 			return err
 		}
 		data["priority"] = after.Priority
+		// Routing fields for subscribers (notification rules), as events.CaseFacts names them.
+		data["kind"], data["team"], data["title"] = after.Kind, after.Team, after.Title
+		data["business_line"], data["amount"], data["currency"], data["due_at"] = deref(after.BusinessLine), after.Amount, deref(after.Currency), due
 		if _, err := events.Append(ctx, tx, typ, "dispute-deadline/"+c.ID+"/"+w.mark, c.ID, now, data); err != nil {
 			return err
 		}

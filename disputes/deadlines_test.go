@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,7 +120,8 @@ func (f *dlFixture) events(subject string) []events.Event {
 	}
 	var out []events.Event
 	for _, e := range all {
-		if e.Subject == subject {
+		// Deadline events only (a new dispute case announces itself too).
+		if e.Subject == subject && strings.HasPrefix(e.Type, "dispute.deadline_") {
 			out = append(out, e)
 		}
 	}

@@ -83,7 +83,7 @@ func (a *adminEnv) deadEvent(id, marker string) {
 	if err != nil || len(evs) != 1 {
 		a.t.Fatalf("claim: %v %d", err, len(evs))
 	}
-	if err := a.inbox.Fail(ctx, evs[0], "test-worker", "handler exploded: no such invoice", now, true); err != nil {
+	if err := a.inbox.Fail(ctx, evs[0], "test-worker", "handler exploded: no such invoice", now, now, true); err != nil {
 		a.t.Fatal(err)
 	}
 }

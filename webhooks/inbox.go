@@ -12,6 +12,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/events"
 	"github.com/recourse-hq/recourse/internal/httpx"
 )
 
@@ -196,8 +197,10 @@ WHERE event_id = ? AND lease_owner = ? AND status = 'pending'`, string(status), 
 }
 
 // Fail records a failed attempt: the event goes back to pending until
-// nextAt, or to dead when dead is true. Only the lease holder may do this.
-func (in *Inbox) Fail(ctx context.Context, ev Event, owner, reason string, nextAt time.Time, dead bool) error {
+// nextAt, or to dead when dead is true — then, in the same transaction, the
+// outbox gets webhook.dead_lettered (recorded at now). Only the lease holder
+// may do this.
+func (in *Inbox) Fail(ctx context.Context, ev Event, owner, reason string, now, nextAt time.Time, dead bool) error {
 	status := StatusPending
 	if dead {
 		status = StatusDead
@@ -205,8 +208,17 @@ func (in *Inbox) Fail(ctx context.Context, ev Event, owner, reason string, nextA
 	if len(reason) > 4000 {
 		reason = reason[:4000]
 	}
-	err := in.db.WithContext(ctx).Exec(`UPDATE webhook_events SET status = ?, last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
-WHERE event_id = ? AND lease_owner = ?`, string(status), reason, nextAt, ev.ID, owner).Error
+	err := in.db.Transact(ctx, func(tx *gorm.DB) error {
+		res := tx.WithContext(ctx).Exec(`UPDATE webhook_events SET status = ?, last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+WHERE event_id = ? AND lease_owner = ?`, string(status), reason, nextAt, ev.ID, owner)
+		if res.Error != nil || !dead || res.RowsAffected == 0 {
+			return res.Error
+		}
+		// Only the event's type and id leave: its payload holds customer data.
+		_, err := events.Append(ctx, tx, events.TypeWebhookDeadLettered, fmt.Sprintf("webhook-dead/%s/%s/%d", ev.ID, owner, ev.Attempts), ev.ID, now,
+			map[string]any{"event_id": ev.ID, "event_type": ev.Type, "attempts": ev.Attempts, "title": "Webhook event " + ev.Type + " dead-lettered"})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("record failure of event %s: %w", ev.ID, err)
 	}

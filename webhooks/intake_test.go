@@ -234,6 +234,12 @@ func TestFailingEventRetriesThenDeadLettersAndReplays(t *testing.T) {
 		if n := countEffects(t, d, id); n != 0 {
 			t.Fatalf("failed attempts left %d effects", n)
 		}
+		// Dead-lettering announces itself on the outbox, once, without the payload.
+		var dead []struct{ Data string }
+		d.Gorm.Table("events").Where("type = 'webhook.dead_lettered' AND subject = ?", id).Find(&dead)
+		if len(dead) != 1 || !strings.Contains(dead[0].Data, `"event_type":"invoice.paid"`) || strings.Contains(dead[0].Data, "data") {
+			t.Fatalf("webhook.dead_lettered events: %+v", dead)
+		}
 		// The operator sees it and replays it once the cause is fixed.
 		list := h.api("GET", "/api/v1/webhook-events?status=dead", h.admin)
 		if list.Status != 200 || !strings.Contains(string(list.Body), id) || !strings.Contains(string(list.Body), "downstream refused") {

@@ -190,11 +190,12 @@ func (w *Worker) process(ctx context.Context, ev Event) {
 	}
 	w.metrics.WebhookFailed.WithLabelValues(ev.Type).Inc()
 	dead := ev.Attempts >= w.cfg.MaxAttempts || errs.Is(err, errs.EINVALID)
-	next := w.clock.Now().Add(w.backoff(ev.Attempts))
+	now := w.clock.Now()
+	next := now.Add(w.backoff(ev.Attempts))
 	w.log.Warn("webhook event failed", "event_id", ev.ID, "type", ev.Type, "attempt", ev.Attempts, "dead", dead, "err", err)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if ferr := w.inbox.Fail(fctx, ev, w.owner, err.Error(), next, dead); ferr != nil {
+	if ferr := w.inbox.Fail(fctx, ev, w.owner, err.Error(), now, next, dead); ferr != nil {
 		w.log.Error("webhook worker: could not record failure; the lease will expire and it will be retried", "event_id", ev.ID, "err", ferr)
 		return
 	}

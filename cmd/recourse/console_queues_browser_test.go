@@ -75,7 +75,7 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	// Sort by SLA due.
 	browsertest.Eval[bool](ada, `(() => { document.querySelector("#sort").value = "sla"; return true; })()`)
 	ada.ClickButton("Sort")
-	waitFor(t, ada, `location.search.includes("sort=sla")`)
+	waitForPage(t, ada, `location.search.includes("sort=sla")`)
 	ada.WaitVisible("#cases")
 	rows := browsertest.Eval[[]string](ada, `[...document.querySelectorAll("#cases tbody tr")].map(r => r.dataset.caseId)`)
 	if strings.Join(rows, ",") != strings.Join(apiOrder, ",") {
@@ -136,7 +136,7 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	// The shortcuts dialog: ? opens it, Esc closes it.
 	ada.Navigate(in.url + "/?view=open&sort=sla")
 	ada.WaitVisible("#cases")
-	waitFor(t, ada, `document.readyState === "complete"`)
+	waitForPage(t, ada, `document.readyState === "complete"`)
 	ada.Do("press ?", chromedp.KeyEvent("?"))
 	ada.WaitVisible("#shortcuts")
 	if txt := ada.Text("#shortcuts"); !strings.Contains(txt, "Keyboard shortcuts") || !strings.Contains(txt, "open the case") {
@@ -148,7 +148,7 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	ada.Axe()
 	ada.Screenshot("shortcuts-dialog")
 	ada.Do("press Esc", chromedp.KeyEvent(kb.Escape))
-	waitFor(t, ada, `!document.querySelector("#shortcuts").open`)
+	waitForPage(t, ada, `!document.querySelector("#shortcuts").open`)
 
 	// Typing in a field fires no shortcut.
 	ada.Fill("#view-name", "jj?")
@@ -163,16 +163,16 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 		t.Errorf("after j j the focus is on %q, want %s", got, apiOrder[1])
 	}
 	ada.Do("press Enter", chromedp.KeyEvent(kb.Enter))
-	waitFor(t, ada, fmt.Sprintf(`location.pathname === "/cases/%s"`, apiOrder[1]))
+	waitForPage(t, ada, fmt.Sprintf(`location.pathname === "/cases/%s"`, apiOrder[1]))
 	ada.WaitVisible("#case-live")
-	waitFor(t, ada, `document.readyState === "complete"`)
+	waitForPage(t, ada, `document.readyState === "complete"`)
 	ada.Screenshot("case-opened-with-keyboard")
 
 	// n: the next case of the same queue.
 	ada.Do("press n", chromedp.KeyEvent("n"))
-	waitFor(t, ada, fmt.Sprintf(`location.pathname === "/cases/%s"`, apiOrder[2]))
+	waitForPage(t, ada, fmt.Sprintf(`location.pathname === "/cases/%s"`, apiOrder[2]))
 	ada.WaitVisible("#case-live")
-	waitFor(t, ada, `document.readyState === "complete"`)
+	waitForPage(t, ada, `document.readyState === "complete"`)
 
 	// On a case with steps and nobody on it: c, t and a.
 	var inquiry string
@@ -183,7 +183,7 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 	}
 	ada.Navigate(in.url + "/cases/" + inquiry)
 	ada.WaitVisible("#transition-form")
-	waitFor(t, ada, `document.readyState === "complete"`)
+	waitForPage(t, ada, `document.readyState === "complete"`)
 	ada.Do("press c", chromedp.KeyEvent("c"))
 	if got := browsertest.Eval[string](ada, `document.activeElement.id`); got != "note-body" {
 		t.Errorf("after c the focus is on %q", got)
@@ -216,7 +216,7 @@ func TestConsoleQueuesBrowser(t *testing.T) {
 }
 
 // waitFor polls a JavaScript condition in the page for up to 10 seconds.
-func waitFor(t *testing.T, s *browsertest.Session, cond string) {
+func waitForPage(t *testing.T, s *browsertest.Session, cond string) {
 	t.Helper()
 	for i := 0; i < 100; i++ {
 		if browsertest.Eval[bool](s, "!!("+cond+")") {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +14,7 @@ import (
 
 // The shipped example is a valid policy file, and settings it names win.
 func TestPolicyExampleLoads(t *testing.T) {
-	p, err := loadPolicy("../../policy.example.yaml")
+	p, err := loadPolicy(context.Background(), "../../policy.example.yaml", net.DefaultResolver)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,15 +52,15 @@ func TestPolicyFileErrors(t *testing.T) {
 		"sla:\n  kinds:\n    billing_inquiry: {business_hours: true}\n":                                              "no calendar",
 		"sla:\n  calendars:\n    default: {time_zone: UTC, hours: {mon: \"09:00-17:00\"}, holidays: [\"Dec 25\"]}\n": "not a date",
 	} {
-		if _, err := loadPolicy(write(body)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := loadPolicy(context.Background(), write(body), net.DefaultResolver); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want mention of %q", body, err, want)
 		}
 	}
-	p, err := loadPolicy(write("actions:\n  refund:\n    agent_limit: 2500\n"))
+	p, err := loadPolicy(context.Background(), write("actions:\n  refund:\n    agent_limit: 2500\n"), net.DefaultResolver)
 	if err != nil || p.Actions.Refund.AgentLimit != 2500 || p.Actions.Refund.Window.D() != 180*24*time.Hour {
 		t.Fatalf("partial file: %+v %v", p.Actions.Refund, err)
 	}
-	if _, err := loadPolicy(filepath.Join(dir, "missing.yaml")); err == nil {
+	if _, err := loadPolicy(context.Background(), filepath.Join(dir, "missing.yaml"), net.DefaultResolver); err == nil {
 		t.Fatal("missing file accepted")
 	}
 }

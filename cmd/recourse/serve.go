@@ -24,9 +24,11 @@ import (
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
 	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/events"
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
+	"github.com/recourse-hq/recourse/notifications"
 	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -62,6 +64,8 @@ type service struct {
 	actions *actions.Service
 	facts   *disputes.FactStore
 	ops     opsParts
+	// notifier sends Slack and webhook notifications where the worker runs.
+	notifier *notifications.Notifier
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -87,7 +91,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		}
 	}
 
-	policy, err := loadPolicy(cfg.PolicyFile)
+	policy, err := loadPolicy(ctx, cfg.PolicyFile, net.DefaultResolver)
 	if err != nil {
 		_ = d.Close()
 		return nil, err
@@ -123,6 +127,15 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Evidence: workbench})
 
 	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+
+	notices := notifications.NewStore(d, auditLog)
+	if s.notifier, err = notifications.New(notifications.Options{Store: notices, Feed: events.NewFeed(d, clk, cfg.NotifySettle),
+		Policy: policy.Notifications, Clock: clk, Log: log, Registerer: s.metrics.Registry, PublicURL: cfg.PublicURL,
+		PollInterval: cfg.NotifyPoll, Timeout: cfg.NotifyTimeout, MaxAttempts: cfg.NotifyMaxAttempts,
+		BackoffBase: cfg.NotifyBackoffBase, BackoffMax: cfg.NotifyBackoffMax}); err != nil {
 		_ = d.Close()
 		return nil, err
 	}
@@ -173,6 +186,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	users := auth.NewUserStore(d, clk, auditLog.ForAuth()) // web
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
+	notifications.NewHTTP(notices, clk).Register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
@@ -242,6 +256,11 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			s.actions.Run(workerCtx, s.cfg.SweepInterval)
 		}()
 		s.ops.run(workerCtx, &wg, s.cfg.SweepInterval)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.notifier.Run(workerCtx)
+		}()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

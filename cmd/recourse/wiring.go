@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"gopkg.in/yaml.v3"
@@ -11,6 +12,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/notifications"
 )
 
 // policyInForce is the whole policy file as loaded (defaults filled in), as
@@ -19,10 +21,14 @@ type policyInForce struct {
 	Actions  actions.Policy  `json:"actions"`
 	SLA      cases.SLAPolicy `json:"sla"`
 	Disputes disputes.Policy `json:"disputes"`
+	// Notifications shows destinations without their URLs' paths or
+	// secrets (notifications.Destination.MarshalJSON).
+	Notifications notifications.Policy `json:"notifications"`
 }
 
-// loadPolicy reads the policy file (or the defaults).
-func loadPolicy(path string) (policyInForce, error) {
+// loadPolicy reads the policy file (or the defaults). Notification
+// destinations are checked against SSRF with r (their hosts resolved now).
+func loadPolicy(ctx context.Context, path string, r notifications.Resolver) (policyInForce, error) {
 	doc, err := actions.LoadPolicyFile(path)
 	if err != nil {
 		return policyInForce{}, err
@@ -47,6 +53,14 @@ func loadPolicy(path string) (policyInForce, error) {
 	p.SLA.Normalize()
 	if err := p.SLA.Validate(); err != nil {
 		return p, fmt.Errorf("policy file %s: sla: %w", path, err)
+	}
+	if doc.Notifications.Kind != 0 {
+		if err := decodeStrict(&doc.Notifications, &p.Notifications); err != nil {
+			return p, fmt.Errorf("policy file %s: notifications: %w", path, err)
+		}
+	}
+	if err := p.Notifications.Validate(ctx, r); err != nil {
+		return p, fmt.Errorf("policy file %s: notifications: %w", path, err)
 	}
 	return p, nil
 }

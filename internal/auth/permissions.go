@@ -40,6 +40,10 @@ const (
 	// The events feed (GET /events): what integrations and supervisors
 	// subscribe to (deadline reminders and misses, subscription rules applied).
 	PermEventsRead Permission = "events:read"
+	// Outbound notifications (Slack, webhooks): their deliveries, and
+	// replaying a failed one — supervisors run the desk's alerts.
+	PermNotificationsRead   Permission = "notifications:read"
+	PermNotificationsReplay Permission = "notifications:replay"
 )
 
 // grants is read-only after package initialisation.
@@ -62,6 +66,8 @@ var grants = map[Permission][]Role{
 	PermPolicyDocsWrite:     {RoleSupervisor, RoleAdmin},
 	PermDisputesStats:       {RoleSupervisor, RoleAdmin},
 	PermEventsRead:          {RoleSupervisor, RoleAdmin},
+	PermNotificationsRead:   {RoleSupervisor, RoleAdmin},
+	PermNotificationsReplay: {RoleSupervisor, RoleAdmin},
 }
 
 // Allowed reports whether role has perm.

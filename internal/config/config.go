@@ -55,8 +55,17 @@ type Config struct {
 	EscalationSources string
 	// PasswordLinkTTL is how long a one-time password link works.
 	PasswordLinkTTL time.Duration
-	// PublicURL is the console's address as users reach it, for links.
+	// PublicURL is the console's address as users reach it, for links
+	// (password links, cases in notifications).
 	PublicURL string
+	// Notification delivery (notifications): poll interval, the events
+	// feed's settle delay it waits out, per-call timeout and retries.
+	NotifyPoll        time.Duration
+	NotifySettle      time.Duration
+	NotifyTimeout     time.Duration
+	NotifyMaxAttempts int
+	NotifyBackoffBase time.Duration
+	NotifyBackoffMax  time.Duration
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -98,7 +107,13 @@ var settings = []Setting{
 	{"RECOURSE_CONSOLE_SESSION_MAX", "console-session-max", "12h", "a console session ends this long after sign-in, used or not"},
 	{"RECOURSE_CONSOLE_SECURE_COOKIES", "console-secure-cookies", "false", "mark the console session cookie Secure even over plain HTTP (TLS ends at a proxy); it is always Secure over TLS"},
 	{"RECOURSE_PASSWORD_LINK_TTL", "password-link-ttl", "24h", "how long a one-time password link (recourse user link, the console's Users screen) works"},
-	{"RECOURSE_PUBLIC_URL", "public-url", "http://localhost:8080", "the console's address as users reach it, used in one-time password links"},
+	{"RECOURSE_PUBLIC_URL", "public-url", "http://localhost:8080", "the console's address as users reach it, for one-time password links and links to cases in notifications"},
+	{"RECOURSE_NOTIFY_POLL_INTERVAL", "notify-poll-interval", "2s", "how often notifications are dispatched from the events feed and due ones sent"},
+	{"RECOURSE_NOTIFY_SETTLE", "notify-settle", "5s", "how old an event must be before it is notified (the events feed's settle delay; longer than any transaction)"},
+	{"RECOURSE_NOTIFY_TIMEOUT", "notify-timeout", "10s", "timeout of one notification HTTP call"},
+	{"RECOURSE_NOTIFY_MAX_ATTEMPTS", "notify-max-attempts", "10", "attempts before a notification is marked failed"},
+	{"RECOURSE_NOTIFY_BACKOFF_BASE", "notify-backoff-base", "10s", "first notification retry delay; doubles per attempt"},
+	{"RECOURSE_NOTIFY_BACKOFF_MAX", "notify-backoff-max", "1h", "longest notification retry delay"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -172,6 +187,12 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.ConsoleSecureCookies = p.bool("RECOURSE_CONSOLE_SECURE_COOKIES")
 	c.PasswordLinkTTL = p.dur("RECOURSE_PASSWORD_LINK_TTL")
 	c.PublicURL = p.str("RECOURSE_PUBLIC_URL")
+	c.NotifyPoll = p.dur("RECOURSE_NOTIFY_POLL_INTERVAL")
+	c.NotifySettle = p.dur("RECOURSE_NOTIFY_SETTLE")
+	c.NotifyTimeout = p.dur("RECOURSE_NOTIFY_TIMEOUT")
+	c.NotifyMaxAttempts = p.int("RECOURSE_NOTIFY_MAX_ATTEMPTS")
+	c.NotifyBackoffBase = p.dur("RECOURSE_NOTIFY_BACKOFF_BASE")
+	c.NotifyBackoffMax = p.dur("RECOURSE_NOTIFY_BACKOFF_MAX")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -201,6 +222,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_PASSWORD_LINK_TTL must be at least 1m")
 	case c.StripeTimeout <= 0:
 		return fmt.Errorf("RECOURSE_STRIPE_TIMEOUT must be positive")
+	case c.NotifyPoll <= 0 || c.NotifySettle <= 0 || c.NotifyTimeout <= 0 || c.NotifyBackoffBase <= 0 || c.NotifyBackoffMax < c.NotifyBackoffBase:
+		return fmt.Errorf("RECOURSE_NOTIFY_* durations must be positive and RECOURSE_NOTIFY_BACKOFF_MAX at least RECOURSE_NOTIFY_BACKOFF_BASE")
+	case c.NotifyMaxAttempts < 1:
+		return fmt.Errorf("RECOURSE_NOTIFY_MAX_ATTEMPTS must be at least 1")
 	}
 	switch c.LogFormat {
 	case "json", "text":

@@ -39,7 +39,37 @@ const (
 	TypeDisputeDeadlineReminder = "dispute.deadline_reminder"
 	TypeDisputeDeadlineMissed   = "dispute.deadline_missed"
 	TypeDisputeRuleApplied      = "dispute.subscription_rule_applied"
+	TypeDisputeCreated          = "dispute.created"
+	TypeSLADueSoon              = "sla.due_soon"
+	TypeSLABreached             = "sla.breached"
+	TypeApprovalRequested       = "approval.requested"
+	TypeActionFailed            = "action.failed"
+	TypeWebhookDeadLettered     = "webhook.dead_lettered"
 )
+
+// Types lists every event type Recourse writes, for validating what a
+// subscriber (the notification rules) names.
+func Types() []string {
+	return []string{TypeDisputeCreated, TypeDisputeDeadlineReminder, TypeDisputeDeadlineMissed, TypeDisputeRuleApplied,
+		TypeSLADueSoon, TypeSLABreached, TypeApprovalRequested, TypeActionFailed, TypeWebhookDeadLettered}
+}
+
+// CaseFacts is the data of an event about a case: what a subscriber routes
+// on (kind, team, priority, business line) and what a message shows. It
+// carries no card data and no names or emails: events leave Recourse.
+type CaseFacts struct {
+	CaseID       string     `json:"case_id"`
+	Kind         string     `json:"kind"`
+	Team         string     `json:"team"`
+	Priority     string     `json:"priority"`
+	BusinessLine string     `json:"business_line,omitempty"`
+	Title        string     `json:"title"`
+	Amount       *int64     `json:"amount,omitempty"`
+	Currency     string     `json:"currency,omitempty"`
+	DueAt        *time.Time `json:"due_at,omitempty"`
+	// Detail says what happened in a few words (which SLA, which action).
+	Detail string `json:"detail,omitempty"`
+}
 
 // Event is one fact in the outbox, and its JSON shape on the feed.
 type Event struct {
