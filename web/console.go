@@ -1,5 +1,6 @@
 // Package web is the agent console: server-rendered pages (html/template,
 // embedded) over the same services the API uses, with password sign-in,
+// or single sign-on through an OpenID Connect provider (oidc.go),
 // server-side sessions in the database, CSRF tokens on every form and
 // strict security headers. htmx (vendored, static/VENDORED.md) refreshes
 // the live part of a case page; every form also works as a plain POST.
@@ -8,6 +9,8 @@
 //
 //	GET  /login                      sign-in form
 //	POST /login                      sign in (CSRF, rate-limited) → 303 /
+//	GET  /login/oidc                 single sign-on: state, nonce, PKCE → 302 to the provider (404 when off)
+//	GET  /login/oidc/callback        the provider's answer: verified ID token → an existing active user's session → 303 /
 //	POST /logout                     sign out (CSRF) → 303 /login
 //	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals)
 //	GET  /cases/:id                  case page
@@ -35,6 +38,7 @@ import (
 	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -84,6 +88,11 @@ type Options struct {
 	// SecureCookies marks the cookie Secure over plain HTTP too (TLS ends
 	// at a proxy).
 	SecureCookies bool
+	// Audit records sign-ins (nil: not recorded).
+	Audit *audit.Log
+	// OIDC turns on single sign-on through an OpenID Connect provider
+	// (zero Issuer: off).
+	OIDC OIDC
 }
 
 // Console serves the agent console.
@@ -91,6 +100,7 @@ type Console struct {
 	opt      Options
 	sessions *sessionStore
 	tmpl     *template.Template
+	sso      *sso // nil: single sign-on is off
 }
 
 // New parses the embedded templates and returns the console.
@@ -102,8 +112,12 @@ func New(opt Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Console{opt: opt, tmpl: t,
-		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}, nil
+	con := &Console{opt: opt, tmpl: t,
+		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}
+	if opt.OIDC.Issuer != "" {
+		con.sso = newSSO(opt.OIDC, opt.Clock)
+	}
+	return con, nil
 }
 
 // Register adds the console's routes to e.
@@ -115,6 +129,8 @@ func (con *Console) Register(e *echo.Echo) {
 	g.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	g.GET("/login", con.loginPage)
 	g.POST("/login", con.login)
+	g.GET("/login/oidc", con.ssoStart)
+	g.GET("/login/oidc/callback", con.ssoCallback)
 	s := g.Group("", con.session)
 	s.POST("/logout", con.logout)
 	s.GET("/", con.queues)

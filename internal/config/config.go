@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +52,9 @@ type Config struct {
 	// ConsoleSecureCookies marks the session cookie Secure even when the
 	// request did not arrive over TLS (TLS ends at a proxy).
 	ConsoleSecureCookies bool
+	// OIDC* configure console sign-in through an OpenID Connect provider;
+	// an empty OIDCIssuer turns single sign-on off.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCRedirectURL, OIDCLabel string
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -89,6 +94,11 @@ var settings = []Setting{
 	{"RECOURSE_CONSOLE_IDLE_TIMEOUT", "console-idle-timeout", "30m", "a console session unused this long ends"},
 	{"RECOURSE_CONSOLE_SESSION_MAX", "console-session-max", "12h", "a console session ends this long after sign-in, used or not"},
 	{"RECOURSE_CONSOLE_SECURE_COOKIES", "console-secure-cookies", "false", "mark the console session cookie Secure even over plain HTTP (TLS ends at a proxy); it is always Secure over TLS"},
+	{"RECOURSE_OIDC_ISSUER", "oidc-issuer", "", "OpenID Connect issuer URL for console single sign-on (https, or http on loopback); empty turns single sign-on off"},
+	{"RECOURSE_OIDC_CLIENT_ID", "oidc-client-id", "", "client id Recourse is registered under at the OpenID Connect provider"},
+	{"RECOURSE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "client secret of that registration (empty for a public client: PKCE is always used)"},
+	{"RECOURSE_OIDC_REDIRECT_URL", "oidc-redirect-url", "", "public callback URL registered at the provider, ending in /login/oidc/callback (e.g. https://recourse.example.com/login/oidc/callback)"},
+	{"RECOURSE_OIDC_LABEL", "oidc-label", "Sign in with single sign-on", "text of the single sign-on button on the sign-in page"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -159,6 +169,11 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.ConsoleIdleTimeout = p.dur("RECOURSE_CONSOLE_IDLE_TIMEOUT")
 	c.ConsoleSessionMax = p.dur("RECOURSE_CONSOLE_SESSION_MAX")
 	c.ConsoleSecureCookies = p.bool("RECOURSE_CONSOLE_SECURE_COOKIES")
+	c.OIDCIssuer = p.str("RECOURSE_OIDC_ISSUER")
+	c.OIDCClientID = p.str("RECOURSE_OIDC_CLIENT_ID")
+	c.OIDCClientSecret = p.str("RECOURSE_OIDC_CLIENT_SECRET")
+	c.OIDCRedirectURL = p.str("RECOURSE_OIDC_REDIRECT_URL")
+	c.OIDCLabel = p.str("RECOURSE_OIDC_LABEL")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -191,6 +206,56 @@ func (c Config) Validate() error {
 	case "json", "text":
 	default:
 		return fmt.Errorf("RECOURSE_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	return c.validateOIDC()
+}
+
+// OIDCCallbackPath is where the provider sends the browser back; the
+// console serves it, so RECOURSE_OIDC_REDIRECT_URL must end in it.
+const OIDCCallbackPath = "/login/oidc/callback"
+
+// validateOIDC checks the single sign-on settings: all or nothing, and
+// URLs that do not send codes or tokens in the clear off this machine.
+func (c Config) validateOIDC() error {
+	if c.OIDCIssuer == "" {
+		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCRedirectURL != "" {
+			return fmt.Errorf("RECOURSE_OIDC_CLIENT_ID, _CLIENT_SECRET or _REDIRECT_URL is set but RECOURSE_OIDC_ISSUER is not: set the issuer to turn single sign-on on, or unset the others")
+		}
+		return nil
+	}
+	if err := checkOIDCURL("RECOURSE_OIDC_ISSUER", c.OIDCIssuer); err != nil {
+		return err
+	}
+	if c.OIDCClientID == "" {
+		return fmt.Errorf("RECOURSE_OIDC_CLIENT_ID must be set when RECOURSE_OIDC_ISSUER is")
+	}
+	if c.OIDCRedirectURL == "" {
+		return fmt.Errorf("RECOURSE_OIDC_REDIRECT_URL must be set when RECOURSE_OIDC_ISSUER is (the public URL of %s)", OIDCCallbackPath)
+	}
+	if err := checkOIDCURL("RECOURSE_OIDC_REDIRECT_URL", c.OIDCRedirectURL); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(c.OIDCRedirectURL); u.Path != OIDCCallbackPath || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("RECOURSE_OIDC_REDIRECT_URL must be the public URL of %s, like https://recourse.example.com%s (got %q)", OIDCCallbackPath, OIDCCallbackPath, c.OIDCRedirectURL)
+	}
+	if c.OIDCLabel == "" || len(c.OIDCLabel) > 80 {
+		return fmt.Errorf("RECOURSE_OIDC_LABEL must have 1 to 80 bytes")
+	}
+	return nil
+}
+
+// checkOIDCURL accepts an absolute https URL, or http to a loopback host
+// (a provider or console on this machine, as in development and tests).
+func checkOIDCURL(env, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+		return fmt.Errorf("%s must be an absolute https URL (got %q)", env, raw)
+	}
+	if u.Scheme == "http" {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("%s must use https unless its host is loopback (got %q)", env, raw)
+		}
 	}
 	return nil
 }
