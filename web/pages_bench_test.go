@@ -66,27 +66,6 @@ func BenchmarkConsolePages(b *testing.B) {
 		b.Fatalf("case ids with timelines: %d %v", len(ids), err)
 	}
 
-	if os.Getenv("RECOURSE_BENCH_EXPLAIN") != "" {
-		// Plans of statements over 50 ms go to the PostgreSQL server log
-		// (auto_explain), from the connections opened after this.
-		var name string
-		if err := d.Gorm.Raw("SELECT current_database()").Scan(&name).Error; err != nil {
-			b.Fatal(err)
-		}
-		for _, q := range []string{"session_preload_libraries = 'auto_explain'", "auto_explain.log_min_duration = '50ms'",
-			"auto_explain.log_analyze = on", "auto_explain.log_buffers = on"} {
-			if err := d.Gorm.Exec(`ALTER DATABASE "` + name + `" SET ` + q).Error; err != nil {
-				b.Fatal(err)
-			}
-		}
-		sqlDB, err := d.Gorm.DB()
-		if err != nil {
-			b.Fatal(err)
-		}
-		sqlDB.SetMaxIdleConns(0)
-		sqlDB.SetMaxIdleConns(2)
-	}
-
 	con, err := New(Options{DB: d, Clock: clk, Log: log, Users: users, Cases: cs, IdleTimeout: 30 * time.Minute, SessionMax: 12 * time.Hour})
 	if err != nil {
 		b.Fatal(err)
