@@ -23,6 +23,7 @@ BENCHMARKS=(
   "./cases/ ^BenchmarkCaseList$ 300x"
   "./disputes/ ^BenchmarkDisputeStats$ 20x"
   "./disputes/ ^BenchmarkFactsPut1000$ 20x"
+  "./web/ ^BenchmarkConsolePages$ 200x"
 )
 
 . scripts/postgres.sh

@@ -1,5 +1,6 @@
 // Package web is the agent console: server-rendered pages (html/template,
 // embedded) over the same services the API uses, with password sign-in,
+// or single sign-on through an OpenID Connect provider (oidc.go),
 // server-side sessions in the database, CSRF tokens on every form and
 // strict security headers. htmx (vendored, static/VENDORED.md) refreshes
 // the live part of a case page; every form also works as a plain POST.
@@ -8,6 +9,8 @@
 //
 //	GET  /login                      sign-in form
 //	POST /login                      sign in (CSRF, rate-limited) → 303 /
+//	GET  /login/oidc                 single sign-on: state, nonce, PKCE → 302 to the provider (404 when off)
+//	GET  /login/oidc/callback        the provider's answer: verified ID token → an existing active user's session → 303 /
 //	POST /logout                     sign out (CSRF) → 303 /login
 //	GET  /                           queues (?view=open|mine|unassigned|breached|due_soon|approvals|filter, ?saved=<view id>, &sort=, &cursor=)
 //	GET  /cases/:id/next             303 to the next case of the queue in ?q= (or back to the queue)
@@ -120,7 +123,9 @@ type Options struct {
 	// Replayed (may be nil) is called after each replay: it counts it, as
 	// the API does, and wakes the local webhook worker.
 	Replayed func()
-	Audit    *audit.Log
+	// Audit is the audit log the admin screen reads; sign-ins are
+	// recorded in it too (nil: not recorded).
+	Audit *audit.Log
 	// Policy is the whole policy document in force, as GET /api/v1/policy
 	// shows it.
 	Policy any
@@ -128,6 +133,9 @@ type Options struct {
 	// PublicURL is the console's address in such links.
 	PasswordLinkTTL time.Duration
 	PublicURL       string
+	// OIDC turns on single sign-on through an OpenID Connect provider
+	// (zero Issuer: off).
+	OIDC OIDC
 }
 
 // Console serves the agent console.
@@ -139,6 +147,7 @@ type Console struct {
 	// those), cloned per viewer time zone into byZone (see templatesIn).
 	zoned  *template.Template
 	byZone sync.Map
+	sso    *sso // nil: single sign-on is off
 }
 
 // New parses the embedded templates and returns the console.
@@ -154,8 +163,12 @@ func New(opt Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Console{opt: opt, tmpl: t, zoned: zoned,
-		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}, nil
+	con := &Console{opt: opt, tmpl: t, zoned: zoned,
+		sessions: &sessionStore{db: opt.DB, idle: opt.IdleTimeout, max: opt.SessionMax, touchEvery: sessionTouchInterval}}
+	if opt.OIDC.Issuer != "" {
+		con.sso = newSSO(opt.OIDC, opt.Clock)
+	}
+	return con, nil
 }
 
 // Register adds the console's routes to e.
@@ -168,6 +181,8 @@ func (con *Console) Register(e *echo.Echo) {
 	g.GET("/login", con.loginPage)
 	g.POST("/login", con.login)
 	con.registerPasswordLinks(g)
+	g.GET("/login/oidc", con.ssoStart)
+	g.GET("/login/oidc/callback", con.ssoCallback)
 	s := g.Group("", con.session)
 	s.POST("/logout", con.logout)
 	s.GET("/", con.queues)

@@ -3,16 +3,22 @@ package web
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/internal/audit"
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
 
 type loginPage struct {
 	page
 	Email string
+	// SSO is the single sign-on button's text (empty: no button).
+	SSO string
 }
 
 // loginPage shows the sign-in form with a fresh CSRF token (double submit:
@@ -33,7 +39,11 @@ func (con *Console) showLogin(c echo.Context, status int, email, msg string) err
 	con.setCookie(c, loginCSRFCookie, tok, 3600)
 	pg := con.basePage(c, "Sign in")
 	pg.CSRF, pg.Error = tok, msg
-	return con.render(c, status, "login.html", loginPage{page: pg, Email: email})
+	lp := loginPage{page: pg, Email: email}
+	if con.sso != nil {
+		lp.SSO = con.sso.cfg.Label
+	}
+	return con.render(c, status, "login.html", lp)
 }
 
 // login checks the form's CSRF token, the rate limits, then the password;
@@ -71,7 +81,23 @@ func (con *Console) login(c echo.Context) error {
 	if err := con.sessions.clearFailures(ctx, email); err != nil {
 		return con.fail(c, err)
 	}
-	tok, _, err := con.sessions.create(ctx, p.UserID, now, ip, c.Request().UserAgent())
+	return con.startSession(c, p, "password")
+}
+
+// startSession signs p in: a new server-side session (audited as
+// console.sign_in with how), its cookie, and the queues. Every way of
+// signing in ends here, so sessions expire, end and carry CSRF tokens alike.
+func (con *Console) startSession(c echo.Context, p auth.Principal, how string) error {
+	ctx := c.Request().Context()
+	ip := clientIP(c.Request())
+	var audited func(tx *gorm.DB) error
+	if con.opt.Audit != nil {
+		audited = func(tx *gorm.DB) error {
+			return con.opt.Audit.Record(auth.WithPrincipal(ctx, p), tx, audit.Entry{Action: "console.sign_in",
+				ObjectType: "user", ObjectID: strconv.FormatInt(p.UserID, 10), Detail: "method=" + how + " ip=" + ip})
+		}
+	}
+	tok, _, err := con.sessions.create(ctx, p.UserID, con.opt.Clock.Now(), ip, c.Request().UserAgent(), audited)
 	if err != nil {
 		return con.fail(c, err)
 	}

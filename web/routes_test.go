@@ -39,6 +39,8 @@ var routeAccess = map[string]struct {
 	"POST /cases/:id/assign":          {perm: auth.PermCasesWrite},
 	"POST /actions/:id/decide":        {perm: auth.PermActionsApprove},
 	"GET /?view=approvals":            {perm: auth.PermActionsApprove},
+	"GET /login/oidc":                 {public: true},
+	"GET /login/oidc/callback":        {public: true},
 	"GET /password/set":               {public: true},
 	"POST /password/set":              {public: true},
 	"GET /admin":                      {},

@@ -69,8 +69,9 @@ func hashToken(tok string) string {
 }
 
 // create starts a session for userID at now and returns the cookie token
-// (never stored) and the session.
-func (s *sessionStore) create(ctx context.Context, userID int64, now time.Time, ip, userAgent string) (string, session, error) {
+// (never stored) and the session. also, when set, runs in the same
+// transaction (the sign-in's audit entry commits with its session).
+func (s *sessionStore) create(ctx context.Context, userID int64, now time.Time, ip, userAgent string, also func(tx *gorm.DB) error) (string, session, error) {
 	tok, err := randomHex(32)
 	if err != nil {
 		return "", session{}, err
@@ -84,8 +85,17 @@ func (s *sessionStore) create(ctx context.Context, userID int64, now time.Time, 
 	}
 	row := sessionRow{ID: hashToken(tok), UserID: userID, CSRF: csrf, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(s.max), IP: ip, UserAgent: userAgent}
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
-		return "", session{}, fmt.Errorf("create console session for user %d: %w", userID, err)
+	err = s.db.Transact(ctx, func(tx *gorm.DB) error {
+		if err := tx.WithContext(ctx).Create(&row).Error; err != nil {
+			return fmt.Errorf("create console session for user %d: %w", userID, err)
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", session{}, err
 	}
 	return tok, row.session(), nil
 }

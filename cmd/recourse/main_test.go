@@ -45,7 +45,10 @@ func (in *instance) getenv(k string) string { return in.env[k] }
 // boot starts serve with env and waits for /readyz.
 func boot(t *testing.T, env map[string]string) *instance {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := env["RECOURSE_HTTP_ADDR"] // preset when other settings need the URL (single sign-on's redirect)
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	in := &instance{t: t, url: "http://" + addr, env: env}
 	env["RECOURSE_HTTP_ADDR"] = addr
 	if env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] == "" {

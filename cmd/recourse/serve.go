@@ -191,11 +191,21 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
 		Replayed:        func() { s.metrics.WebhookReplayed.Inc(); notify() }, // admin
-		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL})       // admin
+		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL,        // admin
+		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
+			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}}) // oidc
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
 	} // web
+	// A provider that is down must not keep the service from starting:
+	// sign-in retries discovery and says so on its page.
+	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second) // oidc
+	err = console.DiscoverOIDC(dctx)                         // oidc
+	dcancel()                                                // oidc
+	if err != nil {                                          // oidc
+		log.Warn("single sign-on: cannot reach the OpenID Connect provider yet; password sign-in works, single sign-on retries on use", "issuer", cfg.OIDCIssuer, "err", err) // oidc
+	} // oidc
 	console.Register(e) // web
 	s.echo = e
 	return s, nil

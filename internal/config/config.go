@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +68,9 @@ type Config struct {
 	NotifyMaxAttempts int
 	NotifyBackoffBase time.Duration
 	NotifyBackoffMax  time.Duration
+	// OIDC* configure console sign-in through an OpenID Connect provider;
+	// an empty OIDCIssuer turns single sign-on off.
+	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCRedirectURL, OIDCLabel string
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -114,6 +119,11 @@ var settings = []Setting{
 	{"RECOURSE_NOTIFY_MAX_ATTEMPTS", "notify-max-attempts", "10", "attempts before a notification is marked failed"},
 	{"RECOURSE_NOTIFY_BACKOFF_BASE", "notify-backoff-base", "10s", "first notification retry delay; doubles per attempt"},
 	{"RECOURSE_NOTIFY_BACKOFF_MAX", "notify-backoff-max", "1h", "longest notification retry delay"},
+	{"RECOURSE_OIDC_ISSUER", "oidc-issuer", "", "OpenID Connect issuer URL for console single sign-on (https, or http on loopback); empty turns single sign-on off"},
+	{"RECOURSE_OIDC_CLIENT_ID", "oidc-client-id", "", "client id Recourse is registered under at the OpenID Connect provider"},
+	{"RECOURSE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "client secret of that registration (empty for a public client: PKCE is always used)"},
+	{"RECOURSE_OIDC_REDIRECT_URL", "oidc-redirect-url", "", "public callback URL registered at the provider, ending in /login/oidc/callback (e.g. https://recourse.example.com/login/oidc/callback)"},
+	{"RECOURSE_OIDC_LABEL", "oidc-label", "Sign in with single sign-on", "text of the single sign-on button on the sign-in page"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -193,6 +203,11 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.NotifyMaxAttempts = p.int("RECOURSE_NOTIFY_MAX_ATTEMPTS")
 	c.NotifyBackoffBase = p.dur("RECOURSE_NOTIFY_BACKOFF_BASE")
 	c.NotifyBackoffMax = p.dur("RECOURSE_NOTIFY_BACKOFF_MAX")
+	c.OIDCIssuer = p.str("RECOURSE_OIDC_ISSUER")
+	c.OIDCClientID = p.str("RECOURSE_OIDC_CLIENT_ID")
+	c.OIDCClientSecret = p.str("RECOURSE_OIDC_CLIENT_SECRET")
+	c.OIDCRedirectURL = p.str("RECOURSE_OIDC_REDIRECT_URL")
+	c.OIDCLabel = p.str("RECOURSE_OIDC_LABEL")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -231,6 +246,56 @@ func (c Config) Validate() error {
 	case "json", "text":
 	default:
 		return fmt.Errorf("RECOURSE_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	return c.validateOIDC()
+}
+
+// OIDCCallbackPath is where the provider sends the browser back; the
+// console serves it, so RECOURSE_OIDC_REDIRECT_URL must end in it.
+const OIDCCallbackPath = "/login/oidc/callback"
+
+// validateOIDC checks the single sign-on settings: all or nothing, and
+// URLs that do not send codes or tokens in the clear off this machine.
+func (c Config) validateOIDC() error {
+	if c.OIDCIssuer == "" {
+		if c.OIDCClientID != "" || c.OIDCClientSecret != "" || c.OIDCRedirectURL != "" {
+			return fmt.Errorf("RECOURSE_OIDC_CLIENT_ID, _CLIENT_SECRET or _REDIRECT_URL is set but RECOURSE_OIDC_ISSUER is not: set the issuer to turn single sign-on on, or unset the others")
+		}
+		return nil
+	}
+	if err := checkOIDCURL("RECOURSE_OIDC_ISSUER", c.OIDCIssuer); err != nil {
+		return err
+	}
+	if c.OIDCClientID == "" {
+		return fmt.Errorf("RECOURSE_OIDC_CLIENT_ID must be set when RECOURSE_OIDC_ISSUER is")
+	}
+	if c.OIDCRedirectURL == "" {
+		return fmt.Errorf("RECOURSE_OIDC_REDIRECT_URL must be set when RECOURSE_OIDC_ISSUER is (the public URL of %s)", OIDCCallbackPath)
+	}
+	if err := checkOIDCURL("RECOURSE_OIDC_REDIRECT_URL", c.OIDCRedirectURL); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(c.OIDCRedirectURL); u.Path != OIDCCallbackPath || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("RECOURSE_OIDC_REDIRECT_URL must be the public URL of %s, like https://recourse.example.com%s (got %q)", OIDCCallbackPath, OIDCCallbackPath, c.OIDCRedirectURL)
+	}
+	if c.OIDCLabel == "" || len(c.OIDCLabel) > 80 {
+		return fmt.Errorf("RECOURSE_OIDC_LABEL must have 1 to 80 bytes")
+	}
+	return nil
+}
+
+// checkOIDCURL accepts an absolute https URL, or http to a loopback host
+// (a provider or console on this machine, as in development and tests).
+func checkOIDCURL(env, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+		return fmt.Errorf("%s must be an absolute https URL (got %q)", env, raw)
+	}
+	if u.Scheme == "http" {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("%s must use https unless its host is loopback (got %q)", env, raw)
+		}
 	}
 	return nil
 }

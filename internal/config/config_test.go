@@ -52,3 +52,64 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// Single sign-on is all or nothing, and its URLs are https unless they
+// stay on this machine.
+func TestOIDCSettings(t *testing.T) {
+	on := map[string]string{
+		"RECOURSE_OIDC_ISSUER":       "https://idp.example.com/realms/support",
+		"RECOURSE_OIDC_CLIENT_ID":    "recourse",
+		"RECOURSE_OIDC_REDIRECT_URL": "https://recourse.example.com/login/oidc/callback",
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range on {
+			m[a] = b
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	load := func(env map[string]string) (Config, error) {
+		return Load(nil, func(k string) string { return env[k] }, io.Discard)
+	}
+	c, err := load(on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OIDCIssuer != on["RECOURSE_OIDC_ISSUER"] || c.OIDCLabel != "Sign in with single sign-on" || c.OIDCClientSecret != "" {
+		t.Fatalf("loaded %+v", c)
+	}
+	if c, err := load(nil); err != nil || c.OIDCIssuer != "" {
+		t.Fatalf("off by default: %v %q", err, c.OIDCIssuer)
+	}
+	for _, ok := range []map[string]string{
+		with("RECOURSE_OIDC_ISSUER", "http://127.0.0.1:5556/dex"),
+		with("RECOURSE_OIDC_REDIRECT_URL", "http://localhost:8080/login/oidc/callback"),
+		with("RECOURSE_OIDC_CLIENT_SECRET", "s3cret"),
+	} {
+		if _, err := load(ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"client id without issuer": {map[string]string{"RECOURSE_OIDC_CLIENT_ID": "x"}, "RECOURSE_OIDC_ISSUER"},
+		"no client id":             {with("RECOURSE_OIDC_CLIENT_ID", ""), "RECOURSE_OIDC_CLIENT_ID"},
+		"no redirect":              {with("RECOURSE_OIDC_REDIRECT_URL", ""), "RECOURSE_OIDC_REDIRECT_URL"},
+		"plain http issuer":        {with("RECOURSE_OIDC_ISSUER", "http://idp.example.com"), "RECOURSE_OIDC_ISSUER"},
+		"relative issuer":          {with("RECOURSE_OIDC_ISSUER", "idp.example.com"), "RECOURSE_OIDC_ISSUER"},
+		"plain http redirect":      {with("RECOURSE_OIDC_REDIRECT_URL", "http://recourse.example.com/login/oidc/callback"), "RECOURSE_OIDC_REDIRECT_URL"},
+		"redirect elsewhere":       {with("RECOURSE_OIDC_REDIRECT_URL", "https://recourse.example.com/callback"), "RECOURSE_OIDC_REDIRECT_URL"},
+		"label too long":           {with("RECOURSE_OIDC_LABEL", strings.Repeat("x", 81)), "RECOURSE_OIDC_LABEL"},
+	} {
+		if _, err := load(tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v does not name %s", name, err, tc.want)
+		}
+	}
+}
