@@ -16,6 +16,11 @@
 //	POST /cases/:id/notes            add a note (cases.Service.AddNote)
 //	POST /cases/:id/assign           assign to me (cases.Service.Assign)
 //	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
+//	GET  /cases/:id/evidence         dispute workbench (disputes.Workbench; facts:read, as the API)
+//	GET  /cases/:id/evidence/packet.pdf  the rebuttal packet, framable by the console only (SAMEORIGIN)
+//	POST /cases/:id/evidence         save edited fields at the form's version (Workbench.PatchVersion)
+//	POST /cases/:id/evidence/assemble    assemble the evidence (Workbench.Assemble)
+//	POST /cases/:id/evidence/actions     stage, submit or accept (actions.Service.Request, form idempotency key)
 //	GET  /static/*                   stylesheet and htmx
 package web
 
@@ -35,6 +40,7 @@ import (
 	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -84,6 +90,9 @@ type Options struct {
 	// SecureCookies marks the cookie Secure over plain HTTP too (TLS ends
 	// at a proxy).
 	SecureCookies bool
+	// Workbench is the dispute evidence workbench (nil: its pages answer
+	// 503).
+	Workbench *disputes.Workbench
 }
 
 // Console serves the agent console.
@@ -124,6 +133,7 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/cases/:id/notes", con.note)
 	s.POST("/cases/:id/assign", con.assign)
 	s.POST("/actions/:id/decide", con.decide)
+	con.registerWorkbench(e)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})

@@ -167,7 +167,8 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, // web
-		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies}) // web
+		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies,
+		Workbench: workbench}) // web: the dispute workbench
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
