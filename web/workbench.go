@@ -69,7 +69,10 @@ type workbenchPage struct {
 	// order then by name; empty before the first assembly.
 	Fields []evidenceField
 	// PacketStale: fields were edited after the packet was built.
-	PacketStale                    bool
+	PacketStale bool
+	// Submitted: Stripe has the evidence; nothing changes it any more, so
+	// no form to change it is offered.
+	Submitted                      bool
 	CanWork, CanSend, CanAccept    bool
 	StageKey, SubmitKey, AcceptKey string
 	// Actions are the case's evidence and acceptance actions, latest first;
@@ -126,6 +129,7 @@ func (con *Console) showWorkbench(c echo.Context, status int, failure error, typ
 		pg.SendReason, pg.AcceptReason = c.FormValue("reason"), c.FormValue("accept_reason")
 	}
 	pg.Fields = formFields(doc, typed)
+	pg.Submitted = doc.Draft != nil && doc.Draft.Status == disputes.DraftStatusSubmitted
 	if d := doc.Draft; d != nil && d.AssembledAt != nil && d.UpdatedAt.After(*d.AssembledAt) {
 		pg.PacketStale = true
 	}

@@ -408,9 +408,12 @@ func TestWorkbenchActions(t *testing.T) {
 		if got, _ := we.cases.Get(context.Background(), c.ID); got.State != "under_review" {
 			t.Fatalf("case after submission: %s", got.State)
 		}
-		// After the submission: accepting is refused with the API's code.
+		// After the submission no form to change the evidence is offered,
+		// and accepting anyway is refused with the API's code.
 		p = analyst.get(wbURL)
-		want(t, act(analyst, tok, url.Values{"type": {"accept_dispute"}, "key.accept_dispute": {keyOf(p, "accept_dispute")}, "accept_reason": {"too late"}}),
+		want(t, p, http.StatusOK, `id="submitted-note"`)
+		lacks(t, p, `id="fields-form"`, `id="assemble-form"`, `id="send-form"`, `id="accept-form"`)
+		want(t, act(analyst, tok, url.Values{"type": {"accept_dispute"}, "key.accept_dispute": {"console-late"}, "accept_reason": {"too late"}}),
 			http.StatusConflict, `data-code="evidence_submitted"`)
 	})
 }
