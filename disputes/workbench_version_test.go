@@ -2,14 +2,21 @@ package disputes_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
@@ -68,6 +75,54 @@ func TestPatchVersionAndKeptLetter(t *testing.T) {
 		pdf, _ = b.wb.Packet(ctx, c.ID)
 		if strings.Contains(pdfText(t, pdf)[0], "QX7") {
 			t.Fatal("the dropped letter is still in the packet")
+		}
+	})
+}
+
+// PATCH /cases/{id}/evidence with "version": 409 when stale, 200 at the
+// draft's version; without it, as before.
+func TestPatchVersionHTTP(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		b := newBench(t, d)
+		ctx := context.Background()
+		c, _, _ := b.chargeback(612, time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC),
+			stripetest.ChargebackOptions{Brand: "visa", Reason: "product_not_received", Code: "13.1", Renewals: 1})
+		doc, err := b.wb.Assemble(ctx, c.ID, "ann", disputes.AssembleOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := httpx.New(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
+		ts := auth.NewTokenStore(d, b.clk)
+		b.wb.Register(e.Group("/api/v1", auth.Middleware(ts)))
+		srv := httptest.NewServer(e)
+		t.Cleanup(srv.Close)
+		tok, _, err := ts.Create(ctx, "ann", auth.RoleAnalyst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patch := func(body string) (int, string) {
+			t.Helper()
+			req, _ := http.NewRequest("PATCH", srv.URL+"/api/v1/cases/"+c.ID+"/evidence", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			return res.StatusCode, string(raw)
+		}
+		v := doc.Draft.Version
+		if code, body := patch(fmt.Sprintf(`{"fields":{"product_description":"old tab"},"version":%d}`, v-1)); code != 409 || !strings.Contains(body, "evidence_draft_changed") {
+			t.Fatalf("stale: %d %s", code, body)
+		}
+		if code, body := patch(fmt.Sprintf(`{"fields":{"product_description":"current"},"version":%d}`, v)); code != 200 || !strings.Contains(body, `"version":`+fmt.Sprint(v+1)) {
+			t.Fatalf("current: %d %s", code, body)
+		}
+		if code, body := patch(`{"fields":{"product_description":"no version"}}`); code != 200 {
+			t.Fatalf("without version: %d %s", code, body)
 		}
 	})
 }
