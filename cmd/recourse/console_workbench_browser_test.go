@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"image"
+	"image/draw"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,17 +155,29 @@ func TestConsoleDisputeWorkbenchBrowser(t *testing.T) {
 	}
 }
 
-// viewportScreenshot writes what the session's 1280×800 window shows.
+// viewportScreenshot writes the top 1280×800 of the session's page (the
+// window's own viewport is shorter than 800 by the browser's frame).
 func viewportScreenshot(t *testing.T, s *browsertest.Session, path string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(s.Context(), time.Minute)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	img, err := png.Decode(bytes.NewReader(full))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %s", path)
+	r := image.Rect(0, 0, browsertest.ViewportWidth, browsertest.ViewportHeight).Intersect(img.Bounds())
+	top := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
+	draw.Draw(top, top.Bounds(), img, r.Min, draw.Src)
+	var out bytes.Buffer
+	if err := png.Encode(&out, top); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%dx%d)", path, r.Dx(), r.Dy())
 }
