@@ -128,6 +128,9 @@ func TestConsoleDisputeWorkbenchBrowser(t *testing.T) {
 			if pages := pdfPages(t, pdf); !strings.Contains(pages[0], "marker QX9 from the console") {
 				t.Fatalf("the packet's letter lacks the analyst's edit:\n%s", pages[0])
 			}
+			if w := browsertest.Eval[int](ann, `document.documentElement.scrollWidth`); w > browsertest.ViewportWidth {
+				t.Errorf("the workbench is %dpx wide: it scrolls sideways at %dpx", w, browsertest.ViewportWidth)
+			}
 			ann.Axe()
 			ann.Screenshot("workbench-assembled")
 			if os.Getenv("RECOURSE_UPDATE_DOCS_IMG") == "true" && dialect == "sqlite" {
