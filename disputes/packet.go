@@ -33,6 +33,9 @@ type letter struct {
 	Points      []letterPoint
 	Exhibits    []string // "Exhibit 1 — Access activity log"
 	Request     string
+	// Edited is the letter as the analyst rewrote it (uncategorized_text):
+	// when set, page 1 is this text instead (its first line as the title).
+	Edited string
 }
 
 // exhibitTable is a table of an exhibit; widths in mm.
@@ -131,6 +134,9 @@ func renderPacketAt(l letter, exhibits []exhibit, created time.Time, letterSize 
 	lh := letterSize * 0.43 // line height in mm
 
 	pdf.AddPage()
+	if l.Edited != "" {
+		return renderEditedLetter(pdf, tr, l.Edited, exhibits, letterSize)
+	}
 	pdf.SetFont("Helvetica", "B", letterSize+2)
 	pdf.MultiCell(0, lh+1, tr(l.Title), "", "L", false)
 	pdf.Ln(1)
@@ -166,6 +172,28 @@ func renderPacketAt(l letter, exhibits []exhibit, created time.Time, letterSize 
 	pdf.MultiCell(0, lh, tr(l.Request), "", "L", false)
 	fits := pdf.PageNo() == 1
 
+	return finishPacket(pdf, tr, exhibits, fits)
+}
+
+// renderEditedLetter sets the analyst's letter as page 1 (first line bold,
+// as the title; each further line as written), then the exhibits.
+func renderEditedLetter(pdf *fpdf.Fpdf, tr func(string) string, text string, exhibits []exhibit, letterSize float64) ([]byte, bool, error) {
+	lh := letterSize * 0.43
+	lines := strings.Split(strings.ReplaceAll(strings.TrimSpace(text), "\r\n", "\n"), "\n")
+	pdf.SetFont("Helvetica", "B", letterSize+2)
+	pdf.MultiCell(0, lh+1, tr(lines[0]), "", "L", false)
+	pdf.SetFont("Helvetica", "", letterSize)
+	for _, line := range lines[1:] {
+		if strings.TrimSpace(line) == "" {
+			pdf.Ln(lh / 2)
+			continue
+		}
+		pdf.MultiCell(0, lh, tr(line), "", "L", false)
+	}
+	return finishPacket(pdf, tr, exhibits, pdf.PageNo() == 1)
+}
+
+func finishPacket(pdf *fpdf.Fpdf, tr func(string) string, exhibits []exhibit, fits bool) ([]byte, bool, error) {
 	for _, ex := range exhibits {
 		renderExhibit(pdf, tr, ex)
 	}

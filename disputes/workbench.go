@@ -718,9 +718,10 @@ type AssembleOptions struct {
 // evidence_already_submitted once submitted, evidence_draft_changed on a
 // concurrent change.
 func (w *Workbench) Assemble(ctx context.Context, caseID, actor string, opts AssembleOptions) (EvidenceDocument, error) {
-	if prev, found, err := loadDraft(ctx, w.db.Gorm, caseID); err != nil {
+	read, found, err := loadDraft(ctx, w.db.Gorm, caseID)
+	if err != nil {
 		return EvidenceDocument{}, err
-	} else if found && prev.Status == DraftStatusSubmitted {
+	} else if found && read.Status == DraftStatusSubmitted {
 		return EvidenceDocument{}, submittedError(caseID)
 	}
 	ev, err := w.load(ctx, caseID)
@@ -728,6 +729,10 @@ func (w *Workbench) Assemble(ctx context.Context, caseID, actor string, opts Ass
 		return EvidenceDocument{}, err
 	}
 	asm := assemble(ev)
+	if !opts.Overwrite && found {
+		// The analyst's own letter, kept, is page 1 of the packet.
+		asm.Letter.Edited = keptLetter(read)
+	}
 	now := w.clock.Now().UTC()
 	packet, pages, err := packetWithin(asm, now, MaxPagesFor(firstNonEmpty(ev.Dispute.CardBrand, ev.Charge.CardBrand)))
 	if err != nil {
@@ -756,6 +761,9 @@ func (w *Workbench) Assemble(ctx context.Context, caseID, actor string, opts Ass
 			}
 			next.Version = prev.Version + 1
 			if !opts.Overwrite {
+				if keptLetter(prev) != asm.Letter.Edited {
+					return draftChanged(caseID) // the letter was edited while the packet was rendered
+				}
 				old := prev.fields()
 				for _, f := range prev.edited() {
 					kept = append(kept, f)
@@ -797,6 +805,17 @@ func (w *Workbench) Assemble(ctx context.Context, caseID, actor string, opts Ass
 	return doc, nil
 }
 
+// keptLetter is the rebuttal letter as the analyst edited it
+// (uncategorized_text), or "" when they did not: an assembly that keeps
+// their edits renders it as the packet's first page, so the letter sent as
+// text and the letter in the packet agree.
+func keptLetter(r draftRow) string {
+	if !slices.Contains(r.edited(), string(FieldUncategorizedText)) {
+		return ""
+	}
+	return r.fields()[string(FieldUncategorizedText)]
+}
+
 // auditDraft is what the audit log keeps of a draft: version, status and
 // the field names and sizes (the text itself is in the draft).
 func auditDraft(r *draftRow) json.RawMessage {
@@ -818,6 +837,19 @@ func auditDraft(r *draftRow) json.RawMessage {
 // draft becomes a draft again. ENOTFOUND no_evidence_draft before the first
 // assembly; ECONFLICT evidence_already_submitted once submitted.
 func (w *Workbench) Patch(ctx context.Context, caseID string, fields map[string]string, actor string) (EvidenceDocument, error) {
+	return w.patch(ctx, caseID, fields, actor, nil)
+}
+
+// PatchVersion is [Workbench.Patch] for an analyst who read the draft at
+// version: when the draft has moved on since (another edit, an assembly,
+// a staging), nothing is written and the answer is ECONFLICT
+// evidence_draft_changed (details: version, current_version), so a stale
+// form never overwrites newer text.
+func (w *Workbench) PatchVersion(ctx context.Context, caseID string, version int64, fields map[string]string, actor string) (EvidenceDocument, error) {
+	return w.patch(ctx, caseID, fields, actor, &version)
+}
+
+func (w *Workbench) patch(ctx context.Context, caseID string, fields map[string]string, actor string, version *int64) (EvidenceDocument, error) {
 	if len(fields) == 0 {
 		return EvidenceDocument{}, errs.Coded(errs.EUNPROCESSABLE, CodeFieldsRequired, "give the fields to change: {\"fields\": {\"<Stripe evidence field>\": \"…\"}}")
 	}
@@ -848,6 +880,10 @@ func (w *Workbench) Patch(ctx context.Context, caseID string, fields map[string]
 		}
 		if prev.Status == DraftStatusSubmitted {
 			return submittedError(caseID)
+		}
+		if version != nil && *version != prev.Version {
+			return errs.Coded(errs.ECONFLICT, CodeDraftChanged, "the evidence draft of case %s is at version %d, not %d: it changed after it was read; read it again and redo the edit", caseID, prev.Version, *version).
+				WithDetails(map[string]any{"version": *version, "current_version": prev.Version})
 		}
 		next := prev
 		cur := prev.fields()

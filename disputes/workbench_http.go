@@ -15,7 +15,7 @@ import (
 //
 //	GET   /cases/:id/evidence             the workbench document            facts:read (it shows the customer's facts)
 //	POST  /cases/:id/evidence/assemble    build or rebuild the draft        disputes:work (?overwrite=true drops the analyst's edits)
-//	PATCH /cases/:id/evidence             {"fields": {"<field>": "…"}}       disputes:work
+//	PATCH /cases/:id/evidence             {"fields": {"<field>": "…"}, "version": n}  disputes:work (version optional: 409 when stale)
 //	GET   /cases/:id/evidence/packet.pdf  the rebuttal packet               facts:read
 //
 // Assembly and edits are audited (evidence.assemble, evidence.edit) and
@@ -68,6 +68,9 @@ func (w *Workbench) handleAssemble(c echo.Context) error {
 // patchRequest is the body of PATCH /cases/{id}/evidence.
 type patchRequest struct {
 	Fields map[string]string `json:"fields"`
+	// Version, when given, is the draft version the edit was made on: a
+	// draft that moved on since is 409 evidence_draft_changed.
+	Version *int64 `json:"version"`
 }
 
 func (w *Workbench) handlePatch(c echo.Context) error {
@@ -79,7 +82,12 @@ func (w *Workbench) handlePatch(c echo.Context) error {
 	if err := httpx.Bind(c, &req); err != nil {
 		return err
 	}
-	doc, err := w.Patch(c.Request().Context(), c.Param("id"), req.Fields, actor)
+	var doc EvidenceDocument
+	if req.Version != nil {
+		doc, err = w.PatchVersion(c.Request().Context(), c.Param("id"), *req.Version, req.Fields, actor)
+	} else {
+		doc, err = w.Patch(c.Request().Context(), c.Param("id"), req.Fields, actor)
+	}
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,11 @@
 //	GET  /admin/audit                the audit log (audit:read), filtered and keyset-paged as GET /api/v1/audit
 //	POST /cases/:id/actions          request an action (actions.Service.Request; the form's idempotency_key) → 303 /cases/:id?action=
 //	POST /cases/:id/actions/preview  what policy says of an action form (actions.Service.Preview), a fragment
+//	GET  /cases/:id/evidence         dispute workbench (disputes.Workbench; facts:read, as the API)
+//	GET  /cases/:id/evidence/packet.pdf  the rebuttal packet, framable by the console only (SAMEORIGIN)
+//	POST /cases/:id/evidence         save edited fields at the form's version (Workbench.PatchVersion)
+//	POST /cases/:id/evidence/assemble    assemble the evidence (Workbench.Assemble)
+//	POST /cases/:id/evidence/actions     stage, submit or accept (actions.Service.Request, form idempotency key)
 //	GET  /static/*                   stylesheet, htmx and console.js (countdowns, times, shortcuts)
 package web
 
@@ -136,6 +141,9 @@ type Options struct {
 	// OIDC turns on single sign-on through an OpenID Connect provider
 	// (zero Issuer: off).
 	OIDC OIDC
+	// Workbench is the dispute evidence workbench (nil: its pages answer
+	// 503).
+	Workbench *disputes.Workbench
 }
 
 // Console serves the agent console.
@@ -201,6 +209,7 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/views", con.saveView)
 	s.POST("/views/:id/delete", con.deleteView)
 	s.POST("/cases/bulk", con.bulk)
+	con.registerWorkbench(e)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})

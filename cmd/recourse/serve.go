@@ -193,7 +193,8 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Replayed:        func() { s.metrics.WebhookReplayed.Inc(); notify() }, // admin
 		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL,        // admin
 		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
-			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}}) // oidc
+			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}, // oidc
+		Workbench: workbench}) // web: the dispute workbench
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
