@@ -194,7 +194,7 @@ func TestWorkbenchPage(t *testing.T) {
 		p = analyst.get(wbURL + "?done=assembled")
 		want(t, p, http.StatusOK, `id="notice"`, `id="fields-form"`, `name="version" value="1"`, `<label for="f-uncategorized_text">`,
 			`name="field.uncategorized_text"`, `data-max="20000"`, `/ 20000 characters`, `<iframe id="packet-preview" src="`+wbURL+`/packet.pdf"`,
-			`src="/static/workbench.js"`, `id="stage"`, `id="submit-evidence"`, `id="accept-dispute"`, `name="key.submit_evidence" value="console-`)
+			`src="/static/workbench.js"`, `id="stage"`, `id="submit-evidence"`, `id="accept-dispute"`, `name="key.submit_evidence" value="console_`)
 
 		// The packet: the API's bytes, framable by the console only.
 		pdf := analyst.get(wbURL + "/packet.pdf")
