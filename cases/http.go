@@ -1,6 +1,7 @@
 package cases
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/export"
 	"github.com/recourse-hq/recourse/internal/httpx"
 )
 
@@ -68,7 +70,7 @@ func forViewer(p auth.Principal, c Case) Case {
 // listParams are the query parameters GET /cases accepts.
 var listParams = map[string]bool{"kind": true, "state": true, "status": true, "assignee": true, "team": true,
 	"priority": true, "business_line": true, "customer": true, "subject": true, "needs_attention": true, "sla": true,
-	"created_after": true, "created_before": true, "sort": true, "limit": true, "cursor": true}
+	"created_after": true, "created_before": true, "sort": true, "limit": true, "cursor": true, "format": true}
 
 // parseFilter reads the list filters, refusing unknown parameters and bad
 // values (EINVALID).
@@ -176,6 +178,19 @@ func (s *Service) handleList(c echo.Context) error {
 	page, err := httpx.ParsePage(c)
 	if err != nil {
 		return err
+	}
+	format, err := export.FormatOf(c)
+	if err != nil {
+		return err
+	}
+	if format != export.JSON {
+		return export.Respond(c, format, "cases", ExportColumns, export.Pages(func(ctx context.Context, pg httpx.PageRequest) (httpx.List[Case], error) {
+			l, err := s.List(ctx, f, pg)
+			for i := range l.Data {
+				l.Data[i] = forViewer(p, l.Data[i])
+			}
+			return l, err
+		}))
 	}
 	list, err := s.List(c.Request().Context(), f, page)
 	if err != nil {

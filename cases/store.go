@@ -510,6 +510,9 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 	case SLADueSoon:
 		soon := now.Add(dueSoon).UTC()
 		q = q.Where("status = 'open' AND breached = FALSE AND ((first_responded_at IS NULL AND first_response_due <= ?) OR resolution_due <= ?)", soon, soon)
+		// The same condition said of sla_due (the earlier of the two that
+		// still count), so cases_open_sla_idx can stop at soon.
+		q = q.Where("sla_due <= ?", soon)
 		q = q.Where("sla_paused_at IS NULL") // a paused clock is not about to run out
 	}
 	if !f.CreatedAfter.IsZero() {

@@ -228,14 +228,15 @@ func seedPages(b *testing.B, d *db.DB, now time.Time, n int) {
 	seed := fmt.Sprintf(`
 INSERT INTO cases (id, kind, state, status, resolution, priority, priority_rank, assignee, team, business_line, channel,
   tags, title, description, subject_id, customer_id, first_response_due, resolution_due, first_responded_at,
-  resolution_breached_at, breached, version, created_at, updated_at, closed_at)
+  resolution_breached_at, breached, version, created_at, updated_at, closed_at, sla_due)
 SELECT id, k, state, status, CASE WHEN status = 'closed' THEN %[1]s END, prio, rank, assignee, team, line, 'stripe',
   '[]', 'Case ' || g || ': ' || replace(k, '_', ' ') || ' for cus_b' || lpad((g %% 25000)::text, 5, '0'), '',
   k || '_b' || lpad(g::text, 7, '0'), 'cus_b' || lpad((g %% 25000)::text, 5, '0'),
   created + interval '4 hours', due,
   CASE WHEN assignee IS NOT NULL THEN created + interval '1 hour' END,
   CASE WHEN status = 'open' AND due < @now THEN due END, status = 'open' AND due < @now,
-  1 + g %% 5, created, created, CASE WHEN status = 'closed' THEN created + interval '2 days' END
+  1 + g %% 5, created, created, CASE WHEN status = 'closed' THEN created + interval '2 days' END,
+  CASE WHEN assignee IS NULL AND created + interval '4 hours' < due THEN created + interval '4 hours' ELSE due END
 FROM (
   SELECT g, k, id, created, status, assignee, line, due,
     CASE WHEN status = 'open' THEN %[2]s ELSE %[3]s END AS state,

@@ -371,20 +371,20 @@ func (con *Console) customerEmails(ctx context.Context, p auth.Principal, list [
 	if con.opt.Billing == nil || !auth.Allowed(p.Role, auth.PermBillingRead) {
 		return out
 	}
+	var ids []string
+	seen := map[string]bool{}
 	for _, cs := range list {
-		id := cs.Links.Customer
-		if id == nil {
-			continue
-		}
-		if _, done := out[*id]; done {
-			continue
-		}
-		out[*id] = ""
-		if cu, err := con.opt.Billing.Customer(ctx, *id); err == nil {
-			out[*id] = cu.Email
+		if id := cs.Links.Customer; id != nil && !seen[*id] {
+			seen[*id] = true
+			ids = append(ids, *id)
 		}
 	}
-	return out
+	emails, err := con.opt.Billing.CustomerEmails(ctx, ids)
+	if err != nil {
+		con.opt.Log.Warn("console: customer emails for a queue", "err", err)
+		return out
+	}
+	return emails
 }
 
 // teamsOf returns the viewer's teams that are case teams.

@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"time"
 
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/export"
@@ -15,7 +18,7 @@ import (
 	"github.com/recourse-hq/recourse/webhooks"
 )
 
-const exportUsage = "usage: recourse export audit|webhook-events [--format csv|jsonl] [filters]"
+const exportUsage = "usage: recourse export cases|audit|webhook-events [--format csv|jsonl] [filters]"
 
 // exportCmd is `recourse export LIST`: the same streams as the API's
 // ?format=csv|jsonl, straight from the database to stdout, for a shell or
@@ -31,8 +34,10 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	format := fs.String("format", "csv", "csv or jsonl")
 	var af audit.Filter
 	var wf webhooks.Filter
-	var from, to, status string
+	var from, to, status, query string
 	switch what {
+	case "cases":
+		fs.StringVar(&query, "query", "", "GET /api/v1/cases filters as a query string, e.g. status=open&kind=dispute&sort=sla")
 	case "audit":
 		fs.StringVar(&af.CaseID, "case", "", "only entries of this case")
 		fs.StringVar(&af.Actor, "actor", "", "only entries by this actor")
@@ -77,6 +82,22 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	defer d.Close()
 	var n int
 	switch what {
+	case "cases":
+		q, perr := url.ParseQuery(query)
+		if perr != nil {
+			return fmt.Errorf("--query: %w", perr)
+		}
+		cf, perr := cases.ParseFilter(q)
+		if perr != nil {
+			return perr
+		}
+		cs, perr := cases.NewService(cases.Options{DB: d, Clock: clock.System{}, Logger: slog.New(slog.DiscardHandler)})
+		if perr != nil {
+			return perr
+		}
+		n, err = export.Write(ctx, stdout, f, cases.ExportColumns, export.Pages(func(ctx context.Context, p httpx.PageRequest) (httpx.List[cases.Case], error) {
+			return cs.List(ctx, cf, p)
+		}))
 	case "audit":
 		log := audit.New(d, clock.System{})
 		n, err = export.Write(ctx, stdout, f, audit.ExportColumns, export.Pages(func(ctx context.Context, p httpx.PageRequest) (httpx.List[audit.Entry], error) {

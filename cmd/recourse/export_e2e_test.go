@@ -131,6 +131,25 @@ func TestAuditExport(t *testing.T) {
 				!strings.HasPrefix(body, "id,type,created,livemode,account,object_type,object_id,status,attempts,last_error,received_at,processed_at\n") {
 				t.Fatalf("webhook-events csv: %d %s %q", code, ct, body)
 			}
+			// Case lists export with their filters: the 205 billing inquiries
+			// escalated to finance, from the API and from the shell alike.
+			code, ct, body = in.raw("/api/v1/cases?kind=billing_inquiry&team=finance&format=csv", agent, nil)
+			recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+			if code != 200 || ct != "text/csv; charset=utf-8" || err != nil || len(recs) != n+1 || recs[0][0] != "id" || recs[0][11] != "title" {
+				t.Fatalf("cases csv: %d %s %v, %d records", code, ct, err, len(recs))
+			}
+			for _, r := range recs[1:] {
+				if r[6] != "finance" || r[1] != "billing_inquiry" {
+					t.Fatalf("a row outside the filter: %v", r)
+				}
+			}
+			cli, _, err := in.cli("export", "cases", "--query", "kind=billing_inquiry&team=finance")
+			if err != nil || cli != body {
+				t.Fatalf("recourse export cases: %v; same as the API: %v", err, cli == body)
+			}
+			if _, _, err := in.cli("export", "cases", "--query", "colour=red"); err == nil {
+				t.Fatal("an unknown filter was accepted")
+			}
 			if code, _, _ := in.raw("/api/v1/audit?format=csv", agent, nil); code != 403 {
 				t.Fatalf("an agent exported the audit log: %d", code)
 			}

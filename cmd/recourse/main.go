@@ -62,7 +62,7 @@ commands:
   token list                         list API tokens (never their secrets)
   token revoke ID                    revoke an API token
   replay EVENT_ID | --all            put dead-lettered webhook events back to pending
-  export audit|webhook-events [--format csv|jsonl] [filters]
+  export cases|audit|webhook-events [--format csv|jsonl] [filters]
                                      stream a list as CSV or JSON lines to stdout
   facts import [--customer-column C] FILE.csv|FILE.jsonl
                                      back-fill evidence facts (batches of 1,000)
