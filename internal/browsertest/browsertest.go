@@ -343,17 +343,33 @@ func (s *Session) screenshot(name string, timeout time.Duration) (string, error)
 // calls, uncaught exceptions and browser-log errors, among them
 // Content-Security-Policy violations (a blocked inline script or style, a
 // script from another origin). It leaves out the failure of the favicon
-// request the browser makes by itself. Console tests assert it is empty.
+// request the browser makes by itself, and the pair htmx logs when a
+// navigation cancels a poll still in flight (htmx:afterRequest then
+// htmx:sendAbort): a person leaving the page mid-refresh sees nothing wrong,
+// and whether a poll happens to be in flight is timing, not a defect. Console
+// tests assert the rest is empty.
 func (s *Session) ConsoleErrors() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
+	lastAfterRequest := -1 // index in out of an htmx:afterRequest error
 	for _, m := range s.console {
 		if m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleException {
 			continue
 		}
 		if m.Source == "network" && strings.HasSuffix(m.URL, "/favicon.ico") {
 			continue
+		}
+		if text := m.String(); strings.HasSuffix(text, "htmx:sendAbort") {
+			if lastAfterRequest >= 0 && lastAfterRequest == len(out)-1 {
+				out = out[:lastAfterRequest]
+			}
+			lastAfterRequest = -1
+			continue
+		} else if strings.HasSuffix(text, "htmx:afterRequest") {
+			lastAfterRequest = len(out)
+		} else {
+			lastAfterRequest = -1
 		}
 		msg := m.String()
 		if m.Source != "" {

@@ -192,6 +192,24 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("ConsoleErrorsForgiveOnlyAnAbortedPoll", func(t *testing.T) {
+		s := b.NewSession(t)
+		s.Navigate(srv.URL + "/good")
+		// What htmx logs when a navigation cancels a poll in flight, then a
+		// lone afterRequest (a failed request) and an ordinary error.
+		Eval[bool](s, `console.error("htmx:afterRequest"); console.error("htmx:sendAbort");
+			console.error("htmx:afterRequest"); console.error("real trouble"); true`)
+		var errs []string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if errs = s.ConsoleErrors(); len(errs) >= 2 {
+				break
+			}
+		}
+		if len(errs) != 2 || !strings.Contains(errs[0], "htmx:afterRequest") || !strings.Contains(errs[1], "real trouble") {
+			t.Errorf("ConsoleErrors = %q, want the lone afterRequest and the real error", errs)
+		}
+	})
+
 	t.Run("Screenshot", func(t *testing.T) {
 		dir := t.TempDir()
 		t.Setenv("RECOURSE_TEST_ARTIFACTS", dir)
