@@ -200,7 +200,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL,        // admin
 		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
 			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}, // oidc
-		Workbench: workbench}) // web: the dispute workbench
+		Workbench: workbench, Notifications: notices}) // web: the dispute workbench; the notifications screen
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
