@@ -1,9 +1,13 @@
 package actions
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
 )
 
 // Outcome labels of recourse_actions_total: an action's statuses once it
@@ -27,10 +31,16 @@ type actionMetrics struct {
 	duration  *prometheus.HistogramVec
 	requested *prometheus.CounterVec
 	decided   *prometheus.CounterVec
+	executing *executingCollector
 }
 
-func newActionMetrics() *actionMetrics {
+func newActionMetrics(s *Service) *actionMetrics {
 	m := &actionMetrics{
+		executing: &executingCollector{s: s,
+			count: prometheus.NewDesc("recourse_actions_executing", "Actions executing now: sent or about to be sent to the provider, outcome not recorded yet.", nil, nil),
+			oldest: prometheus.NewDesc("recourse_actions_executing_oldest_age_seconds",
+				"How long the oldest executing action has been executing (since its request, or its approval); 0 when none is.", nil, nil),
+		},
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recourse_actions_total",
 			Help: "Action outcomes recorded, by action type and outcome (succeeded, failed, refused, rejected, pending_approval, in_doubt).",
@@ -63,7 +73,56 @@ func newActionMetrics() *actionMetrics {
 }
 
 func (m *actionMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.outcomes, m.duration, m.requested, m.decided}
+	return []prometheus.Collector{m.outcomes, m.duration, m.requested, m.decided, m.executing}
+}
+
+// executingCollector reads the executing actions at scrape time, with a
+// short timeout: an action the resumer cannot finish (the provider down for
+// long, a bug) shows as an age that keeps growing.
+type executingCollector struct {
+	s             *Service
+	count, oldest *prometheus.Desc
+}
+
+func (c *executingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.count; ch <- c.oldest }
+
+func (c *executingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, age, err := c.s.executing(ctx)
+	if err != nil {
+		c.s.log.Warn("actions: executing-action metrics unavailable", "err", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age.Seconds())
+}
+
+// executing counts the executing actions and says how long the oldest has
+// been executing: since its approval, else its request (updated_at moves
+// with every attempt, so it would hide an action retried forever).
+func (s *Service) executing(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	q := s.db.WithContext(ctx).Model(&row{}).Where("status = ?", string(StatusExecuting))
+	if err := q.Count(&n).Error; err != nil {
+		return 0, 0, fmt.Errorf("count executing actions: %w", err)
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	var r row
+	err := s.db.WithContext(ctx).Where("status = ?", string(StatusExecuting)).Order("COALESCE(decided_at, created_at)").Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, 0, nil // finished between the two reads
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("oldest executing action: %w", err)
+	}
+	since := r.CreatedAt
+	if r.DecidedAt != nil {
+		since = *r.DecidedAt
+	}
+	return n, max(s.clock.Now().Sub(since), 0), nil
 }
 
 // outcome counts one recorded outcome of an action of type t.
@@ -90,7 +149,9 @@ func (m *actionMetrics) providerCall(t Type, start time.Time) {
 
 // Collectors returns the package's Prometheus collectors
 // (recourse_actions_total, recourse_action_provider_duration_seconds,
-// recourse_action_approvals_requested_total and
-// recourse_action_approvals_decided_total), for wiring to register on the
-// service's registry.
+// recourse_action_approvals_requested_total,
+// recourse_action_approvals_decided_total, and the scrape-time gauges
+// recourse_actions_executing and
+// recourse_actions_executing_oldest_age_seconds), for wiring to register on
+// the service's registry.
 func (s *Service) Collectors() []prometheus.Collector { return s.metrics.collectors() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,8 +61,11 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[st
 					continue series
 				}
 			}
-			if m.Histogram != nil {
+			switch {
+			case m.Histogram != nil:
 				return float64(m.GetHistogram().GetSampleCount())
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}
@@ -125,6 +129,15 @@ func TestActionMetricsMove(t *testing.T) {
 			if got := gathered(t, reg, "recourse_action_approvals_decided_total", map[string]string{"type": "refund", "decision": decision}); got != want {
 				t.Errorf("approvals decided %s = %v, want %v", decision, got, want)
 			}
+		}
+		// c, whose answer was lost, is still executing; its age is read
+		// from the service's clock at scrape time.
+		h.clock.Advance(10 * time.Minute)
+		if got := gathered(t, reg, "recourse_actions_executing", nil); got != 1 {
+			t.Errorf("recourse_actions_executing = %v, want 1", got)
+		}
+		if got := gathered(t, reg, "recourse_actions_executing_oldest_age_seconds", nil); got != 600 {
+			t.Errorf("oldest executing age = %v, want 600", got)
 		}
 		// a, b, c and the approved d reached the provider; e and f never did.
 		if got := gathered(t, reg, "recourse_action_provider_duration_seconds", map[string]string{"type": "refund"}); got != 4 {

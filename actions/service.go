@@ -61,8 +61,9 @@ type Config struct {
 
 // NewService returns the action service.
 func NewService(c Config) *Service {
-	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence,
-		metrics: newActionMetrics()}
+	s := &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence}
+	s.metrics = newActionMetrics(s)
+	return s
 }
 
 // Policy returns the policy in force.

@@ -232,6 +232,7 @@ func TestServeEndToEnd(t *testing.T) {
 				"recourse_http_request_duration_seconds_bucket",
 				`recourse_actions_total{outcome="failed",type="refund"} 0`,
 				`recourse_action_approvals_requested_total{type="refund"} 0`,
+				"recourse_actions_executing 0",
 			} {
 				if !strings.Contains(string(b), want) {
 					t.Errorf("/metrics lacks %q", want)
