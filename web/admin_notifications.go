@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/recourse-hq/recourse/internal/auth"
+	"github.com/recourse-hq/recourse/internal/events"
 	"github.com/recourse-hq/recourse/notifications"
 )
 
@@ -31,11 +32,30 @@ type notificationsPage struct {
 	Tabs        []notificationTab
 	Tab         notificationTab
 	Destination string
-	Deliveries  []notifications.Delivery
+	Deliveries  []deliveryRow
 	Next        template.URL
 	CanReplay   bool
 	// Back is this list's query, where a replay returns to.
 	Back string
+}
+
+// deliveryRow is a delivery with what its event is about: a case page, or
+// for a dead-lettered webhook event, that event's admin page.
+type deliveryRow struct {
+	notifications.Delivery
+	About, AboutURL string
+}
+
+func rowOf(d notifications.Delivery) deliveryRow {
+	r := deliveryRow{Delivery: d}
+	switch {
+	case d.Subject == "":
+	case d.EventType == events.TypeWebhookDeadLettered:
+		r.About, r.AboutURL = "event "+d.Subject, "/admin/webhooks/"+url.PathEscape(d.Subject)
+	default:
+		r.About, r.AboutURL = d.Subject, "/cases/"+url.PathEscape(d.Subject)
+	}
+	return r
 }
 
 var notificationNotices = map[string]string{
@@ -84,7 +104,9 @@ func (con *Console) showNotifications(c echo.Context, status int, q url.Values, 
 	if err != nil {
 		return con.render(c, con.withError(c, &pg.page, err), "admin_notifications.html", pg)
 	}
-	pg.Deliveries = list.Data
+	for _, d := range list.Data {
+		pg.Deliveries = append(pg.Deliveries, rowOf(d))
+	}
 	if list.NextCursor != nil {
 		next := url.Values{}
 		for k, v := range keep {

@@ -62,10 +62,13 @@ func TestAdminNotifications(t *testing.T) {
 		a.delivery("ntf_failed", "failed", "ops-hook", "POST https://hooks.example.com/x: 500 Internal Server Error")
 		a.delivery("ntf_sent", "sent", "slack-desk", "")
 		a.delivery("ntf_pending", "pending", "ops-hook", "timeout after 5s")
+		if err := d.Gorm.Exec(`UPDATE notification_deliveries SET event_type = 'webhook.dead_lettered', subject = 'evt_gone' WHERE id = 'ntf_pending'`).Error; err != nil {
+			t.Fatal(err)
+		}
 
 		all := b.get("/admin/notifications")
 		want(t, all, http.StatusOK, "ntf_failed", "ntf_sent", "ntf_pending", "500 Internal Server Error", `<td class="num">8</td>`,
-			`href="/cases/case_x"`, `aria-current="page"`)
+			`href="/cases/case_x"`, `href="/admin/webhooks/evt_gone"`, `aria-current="page"`)
 		if n := strings.Count(all.body, `action="/admin/notifications/`); n != 1 {
 			t.Fatalf("%d replay forms, want one (for the failed delivery)", n)
 		}
