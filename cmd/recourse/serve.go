@@ -66,6 +66,9 @@ type service struct {
 	ops     opsParts
 	// notifier sends Slack and webhook notifications where the worker runs.
 	notifier *notifications.Notifier
+	// reconciler compares Stripe's event list with the inbox (nil without
+	// a Stripe API key).
+	reconciler *webhooks.Reconciler
 }
 
 // close releases what newService opened, for a service that never ran.
@@ -103,6 +106,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	}
 	var provider billing.Provider
 	var fetcher billing.Fetcher
+	var lister webhooks.EventLister
 	if cfg.StripeAPIKey != "" {
 		var sc *stripeprovider.Client
 		if sc, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
@@ -110,7 +114,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 			_ = d.Close()
 			return nil, err
 		}
-		provider, fetcher = sc, sc
+		provider, fetcher, lister = sc, sc, sc
 	}
 	store := billing.NewStore(d, clk, billing.WithFetcher(fetcher, cfg.StripeTimeout))
 	actionMirror, caseMirror := mirrorFor(store)
@@ -155,6 +159,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	notify := func() {}
 	if cfg.WorkerEnabled {
 		notify = s.worker.Notify
+	}
+	if lister != nil {
+		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
 	}
 	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
@@ -272,6 +279,15 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.notifier.Run(workerCtx)
 		}()
+		if s.cfg.ReconcileInterval > 0 && s.reconciler != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.reconciler.Loop(workerCtx, s.cfg.ReconcileInterval, s.cfg.ReconcileWindow)
+			}()
+		} else if s.cfg.ReconcileInterval > 0 {
+			s.log.Warn("RECOURSE_RECONCILE_INTERVAL is set but RECOURSE_STRIPE_API_KEY is not: nothing to reconcile against")
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
