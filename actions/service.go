@@ -37,6 +37,7 @@ type Service struct {
 	audit    *audit.Log
 	policy   Policy
 	evidence Evidence
+	metrics  *actionMetrics
 }
 
 // Config wires a Service.
@@ -60,7 +61,8 @@ type Config struct {
 
 // NewService returns the action service.
 func NewService(c Config) *Service {
-	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence}
+	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence,
+		metrics: newActionMetrics()}
 }
 
 // Policy returns the policy in force.
@@ -205,6 +207,9 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		return Outcome{}, err
 	}
 	a := rec.action()
+	if a.Status == StatusPendingApproval {
+		s.metrics.outcome(a.Type, OutcomePendingApproval)
+	}
 	if a.Status == StatusExecuting {
 		a, err = s.execute(ctx, a)
 	}
@@ -360,8 +365,13 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		return Action{}, err
 	}
 	a := out.action()
+	s.metrics.decision(a.Type, approve)
 	if refusal != nil {
+		s.metrics.outcome(a.Type, OutcomeRefused)
 		return a, refusal
+	}
+	if a.Status == StatusRejected {
+		s.metrics.outcome(a.Type, OutcomeRejected)
 	}
 	if a.Status == StatusExecuting {
 		return s.execute(ctx, a)
@@ -487,6 +497,12 @@ func (s *Service) lease(ctx context.Context, id string) (leased, error) {
 	if err != nil {
 		return leased{}, err
 	}
+	if l.refusal != nil {
+		s.metrics.outcome(Type(l.refused.Type), OutcomeRefused)
+	}
+	if l.waiting {
+		s.metrics.outcome(Type(l.parked.Type), OutcomePendingApproval)
+	}
 	return l, nil
 }
 
@@ -525,11 +541,15 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 			return s.refuseBeforeSend(ctx, a, err)
 		}
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 120*time.Second)
+		start := time.Now()
 		result, fileIDs, callErr = s.sendEvidence(pctx, params.Dispute, pkg, a.Type == SubmitEvidence, key)
+		s.metrics.providerCall(a.Type, start)
 		cancel()
 	} else {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		start := time.Now()
 		result, callErr = s.call(pctx, a.Type, params, key)
+		s.metrics.providerCall(a.Type, start)
 		cancel()
 	}
 
@@ -541,11 +561,14 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		_ = s.db.WithContext(context.WithoutCancel(ctx)).Model(&row{}).Where("id = ?", a.ID).
 			Updates(map[string]any{"error_code": "provider_" + pe.Type, "error_message": msg, "lease_until": nil, "updated_at": s.clock.Now()}).Error
 		s.auditCall(ctx, a, "retryable_error", pe.RequestID, msg)
+		s.metrics.outcome(a.Type, OutcomeInDoubt)
 		cur, _ := s.Get(ctx, a.ID)
 		return cur, billing.AsCoded(callErr)
 	}
 	var out row
+	var recorded bool
 	err = s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+		recorded = false
 		now := s.clock.Now()
 		upd := map[string]any{"lease_until": nil, "updated_at": now, "executed_at": now}
 		var summary, entryType string
@@ -584,6 +607,7 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		if r.RowsAffected == 0 {
 			return nil // finished by another execution meanwhile
 		}
+		recorded = true
 		if err := s.cases.Record(ctx, tx, a.CaseID, cases.SystemActor, entryType, summary, ""); err != nil {
 			return err
 		}
@@ -607,6 +631,9 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		return a, fmt.Errorf("record outcome of action %s (the provider call is done; a retry with the same key is safe): %w", a.ID, err)
 	}
 	final := out.action()
+	if recorded {
+		s.metrics.outcome(final.Type, string(final.Status))
+	}
 	if final.Status == StatusSucceeded && a.Type == CancelSubscription && params.ProratedRefund > 0 {
 		s.requestProratedRefund(ctx, final, params)
 	}

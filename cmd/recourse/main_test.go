@@ -230,6 +230,8 @@ func TestServeEndToEnd(t *testing.T) {
 				"recourse_webhook_inbox_backlog 0",
 				`recourse_webhook_events_processed_total{outcome="ignored"} 1`,
 				"recourse_http_request_duration_seconds_bucket",
+				`recourse_actions_total{outcome="failed",type="refund"} 0`,
+				`recourse_action_approvals_requested_total{type="refund"} 0`,
 			} {
 				if !strings.Contains(string(b), want) {
 					t.Errorf("/metrics lacks %q", want)

@@ -129,6 +129,12 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions,
 		Evidence: workbench})
+	for _, c := range s.actions.Collectors() {
+		if err := s.metrics.Registry.Register(c); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("register action metrics: %w", err)
+		}
+	}
 
 	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
 		_ = d.Close()
