@@ -29,6 +29,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -66,12 +67,22 @@ type service struct {
 	ops     opsParts
 	// notifier sends Slack and webhook notifications where the worker runs.
 	notifier *notifications.Notifier
+	// reportsDB is the reporting replica's handle, nil when reports read db.
+	reportsDB *db.DB
+	reports   *reports.Service
 }
 
 // close releases what newService opened, for a service that never ran.
 func (s *service) close() {
 	s.intake.Close()
+	s.closeReportsDB()
 	_ = s.db.Close()
+}
+
+func (s *service) closeReportsDB() {
+	if s.reportsDB != nil {
+		_ = s.reportsDB.Close()
+	}
 }
 
 func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.Clock) (*service, error) {
@@ -127,6 +138,11 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Evidence: workbench})
 
 	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+
+	if s.reports, s.reportsDB, err = newReports(ctx, cfg, d, clk, log, s.metrics, policy); err != nil {
 		_ = d.Close()
 		return nil, err
 	}
@@ -187,6 +203,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)
+	reports.NewHTTP(s.reports).Register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
@@ -295,6 +312,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 	s.intake.Close()
 	stopWorker()
 	wg.Wait()
+	s.closeReportsDB()
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("close database", "err", err)
 	}
