@@ -29,6 +29,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -69,12 +70,22 @@ type service struct {
 	// reconciler compares Stripe's event list with the inbox (nil without
 	// a Stripe API key).
 	reconciler *webhooks.Reconciler
+	// reportsDB is the reporting replica's handle, nil when reports read db.
+	reportsDB *db.DB
+	reports   *reports.Service
 }
 
 // close releases what newService opened, for a service that never ran.
 func (s *service) close() {
 	s.intake.Close()
+	s.closeReportsDB()
 	_ = s.db.Close()
+}
+
+func (s *service) closeReportsDB() {
+	if s.reportsDB != nil {
+		_ = s.reportsDB.Close()
+	}
 }
 
 func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.Clock) (*service, error) {
@@ -141,6 +152,11 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		return nil, err
 	}
 
+	if s.reports, s.reportsDB, err = newReports(ctx, cfg, d, clk, log, s.metrics, policy); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+
 	notices := notifications.NewStore(d, auditLog)
 	if s.notifier, err = notifications.New(notifications.Options{Store: notices, Feed: events.NewFeed(d, clk, cfg.NotifySettle),
 		Policy: policy.Notifications, Clock: clk, Log: log, Registerer: s.metrics.Registry, PublicURL: cfg.PublicURL,
@@ -200,6 +216,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)
+	reports.NewHTTP(s.reports).Register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
@@ -317,6 +334,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 	s.intake.Close()
 	stopWorker()
 	wg.Wait()
+	s.closeReportsDB()
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("close database", "err", err)
 	}

@@ -16,35 +16,38 @@ import (
 // Config is every setting of the service. The zero value is not useful: use
 // Load, or Defaults for tests.
 type Config struct {
-	HTTPAddr          string
-	DatabaseURL       string
-	SQLitePath        string
-	DBMaxConns        int
-	AutoMigrate       bool
-	WebhookSecrets    []string
-	WebhookTolerance  time.Duration
-	WebhookMaxBody    int64
-	APIMaxBody        int64
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	ShutdownTimeout   time.Duration
-	WorkerEnabled     bool
-	WorkerConcurrency int
-	WorkerMaxAttempts int
-	WorkerLease       time.Duration
-	WorkerPoll        time.Duration
-	WorkerBackoffBase time.Duration
-	WorkerBackoffMax  time.Duration
-	LogLevel          string
-	LogFormat         string
-	StripeAPIKey      string
-	StripeAPIBase     string
-	StripeTimeout     time.Duration
-	StripeRetries     int
-	PolicyFile        string
-	SweepInterval     time.Duration
+	HTTPAddr    string
+	DatabaseURL string
+	SQLitePath  string
+	// ReportingDatabaseURL, when set, is a PostgreSQL read replica the
+	// reports (GET /reports/{name}) read from instead of DatabaseURL.
+	ReportingDatabaseURL string
+	DBMaxConns           int
+	AutoMigrate          bool
+	WebhookSecrets       []string
+	WebhookTolerance     time.Duration
+	WebhookMaxBody       int64
+	APIMaxBody           int64
+	ReadHeaderTimeout    time.Duration
+	ReadTimeout          time.Duration
+	WriteTimeout         time.Duration
+	IdleTimeout          time.Duration
+	ShutdownTimeout      time.Duration
+	WorkerEnabled        bool
+	WorkerConcurrency    int
+	WorkerMaxAttempts    int
+	WorkerLease          time.Duration
+	WorkerPoll           time.Duration
+	WorkerBackoffBase    time.Duration
+	WorkerBackoffMax     time.Duration
+	LogLevel             string
+	LogFormat            string
+	StripeAPIKey         string
+	StripeAPIBase        string
+	StripeTimeout        time.Duration
+	StripeRetries        int
+	PolicyFile           string
+	SweepInterval        time.Duration
 	// ConsoleIdleTimeout ends a console session unused this long.
 	ConsoleIdleTimeout time.Duration
 	// ConsoleSessionMax ends a console session this long after sign-in.
@@ -88,6 +91,7 @@ var settings = []Setting{
 	{"RECOURSE_HTTP_ADDR", "http-addr", ":8080", "address the HTTP server listens on"},
 	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://…); empty means the embedded SQLite file"},
 	{"RECOURSE_SQLITE_PATH", "sqlite-path", "./data/recourse.db", "SQLite file used when DATABASE_URL is empty"},
+	{"RECOURSE_REPORTING_DATABASE_URL", "reporting-database-url", "", "PostgreSQL URL (postgres://…) of a read replica the reports (/api/v1/reports/…) read from; empty reads the main database; needs DATABASE_URL to be PostgreSQL too"},
 	{"RECOURSE_DB_MAX_CONNS", "db-max-conns", "20", "maximum open PostgreSQL connections (SQLite always uses one writer)"},
 	{"RECOURSE_AUTO_MIGRATE", "migrate", "true", "apply pending migrations when serve starts"},
 	{"RECOURSE_STRIPE_WEBHOOK_SECRETS", "stripe-webhook-secrets", "", "comma-separated Stripe webhook signing secrets (whsec_…); any one may match, for rotation"},
@@ -172,6 +176,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.HTTPAddr = p.str("RECOURSE_HTTP_ADDR")
 	c.DatabaseURL = p.str("DATABASE_URL")
 	c.SQLitePath = p.str("RECOURSE_SQLITE_PATH")
+	c.ReportingDatabaseURL = p.str("RECOURSE_REPORTING_DATABASE_URL")
 	c.DBMaxConns = p.int("RECOURSE_DB_MAX_CONNS")
 	c.AutoMigrate = p.bool("RECOURSE_AUTO_MIGRATE")
 	c.WebhookSecrets = splitList(p.str("RECOURSE_STRIPE_WEBHOOK_SECRETS"))
@@ -226,6 +231,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 // Validate reports the first setting out of range.
 func (c Config) Validate() error {
 	switch {
+	case c.ReportingDatabaseURL != "" && c.DatabaseURL == "":
+		return fmt.Errorf("RECOURSE_REPORTING_DATABASE_URL is a PostgreSQL read replica, but DATABASE_URL is empty (the embedded SQLite file): set DATABASE_URL to the primary, or unset RECOURSE_REPORTING_DATABASE_URL")
+	case c.ReportingDatabaseURL != "" && !strings.HasPrefix(c.ReportingDatabaseURL, "postgres://") && !strings.HasPrefix(c.ReportingDatabaseURL, "postgresql://"):
+		return fmt.Errorf("RECOURSE_REPORTING_DATABASE_URL must start with postgres:// (the same kind of database as DATABASE_URL)")
 	case c.WebhookMaxBody <= 0 || c.APIMaxBody <= 0:
 		return fmt.Errorf("body limits must be positive")
 	case c.WorkerConcurrency < 1:
