@@ -167,3 +167,17 @@ func (c *Calendar) Between(a, b time.Time) time.Duration {
 	})
 	return total
 }
+
+// TeamCalendar returns the working-time calendar of team — its own, else
+// the "default" one — whatever its kinds count in, or nil when the policy
+// has neither. Reports measure business-hours durations with it.
+func (p SLAPolicy) TeamCalendar(team Team) *Calendar {
+	c, ok := p.Calendars[string(team)]
+	if !ok {
+		c = p.Calendars[DefaultCalendar]
+	}
+	if c == nil || c.loc == nil {
+		return nil
+	}
+	return c
+}

@@ -348,9 +348,18 @@ func (p SLAPolicy) startClocks(c *Case, now time.Time) bool {
 	return true
 }
 
+// The phrases an sla_breached timeline entry's summary names each breached
+// clock with ("SLA breached: first response was due …; resolution was due
+// …"); reports count breaches by them, so they are part of the timeline's
+// vocabulary.
+const (
+	BreachFirstResponse = "first response was due"
+	BreachResolution    = "resolution was due"
+)
+
 // openedLateSummary is the timeline line of a case opened after its deadline.
 func openedLateSummary(c Case) string {
-	s := "SLA breached: opened after the deadline — resolution was due " + c.SLA.ResolutionDue.UTC().Format(time.RFC3339)
+	s := "SLA breached: opened after the deadline — " + BreachResolution + " " + c.SLA.ResolutionDue.UTC().Format(time.RFC3339)
 	if c.EvidenceDueBy != nil {
 		s += " (evidence due_by " + c.EvidenceDueBy.UTC().Format(time.RFC3339) + ")"
 	}

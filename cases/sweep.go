@@ -147,12 +147,12 @@ func (s *Service) markBreach(ctx context.Context, tx *gorm.DB, c Case, now time.
 	if c.SLA.FirstRespondedAt == nil && c.SLA.FirstResponseBreachedAt == nil && c.SLA.FirstResponseDue.Before(now) {
 		next.SLA.FirstResponseBreachedAt = &now
 		out = append(out, breach{c.Kind, slaFirstResponse})
-		parts = append(parts, "first response was due "+c.SLA.FirstResponseDue.UTC().Format(time.RFC3339))
+		parts = append(parts, BreachFirstResponse+" "+c.SLA.FirstResponseDue.UTC().Format(time.RFC3339))
 	}
 	if c.SLA.ResolutionBreachedAt == nil && c.SLA.ResolutionDue.Before(now) {
 		next.SLA.ResolutionBreachedAt = &now
 		out = append(out, breach{c.Kind, slaResolution})
-		parts = append(parts, "resolution was due "+c.SLA.ResolutionDue.UTC().Format(time.RFC3339))
+		parts = append(parts, BreachResolution+" "+c.SLA.ResolutionDue.UTC().Format(time.RFC3339))
 	}
 	if len(out) == 0 {
 		return nil, nil

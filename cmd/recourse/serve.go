@@ -29,6 +29,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -66,12 +67,25 @@ type service struct {
 	ops     opsParts
 	// notifier sends Slack and webhook notifications where the worker runs.
 	notifier *notifications.Notifier
+	// reconciler compares Stripe's event list with the inbox (nil without
+	// a Stripe API key).
+	reconciler *webhooks.Reconciler
+	// reportsDB is the reporting replica's handle, nil when reports read db.
+	reportsDB *db.DB
+	reports   *reports.Service
 }
 
 // close releases what newService opened, for a service that never ran.
 func (s *service) close() {
 	s.intake.Close()
+	s.closeReportsDB()
 	_ = s.db.Close()
+}
+
+func (s *service) closeReportsDB() {
+	if s.reportsDB != nil {
+		_ = s.reportsDB.Close()
+	}
 }
 
 func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.Clock) (*service, error) {
@@ -103,6 +117,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	}
 	var provider billing.Provider
 	var fetcher billing.Fetcher
+	var lister webhooks.EventLister
 	if cfg.StripeAPIKey != "" {
 		var sc *stripeprovider.Client
 		if sc, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
@@ -110,7 +125,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 			_ = d.Close()
 			return nil, err
 		}
-		provider, fetcher = sc, sc
+		provider, fetcher, lister = sc, sc, sc
 	}
 	store := billing.NewStore(d, clk, billing.WithFetcher(fetcher, cfg.StripeTimeout))
 	actionMirror, caseMirror := mirrorFor(store)
@@ -133,6 +148,11 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	}
 
 	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+
+	if s.reports, s.reportsDB, err = newReports(ctx, cfg, d, clk, log, s.metrics, policy); err != nil {
 		_ = d.Close()
 		return nil, err
 	}
@@ -161,6 +181,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	notify := func() {}
 	if cfg.WorkerEnabled {
 		notify = s.worker.Notify
+	}
+	if lister != nil {
+		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
 	}
 	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
@@ -193,6 +216,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)
+	reports.NewHTTP(s.reports).Register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
@@ -278,6 +302,15 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.notifier.Run(workerCtx)
 		}()
+		if s.cfg.ReconcileInterval > 0 && s.reconciler != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.reconciler.Loop(workerCtx, s.cfg.ReconcileInterval, s.cfg.ReconcileWindow)
+			}()
+		} else if s.cfg.ReconcileInterval > 0 {
+			s.log.Warn("RECOURSE_RECONCILE_INTERVAL is set but RECOURSE_STRIPE_API_KEY is not: nothing to reconcile against")
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -301,6 +334,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 	s.intake.Close()
 	stopWorker()
 	wg.Wait()
+	s.closeReportsDB()
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("close database", "err", err)
 	}

@@ -44,6 +44,8 @@ const (
 	// replaying a failed one — supervisors run the desk's alerts.
 	PermNotificationsRead   Permission = "notifications:read"
 	PermNotificationsReplay Permission = "notifications:replay"
+	// The desk's KPIs and reports (GET /reports/{name}): a supervisor's view.
+	PermReportsRead Permission = "reports:read"
 )
 
 // grants is read-only after package initialisation.
@@ -68,6 +70,7 @@ var grants = map[Permission][]Role{
 	PermEventsRead:          {RoleSupervisor, RoleAdmin},
 	PermNotificationsRead:   {RoleSupervisor, RoleAdmin},
 	PermNotificationsReplay: {RoleSupervisor, RoleAdmin},
+	PermReportsRead:         {RoleSupervisor, RoleAdmin},
 }
 
 // Allowed reports whether role has perm.

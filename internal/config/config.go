@@ -16,35 +16,38 @@ import (
 // Config is every setting of the service. The zero value is not useful: use
 // Load, or Defaults for tests.
 type Config struct {
-	HTTPAddr          string
-	DatabaseURL       string
-	SQLitePath        string
-	DBMaxConns        int
-	AutoMigrate       bool
-	WebhookSecrets    []string
-	WebhookTolerance  time.Duration
-	WebhookMaxBody    int64
-	APIMaxBody        int64
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	ShutdownTimeout   time.Duration
-	WorkerEnabled     bool
-	WorkerConcurrency int
-	WorkerMaxAttempts int
-	WorkerLease       time.Duration
-	WorkerPoll        time.Duration
-	WorkerBackoffBase time.Duration
-	WorkerBackoffMax  time.Duration
-	LogLevel          string
-	LogFormat         string
-	StripeAPIKey      string
-	StripeAPIBase     string
-	StripeTimeout     time.Duration
-	StripeRetries     int
-	PolicyFile        string
-	SweepInterval     time.Duration
+	HTTPAddr    string
+	DatabaseURL string
+	SQLitePath  string
+	// ReportingDatabaseURL, when set, is a PostgreSQL read replica the
+	// reports (GET /reports/{name}) read from instead of DatabaseURL.
+	ReportingDatabaseURL string
+	DBMaxConns           int
+	AutoMigrate          bool
+	WebhookSecrets       []string
+	WebhookTolerance     time.Duration
+	WebhookMaxBody       int64
+	APIMaxBody           int64
+	ReadHeaderTimeout    time.Duration
+	ReadTimeout          time.Duration
+	WriteTimeout         time.Duration
+	IdleTimeout          time.Duration
+	ShutdownTimeout      time.Duration
+	WorkerEnabled        bool
+	WorkerConcurrency    int
+	WorkerMaxAttempts    int
+	WorkerLease          time.Duration
+	WorkerPoll           time.Duration
+	WorkerBackoffBase    time.Duration
+	WorkerBackoffMax     time.Duration
+	LogLevel             string
+	LogFormat            string
+	StripeAPIKey         string
+	StripeAPIBase        string
+	StripeTimeout        time.Duration
+	StripeRetries        int
+	PolicyFile           string
+	SweepInterval        time.Duration
 	// ConsoleIdleTimeout ends a console session unused this long.
 	ConsoleIdleTimeout time.Duration
 	// ConsoleSessionMax ends a console session this long after sign-in.
@@ -68,6 +71,11 @@ type Config struct {
 	NotifyMaxAttempts int
 	NotifyBackoffBase time.Duration
 	NotifyBackoffMax  time.Duration
+	// Reconciliation with the provider's event list (webhooks.Reconciler):
+	// every ReconcileInterval (0: off), from the last reconciled point or
+	// ReconcileWindow back on the first run.
+	ReconcileInterval time.Duration
+	ReconcileWindow   time.Duration
 	// OIDC* configure console sign-in through an OpenID Connect provider;
 	// an empty OIDCIssuer turns single sign-on off.
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCRedirectURL, OIDCLabel string
@@ -83,6 +91,7 @@ var settings = []Setting{
 	{"RECOURSE_HTTP_ADDR", "http-addr", ":8080", "address the HTTP server listens on"},
 	{"DATABASE_URL", "database-url", "", "PostgreSQL URL (postgres://…); empty means the embedded SQLite file"},
 	{"RECOURSE_SQLITE_PATH", "sqlite-path", "./data/recourse.db", "SQLite file used when DATABASE_URL is empty"},
+	{"RECOURSE_REPORTING_DATABASE_URL", "reporting-database-url", "", "PostgreSQL URL (postgres://…) of a read replica the reports (/api/v1/reports/…) read from; empty reads the main database; needs DATABASE_URL to be PostgreSQL too"},
 	{"RECOURSE_DB_MAX_CONNS", "db-max-conns", "20", "maximum open PostgreSQL connections (SQLite always uses one writer)"},
 	{"RECOURSE_AUTO_MIGRATE", "migrate", "true", "apply pending migrations when serve starts"},
 	{"RECOURSE_STRIPE_WEBHOOK_SECRETS", "stripe-webhook-secrets", "", "comma-separated Stripe webhook signing secrets (whsec_…); any one may match, for rotation"},
@@ -119,6 +128,8 @@ var settings = []Setting{
 	{"RECOURSE_NOTIFY_MAX_ATTEMPTS", "notify-max-attempts", "10", "attempts before a notification is marked failed"},
 	{"RECOURSE_NOTIFY_BACKOFF_BASE", "notify-backoff-base", "10s", "first notification retry delay; doubles per attempt"},
 	{"RECOURSE_NOTIFY_BACKOFF_MAX", "notify-backoff-max", "1h", "longest notification retry delay"},
+	{"RECOURSE_RECONCILE_INTERVAL", "reconcile-interval", "0s", "how often to list Stripe's events and feed the inbox any it lacks (needs RECOURSE_STRIPE_API_KEY); 0 turns the periodic run off (`recourse reconcile` runs it once)"},
+	{"RECOURSE_RECONCILE_WINDOW", "reconcile-window", "72h", "how far back the first reconciliation looks when none has finished yet (Stripe keeps events 30 days)"},
 	{"RECOURSE_OIDC_ISSUER", "oidc-issuer", "", "OpenID Connect issuer URL for console single sign-on (https, or http on loopback); empty turns single sign-on off"},
 	{"RECOURSE_OIDC_CLIENT_ID", "oidc-client-id", "", "client id Recourse is registered under at the OpenID Connect provider"},
 	{"RECOURSE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "client secret of that registration (empty for a public client: PKCE is always used)"},
@@ -165,6 +176,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.HTTPAddr = p.str("RECOURSE_HTTP_ADDR")
 	c.DatabaseURL = p.str("DATABASE_URL")
 	c.SQLitePath = p.str("RECOURSE_SQLITE_PATH")
+	c.ReportingDatabaseURL = p.str("RECOURSE_REPORTING_DATABASE_URL")
 	c.DBMaxConns = p.int("RECOURSE_DB_MAX_CONNS")
 	c.AutoMigrate = p.bool("RECOURSE_AUTO_MIGRATE")
 	c.WebhookSecrets = splitList(p.str("RECOURSE_STRIPE_WEBHOOK_SECRETS"))
@@ -203,6 +215,8 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.NotifyMaxAttempts = p.int("RECOURSE_NOTIFY_MAX_ATTEMPTS")
 	c.NotifyBackoffBase = p.dur("RECOURSE_NOTIFY_BACKOFF_BASE")
 	c.NotifyBackoffMax = p.dur("RECOURSE_NOTIFY_BACKOFF_MAX")
+	c.ReconcileInterval = p.dur("RECOURSE_RECONCILE_INTERVAL")
+	c.ReconcileWindow = p.dur("RECOURSE_RECONCILE_WINDOW")
 	c.OIDCIssuer = p.str("RECOURSE_OIDC_ISSUER")
 	c.OIDCClientID = p.str("RECOURSE_OIDC_CLIENT_ID")
 	c.OIDCClientSecret = p.str("RECOURSE_OIDC_CLIENT_SECRET")
@@ -217,6 +231,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 // Validate reports the first setting out of range.
 func (c Config) Validate() error {
 	switch {
+	case c.ReportingDatabaseURL != "" && c.DatabaseURL == "":
+		return fmt.Errorf("RECOURSE_REPORTING_DATABASE_URL is a PostgreSQL read replica, but DATABASE_URL is empty (the embedded SQLite file): set DATABASE_URL to the primary, or unset RECOURSE_REPORTING_DATABASE_URL")
+	case c.ReportingDatabaseURL != "" && !strings.HasPrefix(c.ReportingDatabaseURL, "postgres://") && !strings.HasPrefix(c.ReportingDatabaseURL, "postgresql://"):
+		return fmt.Errorf("RECOURSE_REPORTING_DATABASE_URL must start with postgres:// (the same kind of database as DATABASE_URL)")
 	case c.WebhookMaxBody <= 0 || c.APIMaxBody <= 0:
 		return fmt.Errorf("body limits must be positive")
 	case c.WorkerConcurrency < 1:
@@ -241,6 +259,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_NOTIFY_* durations must be positive and RECOURSE_NOTIFY_BACKOFF_MAX at least RECOURSE_NOTIFY_BACKOFF_BASE")
 	case c.NotifyMaxAttempts < 1:
 		return fmt.Errorf("RECOURSE_NOTIFY_MAX_ATTEMPTS must be at least 1")
+	case c.ReconcileInterval != 0 && c.ReconcileInterval < time.Minute:
+		return fmt.Errorf("RECOURSE_RECONCILE_INTERVAL must be 0 (off) or at least 1m")
+	case c.ReconcileWindow <= 0 || c.ReconcileWindow > 30*24*time.Hour:
+		return fmt.Errorf("RECOURSE_RECONCILE_WINDOW must be positive and at most 720h (Stripe keeps events 30 days)")
 	}
 	switch c.LogFormat {
 	case "json", "text":

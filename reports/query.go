@@ -1,0 +1,217 @@
+// Package reports serves the desk's KPIs (GET /api/v1/reports/{name}):
+// case volume and backlog, first-response and resolution times with SLA
+// attainment, per-agent and per-team work, revenue recovery, root causes
+// and the dispute statistics. Every report reads one database handle of its
+// own (a read replica when RECOURSE_REPORTING_DATABASE_URL is set) through
+// one query layer, Store; the dispute report is disputes.StatsReader's.
+//
+// Times are half-open ranges [from, to) in UTC: an event exactly at from is
+// in, one exactly at to is out. Buckets are whole UTC days, ISO weeks
+// (starting Monday) or calendar months, clipped to the range.
+package reports
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/errs"
+)
+
+// Name names a report.
+type Name string
+
+// Reports.
+const (
+	Volume     Name = "volume"
+	Resolution Name = "resolution"
+	TeamWork   Name = "team"
+	Recovery   Name = "recovery"
+	RootCauses Name = "root_causes"
+	Disputes   Name = "disputes"
+)
+
+// Names lists every report in the order the console offers them.
+func Names() []Name { return []Name{Volume, Resolution, TeamWork, Recovery, RootCauses, Disputes} }
+
+// Interval is the width of a bucket.
+type Interval string
+
+// Intervals.
+const (
+	Day   Interval = "day"
+	Week  Interval = "week"
+	Month Interval = "month"
+)
+
+// Intervals lists the bucket widths.
+func Intervals() []Interval { return []Interval{Day, Week, Month} }
+
+// Case groupings of the volume and resolution reports: the case column
+// each one reads.
+var caseGroupColumns = map[string]string{
+	"kind": "kind", "channel": "channel", "team": "team", "business_line": "business_line", "assignee": "assignee",
+}
+
+// GroupBys returns the groupings report n accepts ("" — none, totals only
+// — is accepted where it is listed first).
+func GroupBys(n Name) []string {
+	switch n {
+	case Volume, Resolution:
+		return []string{"", "kind", "channel", "team", "business_line", "assignee"}
+	case TeamWork:
+		return []string{"agent", "team"}
+	case Disputes:
+		return disputes.GroupBys()
+	}
+	return []string{""}
+}
+
+// Bucketed reports whether report n has interval buckets.
+func Bucketed(n Name) bool { return n == Volume || n == Resolution }
+
+// Limits of one query.
+const (
+	// MaxRange is the longest range a report covers.
+	MaxRange = 3 * 366 * 24 * time.Hour
+	// MaxBuckets is the most buckets a report returns (pick a wider
+	// interval for a longer range).
+	MaxBuckets = 400
+	// DefaultDays is the default range: the 30 UTC days up to today, today
+	// included.
+	DefaultDays = 30
+	// topN is how many keys each root-cause list keeps.
+	topN = 20
+)
+
+// NoGroup is the key of totals and of cases without a value in the grouping
+// (no assignee, no business line).
+const (
+	AllKey  = "all"
+	NoneKey = "(none)"
+)
+
+// Query asks for one report.
+type Query struct {
+	Report   Name
+	From, To time.Time
+	Interval Interval
+	GroupBy  string
+}
+
+// Validate reports the first bad field: ENOTFOUND (unknown_report) for an
+// unknown report, EINVALID (invalid_interval, invalid_group_by,
+// invalid_range) otherwise.
+func (q Query) Validate() error {
+	if !slices.Contains(Names(), q.Report) {
+		return errs.Coded(errs.ENOTFOUND, "unknown_report", "no report %q; reports are %s", q.Report, joinNames())
+	}
+	if !slices.Contains(Intervals(), q.Interval) {
+		return errs.Coded(errs.EINVALID, "invalid_interval", "interval must be day, week or month (got %q)", q.Interval)
+	}
+	if gs := GroupBys(q.Report); !slices.Contains(gs, q.GroupBy) {
+		return errs.Coded(errs.EINVALID, "invalid_group_by", "group_by of the %s report must be one of %s (got %q)",
+			q.Report, strings.Join(labelled(gs), ", "), q.GroupBy)
+	}
+	if !q.To.After(q.From) {
+		return errs.Coded(errs.EINVALID, "invalid_range", "to must be after from")
+	}
+	if q.To.Sub(q.From) > MaxRange {
+		return errs.Coded(errs.EINVALID, "invalid_range", "a range may span at most three years")
+	}
+	if Bucketed(q.Report) {
+		if n := len(Buckets(q.From, q.To, q.Interval)); n > MaxBuckets {
+			return errs.Coded(errs.EINVALID, "invalid_range", "%d %s buckets is more than %d: pick a wider interval", n, q.Interval, MaxBuckets)
+		}
+	}
+	return nil
+}
+
+func labelled(gs []string) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g
+		if g == "" {
+			out[i] = "(none)"
+		}
+	}
+	return out
+}
+
+func joinNames() string {
+	s := make([]string, 0, len(Names()))
+	for _, n := range Names() {
+		s = append(s, string(n))
+	}
+	return strings.Join(s, ", ")
+}
+
+// Bucket is one interval of a range: [Start, End).
+type Bucket struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Buckets cuts [from, to) at the UTC boundaries of interval: midnights,
+// Mondays or firsts of the month. The first and last buckets are clipped to
+// the range.
+func Buckets(from, to time.Time, iv Interval) []Bucket {
+	from, to = from.UTC(), to.UTC()
+	var out []Bucket
+	start := from
+	for start.Before(to) && len(out) <= MaxBuckets {
+		end := nextBoundary(start, iv)
+		if end.After(to) {
+			end = to
+		}
+		out = append(out, Bucket{Start: start, End: end})
+		start = end
+	}
+	return out
+}
+
+// nextBoundary is the first interval boundary after t.
+func nextBoundary(t time.Time, iv Interval) time.Time {
+	y, m, d := t.Date()
+	switch iv {
+	case Week:
+		day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		wd := (int(day.Weekday()) + 6) % 7 // Monday = 0
+		return day.AddDate(0, 0, 7-wd)
+	case Month:
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+	default:
+		return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+	}
+}
+
+// DefaultRange is the range of a query that names neither end: the
+// DefaultDays UTC days up to and including now's day.
+func DefaultRange(now time.Time) (from, to time.Time) {
+	y, m, d := now.UTC().Date()
+	to = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+	return to.AddDate(0, 0, -DefaultDays), to
+}
+
+// ParseTime reads an RFC 3339 time or a YYYY-MM-DD date (UTC midnight).
+func ParseTime(s string) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), true
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// DefaultGroupBy is report n's grouping when the query names none.
+func DefaultGroupBy(n Name) string {
+	switch n {
+	case TeamWork:
+		return "agent"
+	case Disputes:
+		return disputes.GroupByReason
+	}
+	return ""
+}
