@@ -70,6 +70,8 @@ var routeAccess = map[string]struct {
 	"POST /cases/:id/evidence/actions":   {perm: auth.PermDisputesWork},
 	"GET /customers":                     {perm: auth.PermBillingRead},
 	"GET /customers/:id":                 {perm: auth.PermBillingRead},
+	"GET /reports":                       {perm: auth.PermReportsRead},
+	"GET /reports/export":                {perm: auth.PermReportsRead},
 }
 
 var allRoles = []auth.Role{auth.RoleAgent, auth.RoleAnalyst, auth.RoleSupervisor, auth.RoleAdmin}
