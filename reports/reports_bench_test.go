@@ -118,8 +118,8 @@ SELECT 'case_' || i, k.kind,
   CASE WHEN NOT open THEN LEAST(created + (1 + i % 240) * interval '1 hour', $1::timestamptz - interval '1 second') END,
   created + interval '72 hours'
 FROM (SELECT i, i % 5 = 0 AS open,
-        CASE WHEN i % 5 = 0 THEN $1::timestamptz - ((i * 7919) % 864000) * interval '1 second'
-             ELSE $1::timestamptz - ((i * 7919) % 31536000) * interval '1 second' END AS created
+        CASE WHEN i % 5 = 0 THEN $1::timestamptz - ((i::bigint * 7919) % 864000) * interval '1 second'
+             ELSE $1::timestamptz - ((i::bigint * 7919) % 31536000) * interval '1 second' END AS created
       FROM generate_series(1, $2::int) i) s
 CROSS JOIN LATERAL (SELECT (ARRAY['dispute','fraud_warning','payment_failure','trial_conversion','cancellation','refund_failure',
   'refund_request','billing_inquiry'])[1 + i % 8] AS kind) k`,
@@ -138,8 +138,8 @@ SELECT 'case_' || i, created + j * interval '1 hour', 'system', 'system',
        WHEN j = 4 AND i % 20 = 0 THEN 'Escalated from support to payments: reason ' || (i % 9)
        ELSE 'entry ' || j END,
   CASE WHEN j = 2 THEN 'in_progress' END
-FROM (SELECT i, CASE WHEN i % 5 = 0 THEN $1::timestamptz - ((i * 7919) % 864000) * interval '1 second'
-             ELSE $1::timestamptz - ((i * 7919) % 31536000) * interval '1 second' END AS created
+FROM (SELECT i, CASE WHEN i % 5 = 0 THEN $1::timestamptz - ((i::bigint * 7919) % 864000) * interval '1 second'
+             ELSE $1::timestamptz - ((i::bigint * 7919) % 31536000) * interval '1 second' END AS created
       FROM generate_series(1, $2::int) i) s, generate_series(1, 10) j`,
 		`SET session_replication_role = origin`,
 		`INSERT INTO actions (id, case_id, type, params, status, requested_by, requested_role, client_key, request_hash, provider_key,
@@ -148,21 +148,21 @@ SELECT 'act_' || i, 'case_' || (i * 5), 'refund', '{}', (ARRAY['succeeded','fail
   'agent' || (i % 40), 'agent', 'k' || i, 'h', 'p' || i,
   CASE WHEN i % 3 = 0 THEN '["over_agent_limit"]' END, CASE WHEN i % 3 = 0 THEN 'sup' || (i % 5) END,
   CASE WHEN i % 3 = 0 THEN at + interval '1 hour' END, at, at
-FROM (SELECT i, $1::timestamptz - ((i * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int / 5) i) s`,
+FROM (SELECT i, $1::timestamptz - ((i::bigint * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int / 5) i) s`,
 		`INSERT INTO billing_charges (id, amount, currency, status, failure_code, created, event_id, event_created, created_at, updated_at)
 SELECT 'ch_' || i, 1000, 'usd', CASE WHEN i % 3 = 0 THEN 'failed' ELSE 'succeeded' END,
   CASE WHEN i % 3 = 0 THEN (ARRAY['card_declined','insufficient_funds','expired_card','do_not_honor','fraudulent'])[1 + i % 5] ELSE '' END,
   at, 'evt_ch' || i, at, at, at
-FROM (SELECT i, $1::timestamptz - ((i * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int * 3 / 10) i) s`,
+FROM (SELECT i, $1::timestamptz - ((i::bigint * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int * 3 / 10) i) s`,
 		`INSERT INTO billing_refunds (id, charge_id, amount, currency, status, reason, created, event_id, event_created, created_at, updated_at)
 SELECT 're_' || i, 'ch_' || i, 500 + i % 1000, (ARRAY['usd','eur'])[1 + i % 2], CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END,
   (ARRAY['requested_by_customer','duplicate','fraudulent',''])[1 + i % 4], at, 'evt_re' || i, at, at, at
-FROM (SELECT i, $1::timestamptz - ((i * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int / 20) i) s`,
+FROM (SELECT i, $1::timestamptz - ((i::bigint * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int / 20) i) s`,
 		`INSERT INTO billing_disputes (id, charge_id, amount, currency, status, reason, card_brand, created, event_id, event_created, created_at, updated_at)
 SELECT 'dp_' || i, 'ch_' || i, 2500, 'usd', (ARRAY['won','lost','needs_response','under_review'])[1 + i % 4],
   (ARRAY['fraudulent','product_not_received','subscription_canceled','general'])[1 + i % 4], (ARRAY['visa','mastercard'])[1 + i % 2],
   at, 'evt_dp' || i, at, at, at
-FROM (SELECT i, $1::timestamptz - ((i * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int / 50) i) s`,
+FROM (SELECT i, $1::timestamptz - ((i::bigint * 7919) % 31536000) * interval '1 second' AS at FROM generate_series(1, $2::int / 50) i) s`,
 		`ANALYZE cases, case_timeline, actions, billing_charges, billing_refunds, billing_disputes`,
 	}
 	sqlDB, err := d.Gorm.DB()
