@@ -366,14 +366,28 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 		}
 		return r
 	}
-	calendars := map[string]*cases.Calendar{}
-	calendarOf := func(team string) *cases.Calendar {
-		c, ok := calendars[team]
-		if !ok {
-			c = s.sla.TeamCalendar(cases.Team(team))
-			calendars[team] = c
+	// Business hours: one WorkMeter per team calendar over the window the
+	// rows span (a case created more than a year before from is measured
+	// by Calendar.Between itself).
+	start := q.From
+	for _, row := range rows {
+		if row.created.Before(start) {
+			start = row.created
 		}
-		return c
+	}
+	if floor := q.From.AddDate(-1, 0, 0); start.Before(floor) {
+		start = floor
+	}
+	meters := map[string]*cases.WorkMeter{}
+	calendarOf := func(team string) *cases.WorkMeter {
+		m, ok := meters[team]
+		if !ok {
+			if c := s.sla.TeamCalendar(cases.Team(team)); c != nil {
+				m = c.Meter(start, q.To)
+			}
+			meters[team] = m
+		}
+		return m
 	}
 	for _, row := range rows {
 		b := bucketOf(bs, row.at)
