@@ -85,8 +85,9 @@ const (
 	topN = 20
 )
 
-// NoGroup is the key of totals and of cases without a value in the grouping
-// (no assignee, no business line).
+// Group keys: AllKey is the one group of a report without a grouping (and
+// of team totals); NoneKey groups cases without a value in the grouping (no
+// assignee, no business line) and lists' empty keys (no failure code).
 const (
 	AllKey  = "all"
 	NoneKey = "(none)"

@@ -193,8 +193,12 @@ func (s *Store) Volume(ctx context.Context, q Query) (*VolumeReport, error) {
 		return nil, err
 	}
 	bexpr, bargs = bucketSQL("t.at", bs)
+	join := " JOIN cases c ON c.id = t.case_id" // only to group by the case's column
+	if q.GroupBy == "" {
+		join = ""
+	}
 	if err := s.countByBucket(ctx, "volume reopened",
-		"SELECT "+bexpr+" AS b, "+g+" AS g, count(*) FROM case_timeline t JOIN cases c ON c.id = t.case_id WHERE t.type = '"+
+		"SELECT "+bexpr+" AS b, "+g+" AS g, count(*) FROM case_timeline t"+join+" WHERE t.type = '"+
 			cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
 		append(bargs, q.From, q.To), func(b int, k string, n int64) { at(b, k).reopened += n; keys[k] = true }); err != nil {
 		return nil, err
@@ -332,7 +336,7 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 		return func(r *sql.Rows) error {
 			var row resolutionRow
 			var breachedAt sql.NullTime
-			if err := r.Scan(&row.group, &row.team, &row.kind, &row.created, &row.at, &row.due, &breachedAt); err != nil {
+			if err := r.Scan(&row.group, &row.team, &row.created, &row.at, &row.due, &breachedAt); err != nil {
 				return err
 			}
 			row.group = groupKey(row.group)
@@ -343,12 +347,12 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 		}
 	}
 	if err := s.query(ctx, "resolution first responses",
-		"SELECT "+g+", c.team, c.kind, c.created_at, c.first_responded_at, c.first_response_due, c.first_response_breached_at FROM cases c"+
+		"SELECT "+g+", c.team, c.created_at, c.first_responded_at, c.first_response_due, c.first_response_breached_at FROM cases c"+
 			" WHERE c.first_responded_at >= ? AND c.first_responded_at < ?", []any{q.From, q.To}, scan(true)); err != nil {
 		return nil, err
 	}
 	if err := s.query(ctx, "resolution closes",
-		"SELECT "+g+", c.team, c.kind, c.created_at, c.closed_at, c.resolution_due, c.resolution_breached_at FROM cases c"+
+		"SELECT "+g+", c.team, c.created_at, c.closed_at, c.resolution_due, c.resolution_breached_at FROM cases c"+
 			" WHERE c.closed_at >= ? AND c.closed_at < ?", []any{q.From, q.To}, scan(false)); err != nil {
 		return nil, err
 	}
@@ -366,14 +370,28 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 		}
 		return r
 	}
-	calendars := map[string]*cases.Calendar{}
-	calendarOf := func(team string) *cases.Calendar {
-		c, ok := calendars[team]
-		if !ok {
-			c = s.sla.TeamCalendar(cases.Team(team))
-			calendars[team] = c
+	// Business hours: one WorkMeter per team calendar over the window the
+	// rows span (a case created more than a year before from is measured
+	// by Calendar.Between itself).
+	start := q.From
+	for _, row := range rows {
+		if row.created.Before(start) {
+			start = row.created
 		}
-		return c
+	}
+	if floor := q.From.AddDate(-1, 0, 0); start.Before(floor) {
+		start = floor
+	}
+	meters := map[string]*cases.WorkMeter{}
+	calendarOf := func(team string) *cases.WorkMeter {
+		m, ok := meters[team]
+		if !ok {
+			if c := s.sla.TeamCalendar(cases.Team(team)); c != nil {
+				m = c.Meter(start, q.To)
+			}
+			meters[team] = m
+		}
+		return m
 	}
 	for _, row := range rows {
 		b := bucketOf(bs, row.at)
@@ -704,7 +722,8 @@ func (s *Store) Recovery(ctx context.Context, q Query) (*RecoveryReport, error) 
 		TrialConversions: outcomes(cases.KindTrialConversion), Cancellations: outcomes(cases.KindCancellation), Refunds: []RefundReason{}}
 	if err := s.query(ctx, "recovery outcomes",
 		"SELECT c.kind, c.state, COALESCE(c.currency, ''), count(*), sum(COALESCE(c.amount, 0)),"+
-			" sum(CASE WHEN EXISTS (SELECT 1 FROM case_timeline t WHERE t.case_id = c.id AND t.to_state = 'retention_offered') THEN 1 ELSE 0 END)"+
+			" sum(CASE WHEN c.kind = 'cancellation' AND c.state = 'retained' AND EXISTS (SELECT 1 FROM case_timeline t WHERE t.case_id = c.id"+
+			" AND t.to_state = 'retention_offered') THEN 1 ELSE 0 END)"+
 			" FROM cases c WHERE c.kind IN (?, ?, ?) AND c.closed_at >= ? AND c.closed_at < ? GROUP BY 1, 2, 3",
 		[]any{cases.KindPaymentFailure, cases.KindTrialConversion, cases.KindCancellation, q.From, q.To}, func(r *sql.Rows) error {
 			var kind, state, cur string

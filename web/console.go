@@ -51,6 +51,8 @@
 //	POST /cases/:id/evidence         save edited fields at the form's version (Workbench.PatchVersion)
 //	POST /cases/:id/evidence/assemble    assemble the evidence (Workbench.Assemble)
 //	POST /cases/:id/evidence/actions     stage, submit or accept (actions.Service.Request, form idempotency key)
+//	GET  /reports                    KPIs and reports (reports.Service; reports:read): picker, chart, table
+//	GET  /reports/export             the report's CSV (reports.ExportColumns through export.Respond)
 //	GET  /static/*                   stylesheet, htmx and console.js (countdowns, times, shortcuts)
 package web
 
@@ -79,6 +81,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/webhooks"
 )
 
@@ -154,6 +157,8 @@ type Options struct {
 	// screen, as GET/POST /api/v1/notifications (nil: the screen answers
 	// 503).
 	Notifications *notifications.Store
+	// Reports answers the Reports page (reports:read; nil: it answers 503).
+	Reports *reports.Service
 }
 
 // Console serves the agent console.
@@ -219,6 +224,8 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/views", con.saveView)
 	s.POST("/views/:id/delete", con.deleteView)
 	s.POST("/cases/bulk", con.bulk)
+	s.GET("/reports", con.reportsPage)
+	s.GET("/reports/export", con.reportsExport)
 	con.registerWorkbench(e)
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")

@@ -75,6 +75,8 @@ var routeAccess = map[string]struct {
 	"GET /export/cases.csv":                {perm: auth.PermCasesRead},
 	"GET /export/audit.csv":                {perm: auth.PermAuditRead},
 	"GET /export/webhook-events.csv":       {perm: auth.PermWebhookEventsRead},
+	"GET /reports":                         {perm: auth.PermReportsRead},
+	"GET /reports/export":                  {perm: auth.PermReportsRead},
 }
 
 var allRoles = []auth.Role{auth.RoleAgent, auth.RoleAnalyst, auth.RoleSupervisor, auth.RoleAdmin}

@@ -224,7 +224,8 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL,        // admin
 		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
 			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}, // oidc
-		Workbench: workbench, Notifications: notices}) // web: the dispute workbench; the notifications screen
+		Workbench: workbench, Notifications: notices, // web: the dispute workbench; the notifications screen
+		Reports: s.reports}) // web: the reports page
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
