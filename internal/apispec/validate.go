@@ -243,20 +243,47 @@ func unchecked(req *http.Request) bool {
 // Transport wraps base (http.DefaultTransport when nil) so every exchange with
 // a documented path (see Documented) is validated as Check does; t fails with
 // what differs. Bodies are read whole and handed on unchanged.
-func Transport(t testing.TB, base http.RoundTripper) http.RoundTripper {
+func Transport(t testing.TB, base http.RoundTripper, opts ...Option) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return roundTripper{t: t, base: base}
+	return roundTripper{t: t, base: base, o: newOptions(opts)}
 }
+
+// Option adjusts Transport and Handler.
+type Option func(*options)
+
+type options struct{ skip map[string]bool }
+
+func newOptions(opts []Option) options {
+	o := options{skip: map[string]bool{}}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Skip leaves exchanges on these exact paths unchecked: routes a test mounts
+// for itself (a probe answering the principal), which are no part of the
+// API.
+func Skip(paths ...string) Option {
+	return func(o *options) {
+		for _, p := range paths {
+			o.skip[p] = true
+		}
+	}
+}
+
+func (o options) checks(path string) bool { return Documented(path) && !o.skip[path] }
 
 type roundTripper struct {
 	t    testing.TB
 	base http.RoundTripper
+	o    options
 }
 
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !Documented(req.URL.Path) {
+	if !rt.o.checks(req.URL.Path) {
 		return rt.base.RoundTrip(req)
 	}
 	var reqBody []byte
@@ -285,13 +312,16 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // Client returns an *http.Client whose exchanges are validated (Transport).
-func Client(t testing.TB) *http.Client { return &http.Client{Transport: Transport(t, nil)} }
+func Client(t testing.TB, opts ...Option) *http.Client {
+	return &http.Client{Transport: Transport(t, nil, opts...)}
+}
 
 // Handler wraps h for httptest.NewRecorder-style tests: every request served
 // on a documented path is validated as Check does once h returns.
-func Handler(t testing.TB, h http.Handler) http.Handler {
+func Handler(t testing.TB, h http.Handler, opts ...Option) http.Handler {
+	o := newOptions(opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !Documented(r.URL.Path) {
+		if !o.checks(r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
 		}
