@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -214,6 +216,7 @@ func check(t testing.TB, ex Exchange) {
 	if !Documented(ex.Request.URL.Path) {
 		return
 	}
+	logExchange(ex)
 	if err := Validate(ex, !unchecked(ex.Request)); err != nil {
 		t.Errorf("OpenAPI contract: %s %s: %v\nrequest body: %s\nresponse body: %s", ex.Request.Method, ex.Request.URL.RequestURI(), err, clip(ex.RequestBody), clip(ex.ResponseBody))
 	}
@@ -376,3 +379,31 @@ func (r *recorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+var logMu sync.Mutex
+
+// logExchange appends "METHOD /documented/path STATUS" to the file named by
+// RECOURSE_APISPEC_LOG, when set: which operations the tests exercise
+// through the validator, and with which answers.
+func logExchange(ex Exchange) {
+	name := os.Getenv("RECOURSE_APISPEC_LOG")
+	if name == "" {
+		return
+	}
+	doc, err := Document()
+	if err != nil {
+		return
+	}
+	path := "(undocumented) " + ex.Request.URL.Path
+	if route, _, err := findRoute(doc, ex.Request.Method, ex.Request.URL); err == nil {
+		path = route.Path
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s %s %d\n", ex.Request.Method, path, ex.Status)
+}
