@@ -15,6 +15,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/recourse-hq/recourse/internal/apispec"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 )
 
@@ -22,8 +23,11 @@ const testSecret = "whsec_e2e_secret"
 
 // instance is one `recourse serve` booted through run().
 type instance struct {
-	t    *testing.T
-	url  string
+	t   *testing.T
+	url string
+	// api is the client for the API: every exchange is checked against
+	// the OpenAPI document (apispec.Transport).
+	api  *http.Client
 	env  map[string]string
 	stop func() error
 	logs func() string // everything serve logged so far
@@ -49,7 +53,7 @@ func boot(t *testing.T, env map[string]string) *instance {
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	in := &instance{t: t, url: "http://" + addr, env: env}
+	in := &instance{t: t, url: "http://" + addr, env: env, api: apispec.Client(t)}
 	env["RECOURSE_HTTP_ADDR"] = addr
 	if env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] == "" {
 		env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] = testSecret
@@ -84,7 +88,7 @@ func boot(t *testing.T, env map[string]string) *instance {
 	t.Cleanup(func() { _ = in.stop() })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(in.url + "/readyz")
+		resp, err := in.api.Get(in.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -137,7 +141,7 @@ func (in *instance) do(method, path, token string, body []byte, header map[strin
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := in.api.Do(req)
 	if err != nil {
 		in.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -218,7 +222,7 @@ func TestServeEndToEnd(t *testing.T) {
 			if code, m := in.do("GET", "/api/v1/nope", admin, nil, nil); code != 404 || m["error"] == nil {
 				t.Fatalf("unknown route: %d %v", code, m)
 			}
-			resp, err := http.Get(in.url + "/metrics")
+			resp, err := in.api.Get(in.url + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -288,7 +292,7 @@ func TestServeWithoutAutoMigrateIsNotReady(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	var code int
 	for i := 0; i < 200; i++ {
-		resp, err := http.Get("http://" + env["RECOURSE_HTTP_ADDR"] + "/readyz")
+		resp, err := apispec.Client(t).Get("http://" + env["RECOURSE_HTTP_ADDR"] + "/readyz")
 		if err == nil {
 			code = resp.StatusCode
 			resp.Body.Close()

@@ -238,7 +238,7 @@ notifications:
 			if strings.Contains(a.logs()+b.logs(), notifySecret) {
 				t.Fatal("a log line holds the webhook secret")
 			}
-			resp, err := http.Get(b.url + "/metrics")
+			resp, err := b.api.Get(b.url + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}

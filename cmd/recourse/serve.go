@@ -19,6 +19,7 @@ import (
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/escalations"
+	"github.com/recourse-hq/recourse/internal/apispec"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -195,6 +196,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	})
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	apispec.Register(e) // GET /api/v1/openapi.json, public
 	s.intake.Register(e)
 	sources, err := escalations.ParseSources(cfg.EscalationSources)
 	if err != nil {
