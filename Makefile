@@ -29,3 +29,7 @@ build: ## build bin/recourse
 .PHONY: bench
 bench: ## run the benchmarks against PostgreSQL (see docs/benchmarks.md)
 	./scripts/bench.sh
+
+.PHONY: faults
+faults: ## run the fault suite: real processes on PostgreSQL, kills, outages, storms; prints the ledger (docs/faults.md)
+	./scripts/faults.sh
