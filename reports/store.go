@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,8 +276,8 @@ func sortedKeys(keys map[string]bool, totalsOnly bool) []string {
 // ---- resolution ----
 
 // Percentiles are the median and 90th percentile of a set of durations in
-// seconds (linear interpolation between ranks, as PostgreSQL's
-// percentile_cont); null when the set is empty.
+// seconds, to the millisecond (linear interpolation between ranks, as
+// PostgreSQL's percentile_cont); null when the set is empty.
 type Percentiles struct {
 	P50 *float64 `json:"p50"`
 	P90 *float64 `json:"p90"`
@@ -511,7 +512,8 @@ func percentiles(vs []float64) Percentiles {
 		return Percentiles{}
 	}
 	sort.Float64s(vs)
-	return Percentiles{P50: f64(percentile(vs, 0.5)), P90: f64(percentile(vs, 0.9))}
+	ms := func(v float64) *float64 { return f64(math.Round(v*1000) / 1000) } // to the millisecond
+	return Percentiles{P50: ms(percentile(vs, 0.5)), P90: ms(percentile(vs, 0.9))}
 }
 
 // percentile is percentile_cont(p) of sorted vs.
