@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,8 +276,8 @@ func sortedKeys(keys map[string]bool, totalsOnly bool) []string {
 // ---- resolution ----
 
 // Percentiles are the median and 90th percentile of a set of durations in
-// seconds (linear interpolation between ranks, as PostgreSQL's
-// percentile_cont); null when the set is empty.
+// seconds, to the millisecond (linear interpolation between ranks, as
+// PostgreSQL's percentile_cont); null when the set is empty.
 type Percentiles struct {
 	P50 *float64 `json:"p50"`
 	P90 *float64 `json:"p90"`
@@ -320,29 +321,77 @@ type ResolutionReport struct {
 	Totals  []ResolutionGroup  `json:"totals"`
 }
 
-type resolutionRow struct {
-	group, team, kind string
-	created, at, due  time.Time
-	breached          bool
-	firstResponse     bool
-}
-
 // Resolution answers the resolution report.
 func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, error) {
 	bs := Buckets(q.From, q.To, q.Interval)
 	g := groupSQL(q.GroupBy)
-	var rows []resolutionRow
+	groups := make([]map[string]*ResolutionGroup, len(bs))
+	for i := range groups {
+		groups[i] = map[string]*ResolutionGroup{}
+	}
+	totals := map[string]*ResolutionGroup{}
+	at := func(m map[string]*ResolutionGroup, k string) *ResolutionGroup {
+		r := m[k]
+		if r == nil {
+			r = &ResolutionGroup{Key: k}
+			m[k] = r
+		}
+		return r
+	}
+	// Business hours: one WorkMeter per team calendar over the year before
+	// the range and the range (a case created earlier is measured by
+	// Calendar.Between itself).
+	meters := map[string]*cases.WorkMeter{}
+	meterOf := func(team string) *cases.WorkMeter {
+		m, ok := meters[team]
+		if !ok {
+			if c := s.sla.TeamCalendar(cases.Team(team)); c != nil {
+				m = c.Meter(q.From.AddDate(-1, 0, 0), q.To)
+			}
+			meters[team] = m
+		}
+		return m
+	}
+	// Each row is measured as it is read: nothing per case is kept but
+	// its two durations.
 	scan := func(first bool) func(r *sql.Rows) error {
+		var (
+			group, team        string
+			created, when, due time.Time
+			breachedAt         sql.NullTime
+		)
 		return func(r *sql.Rows) error {
-			var row resolutionRow
-			var breachedAt sql.NullTime
-			if err := r.Scan(&row.group, &row.team, &row.created, &row.at, &row.due, &breachedAt); err != nil {
+			if err := r.Scan(&group, &team, &created, &when, &due, &breachedAt); err != nil {
 				return err
 			}
-			row.group = groupKey(row.group)
-			row.breached = breachedAt.Valid
-			row.firstResponse = first
-			rows = append(rows, row)
+			k := groupKey(group)
+			wall := when.Sub(created).Seconds()
+			met := !breachedAt.Valid && !when.After(due)
+			biz, hasBiz := 0.0, false
+			if m := meterOf(team); m != nil {
+				biz, hasBiz = m.Between(created, when).Seconds(), true
+			}
+			for _, gr := range []*ResolutionGroup{at(groups[bucketOf(bs, when)], k), at(totals, k)} {
+				if first {
+					gr.FirstResponses++
+					gr.firstWall = append(gr.firstWall, wall)
+					if hasBiz {
+						gr.firstBiz = append(gr.firstBiz, biz)
+					}
+					if met {
+						gr.FirstResponseMet++
+					}
+				} else {
+					gr.Resolved++
+					gr.resWall = append(gr.resWall, wall)
+					if hasBiz {
+						gr.resBiz = append(gr.resBiz, biz)
+					}
+					if met {
+						gr.ResolutionMet++
+					}
+				}
+			}
 			return nil
 		}
 	}
@@ -356,83 +405,16 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 			" WHERE c.closed_at >= ? AND c.closed_at < ?", []any{q.From, q.To}, scan(false)); err != nil {
 		return nil, err
 	}
-	groups := make([]map[string]*ResolutionGroup, len(bs))
-	for i := range groups {
-		groups[i] = map[string]*ResolutionGroup{}
-	}
-	keys := map[string]bool{}
-	at := func(b int, k string) *ResolutionGroup {
-		keys[k] = true
-		r := groups[b][k]
-		if r == nil {
-			r = &ResolutionGroup{Key: k}
-			groups[b][k] = r
-		}
-		return r
-	}
-	// Business hours: one WorkMeter per team calendar over the window the
-	// rows span (a case created more than a year before from is measured
-	// by Calendar.Between itself).
-	start := q.From
-	for _, row := range rows {
-		if row.created.Before(start) {
-			start = row.created
-		}
-	}
-	if floor := q.From.AddDate(-1, 0, 0); start.Before(floor) {
-		start = floor
-	}
-	meters := map[string]*cases.WorkMeter{}
-	calendarOf := func(team string) *cases.WorkMeter {
-		m, ok := meters[team]
-		if !ok {
-			if c := s.sla.TeamCalendar(cases.Team(team)); c != nil {
-				m = c.Meter(start, q.To)
-			}
-			meters[team] = m
-		}
-		return m
-	}
-	for _, row := range rows {
-		b := bucketOf(bs, row.at)
-		gr := at(b, row.group)
-		wall := row.at.Sub(row.created).Seconds()
-		met := !row.breached && !row.at.After(row.due)
-		var biz *float64
-		if cal := calendarOf(row.team); cal != nil {
-			v := cal.Between(row.created, row.at).Seconds()
-			biz = &v
-		}
-		if row.firstResponse {
-			gr.FirstResponses++
-			gr.firstWall = append(gr.firstWall, wall)
-			if biz != nil {
-				gr.firstBiz = append(gr.firstBiz, *biz)
-			}
-			if met {
-				gr.FirstResponseMet++
-			}
-		} else {
-			gr.Resolved++
-			gr.resWall = append(gr.resWall, wall)
-			if biz != nil {
-				gr.resBiz = append(gr.resBiz, *biz)
-			}
-			if met {
-				gr.ResolutionMet++
-			}
-		}
-	}
 	// Breaches are the sweeper's sla_breached entries (a reopened case's
 	// columns start afresh; its timeline keeps every breach).
 	bexpr, bargs := bucketSQL("t.at", bs)
-	groupBy := "1, 2"
+	groupBy, join := "1, 2", " JOIN cases c ON c.id = t.case_id"
 	if q.GroupBy == "" {
-		groupBy = "1"
+		groupBy, join = "1", ""
 	}
 	if err := s.query(ctx, "resolution breaches",
 		"SELECT "+bexpr+" AS b, "+g+" AS g, sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END), sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END)"+
-			" FROM case_timeline t JOIN cases c ON c.id = t.case_id WHERE t.type = '"+cases.EntrySLABreached+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
+			" FROM case_timeline t"+join+" WHERE t.type = '"+cases.EntrySLABreached+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
 		append(bargs, "%"+cases.BreachFirstResponse+"%", "%"+cases.BreachResolution+"%", q.From, q.To), func(r *sql.Rows) error {
 			var (
 				b       int
@@ -442,44 +424,29 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 			if err := r.Scan(&b, &k, &fr, &res); err != nil {
 				return err
 			}
-			gr := at(b, groupKey(k))
-			gr.FirstResponseBreaches += fr
-			gr.ResolutionBreaches += res
+			for _, gr := range []*ResolutionGroup{at(groups[b], groupKey(k)), at(totals, groupKey(k))} {
+				gr.FirstResponseBreaches += fr
+				gr.ResolutionBreaches += res
+			}
 			return nil
 		}); err != nil {
 		return nil, err
 	}
-	order := sortedKeys(keys, q.GroupBy == "")
-	out := &ResolutionReport{Header: header(q), Buckets: make([]ResolutionBucket, len(bs))}
-	totals := map[string]*ResolutionGroup{}
-	for _, k := range order {
-		totals[k] = &ResolutionGroup{Key: k}
+	keys := map[string]bool{}
+	for k := range totals {
+		keys[k] = true
 	}
+	order := sortedKeys(keys, q.GroupBy == "")
+	out := &ResolutionReport{Header: header(q), Buckets: make([]ResolutionBucket, len(bs)), Totals: make([]ResolutionGroup, 0, len(order))}
 	for i, b := range bs {
 		rb := ResolutionBucket{Bucket: b, Groups: make([]ResolutionGroup, 0, len(order))}
 		for _, k := range order {
-			gr := groups[i][k]
-			if gr == nil {
-				gr = &ResolutionGroup{Key: k}
-			}
-			t := totals[k]
-			t.FirstResponses += gr.FirstResponses
-			t.FirstResponseMet += gr.FirstResponseMet
-			t.Resolved += gr.Resolved
-			t.ResolutionMet += gr.ResolutionMet
-			t.FirstResponseBreaches += gr.FirstResponseBreaches
-			t.ResolutionBreaches += gr.ResolutionBreaches
-			t.firstWall = append(t.firstWall, gr.firstWall...)
-			t.firstBiz = append(t.firstBiz, gr.firstBiz...)
-			t.resWall = append(t.resWall, gr.resWall...)
-			t.resBiz = append(t.resBiz, gr.resBiz...)
-			rb.Groups = append(rb.Groups, gr.finish())
+			rb.Groups = append(rb.Groups, at(groups[i], k).finish())
 		}
 		out.Buckets[i] = rb
 	}
-	out.Totals = make([]ResolutionGroup, 0, len(order))
 	for _, k := range order {
-		out.Totals = append(out.Totals, totals[k].finish())
+		out.Totals = append(out.Totals, at(totals, k).finish())
 	}
 	return out, nil
 }
@@ -511,7 +478,8 @@ func percentiles(vs []float64) Percentiles {
 		return Percentiles{}
 	}
 	sort.Float64s(vs)
-	return Percentiles{P50: f64(percentile(vs, 0.5)), P90: f64(percentile(vs, 0.9))}
+	ms := func(v float64) *float64 { return f64(math.Round(v*1000) / 1000) } // to the millisecond
+	return Percentiles{P50: ms(percentile(vs, 0.5)), P90: ms(percentile(vs, 0.9))}
 }
 
 // percentile is percentile_cont(p) of sorted vs.
@@ -625,7 +593,10 @@ func (s *Store) Team(ctx context.Context, q Query) (*TeamReport, error) {
 	asked := "CASE WHEN a.approval_reasons IS NOT NULL AND a.approval_reasons NOT IN ('', '[]', 'null') THEN 1 ELSE 0 END"
 	requester, decider, from := "a.requested_by", "a.decided_by", " FROM actions a"
 	if byTeam {
-		requester, decider, from = "c.team", "c.team", " FROM actions a JOIN cases c ON c.id = a.case_id"
+		// The case's team by primary key, row by row: a month's actions
+		// are a few thousand lookups, where a join would read every case.
+		caseTeam := "(SELECT c.team FROM cases c WHERE c.id = a.case_id)"
+		requester, decider = caseTeam, caseTeam
 	}
 	if err := counts("team actions", "SELECT "+requester+", count(*), sum(CASE WHEN a.status = 'succeeded' THEN 1 ELSE 0 END), sum("+asked+")"+
 		from+" WHERE a.created_at >= ? AND a.created_at < ? GROUP BY 1", []any{q.From, q.To},

@@ -24,7 +24,11 @@ BENCHMARKS=(
   "./disputes/ ^BenchmarkDisputeStats$ 20x"
   "./disputes/ ^BenchmarkFactsPut1000$ 20x"
   "./web/ ^BenchmarkConsolePages$ 200x"
+  "./reports/ ^BenchmarkReports$ 5x"
 )
+# The reports benchmark seeds 1M cases and 10M timeline entries (minutes):
+# it runs only when asked, as here.
+export RECOURSE_BENCH_PG=1
 
 . scripts/postgres.sh
 COUNT=${COUNT:-3}

@@ -14,6 +14,11 @@ CREATE INDEX cases_report_responded_idx ON cases (first_responded_at, created_at
     WHERE first_responded_at IS NOT NULL;
 -- The backlog at a report's start: cases still open, by creation.
 CREATE INDEX cases_report_open_idx ON cases (created_at, kind, channel, team, business_line, assignee) WHERE closed_at IS NULL;
+-- Recovery: payment failures, trial conversions and cancellations closed,
+-- with their outcome and amount; and which cases had a retention offer.
+CREATE INDEX cases_report_outcomes_idx ON cases (closed_at, kind, state, currency, amount, id)
+    WHERE kind IN ('payment_failure', 'trial_conversion', 'cancellation') AND closed_at IS NOT NULL;
+CREATE INDEX case_timeline_retention_offered_idx ON case_timeline (case_id) WHERE to_state = 'retention_offered';
 -- Tagged cases by creation (root causes by tag).
 CREATE INDEX cases_tagged_idx ON cases (created_at) WHERE tags <> '[]';
 -- Reopen, escalation and SLA breach entries by time (a small slice of the timeline).
