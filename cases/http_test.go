@@ -203,6 +203,10 @@ func TestHTTPCreateAndGet(t *testing.T) {
 		if linked["subscription"] == nil || linked["customer"] == nil || linked["invoice"] != nil {
 			t.Fatalf("linked %v", linked)
 		}
+		// A list is never null, even empty (the OpenAPI document says array).
+		if fw, ok := linked["fraud_warnings"].([]any); !ok || len(fw) != 0 {
+			t.Fatalf("linked.fraud_warnings = %#v, want []", linked["fraud_warnings"])
+		}
 		tl := g["timeline"].([]any)
 		if len(tl) != 1 || tl[0].(map[string]any)["actor"] != "alice" || tl[0].(map[string]any)["type"] != EntryOpened {
 			t.Fatalf("timeline %v", tl)
