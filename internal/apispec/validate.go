@@ -407,3 +407,35 @@ func logExchange(ex Exchange) {
 	defer f.Close()
 	fmt.Fprintf(f, "%s %s %d\n", ex.Request.Method, path, ex.Status)
 }
+
+// ValidateWebhook checks a request Recourse sends to a receiver against the
+// document's `webhooks` entry name (e.g. "notification"): the headers it
+// requires and the JSON body.
+func ValidateWebhook(name string, header http.Header, body []byte) error {
+	doc, err := Document()
+	if err != nil {
+		return err
+	}
+	item := doc.Webhooks[name]
+	if item == nil || item.Post == nil {
+		return fmt.Errorf("the document has no webhook %q", name)
+	}
+	op := item.Post
+	for _, p := range op.Parameters {
+		if p.Value.In == openapi3.ParameterInHeader && p.Value.Required && header.Get(p.Value.Name) == "" {
+			return fmt.Errorf("webhook %s: header %s is missing", name, p.Value.Name)
+		}
+	}
+	mt := op.RequestBody.Value.Content.Get("application/json")
+	if ct, _, _ := mime.ParseMediaType(header.Get("Content-Type")); ct != "application/json" {
+		return fmt.Errorf("webhook %s: Content-Type %q, want application/json", name, header.Get("Content-Type"))
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("webhook %s: body is not JSON: %w", name, err)
+	}
+	if err := mt.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("webhook %s: body does not match: %w", name, err)
+	}
+	return nil
+}
