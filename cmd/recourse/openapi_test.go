@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/recourse-hq/recourse/internal/apispec"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
 )
@@ -91,14 +92,14 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	t.Logf("%d routes, all documented", len(norm))
 
 	rec := httptest.NewRecorder()
-	apispec.Handler(t, s.echo).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	apispectest.Handler(t, s.echo).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("GET /healthz = %d", rec.Code)
 	}
 
 	// The document is public: served without a token, as embedded.
 	rec = httptest.NewRecorder()
-	apispec.Handler(t, s.echo).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, apispec.Path, nil))
+	apispectest.Handler(t, s.echo).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, apispec.Path, nil))
 	want, _ := apispec.JSON()
 	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), want) {
 		t.Errorf("GET %s without a token = %d, %d bytes; want 200 and the embedded document", apispec.Path, rec.Code, rec.Body.Len())

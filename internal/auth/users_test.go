@@ -14,7 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/recourse-hq/recourse/internal/apispec"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -50,7 +50,7 @@ func newAPI(t *testing.T, d *db.DB) *api {
 		p, _ := auth.FromContext(c.Request().Context())
 		return c.JSON(http.StatusOK, map[string]any{"user_id": p.UserID, "name": p.Name, "role": p.Role})
 	})
-	a.srv = httptest.NewServer(apispec.Handler(t, e, apispec.Skip("/api/v1/whoami")))
+	a.srv = httptest.NewServer(apispectest.Handler(t, e, apispectest.Skip("/api/v1/whoami")))
 	t.Cleanup(a.srv.Close)
 	ctx := context.Background()
 	for _, r := range auth.Roles() {
