@@ -15,7 +15,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/recourse-hq/recourse/internal/apispec"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 )
 
@@ -26,7 +26,7 @@ type instance struct {
 	t   *testing.T
 	url string
 	// api is the client for the API: every exchange is checked against
-	// the OpenAPI document (apispec.Transport).
+	// the OpenAPI document (apispectest.Transport).
 	api  *http.Client
 	env  map[string]string
 	stop func() error
@@ -53,7 +53,7 @@ func boot(t *testing.T, env map[string]string) *instance {
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	in := &instance{t: t, url: "http://" + addr, env: env, api: apispec.Client(t)}
+	in := &instance{t: t, url: "http://" + addr, env: env, api: apispectest.Client(t)}
 	env["RECOURSE_HTTP_ADDR"] = addr
 	if env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] == "" {
 		env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] = testSecret
@@ -292,7 +292,7 @@ func TestServeWithoutAutoMigrateIsNotReady(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	var code int
 	for i := 0; i < 200; i++ {
-		resp, err := apispec.Client(t).Get("http://" + env["RECOURSE_HTTP_ADDR"] + "/readyz")
+		resp, err := apispectest.Client(t).Get("http://" + env["RECOURSE_HTTP_ADDR"] + "/readyz")
 		if err == nil {
 			code = resp.StatusCode
 			resp.Body.Close()

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/recourse-hq/recourse/internal/apispec"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
 )
@@ -87,6 +90,20 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		t.Errorf("only %d routes found: is the router built as serve builds it?", len(norm))
 	}
 	t.Logf("%d routes, all documented", len(norm))
+
+	rec := httptest.NewRecorder()
+	apispectest.Handler(t, s.echo).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET /healthz = %d", rec.Code)
+	}
+
+	// The document is public: served without a token, as embedded.
+	rec = httptest.NewRecorder()
+	apispectest.Handler(t, s.echo).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, apispec.Path, nil))
+	want, _ := apispec.JSON()
+	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), want) {
+		t.Errorf("GET %s without a token = %d, %d bytes; want 200 and the embedded document", apispec.Path, rec.Code, rec.Body.Len())
+	}
 }
 
 var httpMethods = map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,

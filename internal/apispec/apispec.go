@@ -2,7 +2,8 @@
 // every route under /api/v1 and /webhooks (and /healthz, /readyz, /metrics),
 // embedded in the binary and served at GET /api/v1/openapi.json, and the
 // validator every HTTP test runs its requests and responses through
-// (validate.go), so the document cannot drift from the code.
+// (Validate; the test helpers are in apispectest), so the document cannot
+// drift from the code.
 //
 // The document is written by hand in openapi.yaml. A route added to the
 // service must be added there too: cmd/recourse's TestOpenAPICoversEveryRoute

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
-	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -53,7 +49,8 @@ func Documented(path string) bool {
 //     answered 2xx, so tests that send malformed bodies or bad parameters on
 //     purpose still pass: the server refused them, as the document says it
 //     may, with the error envelope; a request the server accepted must be one
-//     the document allows. Skip it with checkRequest false.
+//     the document allows. checkRequest false leaves the request alone
+//     (Unchecked requests).
 //   - a path the document lacks fails, unless the server answered 404 or 405
 //     with the error envelope (a test probing an unknown route).
 //
@@ -93,13 +90,6 @@ func Validate(ex Exchange, checkRequest bool) error {
 	header := ex.Header
 	if header == nil {
 		header = http.Header{}
-	}
-	if header.Get("Content-Type") == "" && len(ex.ResponseBody) == 0 {
-		// No body (204, HEAD): nothing to match a content type against.
-		header = header.Clone()
-		if route.Operation.Responses.Status(ex.Status) != nil && len(route.Operation.Responses.Status(ex.Status).Value.Content) == 0 {
-			return nil
-		}
 	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: ex.Status, Header: header, Options: opts}
 	out.SetBodyBytes(ex.ResponseBody)
@@ -191,6 +181,20 @@ func findRoute(doc *openapi3.T, method string, u *url.URL) (*routers.Route, map[
 	return &routers.Route{Spec: doc, Path: best, PathItem: bestItem, Method: method, Operation: bestItem.GetOperation(method)}, params, nil
 }
 
+// OperationPath returns the document's path template that method and u's
+// path resolve to (/api/v1/cases/{id}), as Validate matches it.
+func OperationPath(method string, u *url.URL) (string, error) {
+	doc, err := Document()
+	if err != nil {
+		return "", err
+	}
+	route, _, err := findRoute(doc, method, u)
+	if err != nil {
+		return "", err
+	}
+	return route.Path, nil
+}
+
 func isParam(seg string) bool { return strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") }
 
 // better reports whether a beats b: static at the first position they differ.
@@ -203,207 +207,34 @@ func better(a, b []bool) bool {
 	return false
 }
 
-// Check validates one exchange (see Validate for the rule) and fails t with
-// the method, the path and what differs. reqBody is the body as sent (nil for
-// none); respBody the whole response body.
-func Check(t testing.TB, req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) {
-	t.Helper()
-	check(t, Exchange{Request: req, RequestBody: reqBody, Status: resp.StatusCode, Header: resp.Header, ResponseBody: respBody})
-}
-
-func check(t testing.TB, ex Exchange) {
-	t.Helper()
-	if !Documented(ex.Request.URL.Path) {
-		return
-	}
-	logExchange(ex)
-	if err := Validate(ex, !unchecked(ex.Request)); err != nil {
-		t.Errorf("OpenAPI contract: %s %s: %v\nrequest body: %s\nresponse body: %s", ex.Request.Method, ex.Request.URL.RequestURI(), err, clip(ex.RequestBody), clip(ex.ResponseBody))
-	}
-}
-
-func clip(b []byte) string {
-	if len(b) > 2000 {
-		return string(b[:2000]) + "…"
-	}
-	return string(b)
-}
-
-type uncheckedKey struct{}
-
-// Unchecked marks req as a deliberate violation of the document (a negative
-// test whose request the server nevertheless accepts): its request is not
-// validated, its response still is.
-func Unchecked(req *http.Request) *http.Request {
-	return req.WithContext(context.WithValue(req.Context(), uncheckedKey{}, true))
-}
-
-func unchecked(req *http.Request) bool {
-	v, _ := req.Context().Value(uncheckedKey{}).(bool)
-	return v
-}
-
-// Transport wraps base (http.DefaultTransport when nil) so every exchange with
-// a documented path (see Documented) is validated as Check does; t fails with
-// what differs. Bodies are read whole and handed on unchanged.
-func Transport(t testing.TB, base http.RoundTripper, opts ...Option) http.RoundTripper {
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return roundTripper{t: t, base: base, o: newOptions(opts)}
-}
-
-// Option adjusts Transport and Handler.
-type Option func(*options)
-
-type options struct{ skip map[string]bool }
-
-func newOptions(opts []Option) options {
-	o := options{skip: map[string]bool{}}
-	for _, f := range opts {
-		f(&o)
-	}
-	return o
-}
-
-// Skip leaves exchanges on these exact paths unchecked: routes a test mounts
-// for itself (a probe answering the principal), which are no part of the
-// API.
-func Skip(paths ...string) Option {
-	return func(o *options) {
-		for _, p := range paths {
-			o.skip[p] = true
-		}
-	}
-}
-
-func (o options) checks(path string) bool { return Documented(path) && !o.skip[path] }
-
-type roundTripper struct {
-	t    testing.TB
-	base http.RoundTripper
-	o    options
-}
-
-func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !rt.o.checks(req.URL.Path) {
-		return rt.base.RoundTrip(req)
-	}
-	var reqBody []byte
-	if req.Body != nil && req.Body != http.NoBody {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		reqBody = b
-		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-	}
-	resp, err := rt.base.RoundTrip(req)
-	if err != nil {
-		return resp, err
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	if err != nil {
-		return resp, err
-	}
-	check(rt.t, Exchange{Request: req, RequestBody: reqBody, Status: resp.StatusCode, Header: resp.Header, ResponseBody: b})
-	return resp, nil
-}
-
-// Client returns an *http.Client whose exchanges are validated (Transport).
-func Client(t testing.TB, opts ...Option) *http.Client {
-	return &http.Client{Transport: Transport(t, nil, opts...)}
-}
-
-// Handler wraps h for httptest.NewRecorder-style tests: every request served
-// on a documented path is validated as Check does once h returns.
-func Handler(t testing.TB, h http.Handler, opts ...Option) http.Handler {
-	o := newOptions(opts)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !o.checks(r.URL.Path) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		var reqBody []byte
-		if r.Body != nil && r.Body != http.NoBody {
-			b, err := io.ReadAll(r.Body)
-			r.Body.Close()
-			if err != nil {
-				t.Errorf("OpenAPI contract: read the request body of %s %s: %v", r.Method, r.URL.Path, err)
-			}
-			reqBody = b
-			r.Body = io.NopCloser(bytes.NewReader(b))
-		}
-		rec := &recorder{ResponseWriter: w}
-		h.ServeHTTP(rec, r)
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		check(t, Exchange{Request: r, RequestBody: reqBody, Status: status, Header: w.Header().Clone(), ResponseBody: rec.body.Bytes()})
-	})
-}
-
-// recorder tees what a handler writes.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	r.body.Write(b)
-	return r.ResponseWriter.Write(b)
-}
-
-// Flush lets streaming handlers (the exports) flush through the recorder.
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-var logMu sync.Mutex
-
-// logExchange appends "METHOD /documented/path STATUS" to the file named by
-// RECOURSE_APISPEC_LOG, when set: which operations the tests exercise
-// through the validator, and with which answers.
-func logExchange(ex Exchange) {
-	name := os.Getenv("RECOURSE_APISPEC_LOG")
-	if name == "" {
-		return
-	}
+// ValidateWebhook checks a request Recourse sends to a receiver against the
+// document's `webhooks` entry name (e.g. "notification"): the headers it
+// requires and the JSON body.
+func ValidateWebhook(name string, header http.Header, body []byte) error {
 	doc, err := Document()
 	if err != nil {
-		return
+		return err
 	}
-	path := "(undocumented) " + ex.Request.URL.Path
-	if route, _, err := findRoute(doc, ex.Request.Method, ex.Request.URL); err == nil {
-		path = route.Path
+	item := doc.Webhooks[name]
+	if item == nil || item.Post == nil {
+		return fmt.Errorf("the document has no webhook %q", name)
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
-	f, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return
+	op := item.Post
+	for _, p := range op.Parameters {
+		if p.Value.In == openapi3.ParameterInHeader && p.Value.Required && header.Get(p.Value.Name) == "" {
+			return fmt.Errorf("webhook %s: header %s is missing", name, p.Value.Name)
+		}
 	}
-	defer f.Close()
-	fmt.Fprintf(f, "%s %s %d\n", ex.Request.Method, path, ex.Status)
+	mt := op.RequestBody.Value.Content.Get("application/json")
+	if ct, _, _ := mime.ParseMediaType(header.Get("Content-Type")); ct != "application/json" {
+		return fmt.Errorf("webhook %s: Content-Type %q, want application/json", name, header.Get("Content-Type"))
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("webhook %s: body is not JSON: %w", name, err)
+	}
+	if err := mt.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("webhook %s: body does not match: %w", name, err)
+	}
+	return nil
 }

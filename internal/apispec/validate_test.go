@@ -60,10 +60,17 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestUncheckedSkipsOnlyTheRequest(t *testing.T) {
-	ex := exchange("POST", "/api/v1/cases", `{"kind":"nope","title":"t"}`, 201, "application/json", `{"id":"case_1"}`)
-	ex.Request = Unchecked(ex.Request)
-	if err := Validate(ex, !unchecked(ex.Request)); err == nil || !strings.Contains(err.Error(), "response 201") {
-		t.Fatalf("want only the response checked (and failing: it is not a whole case), got %v", err)
+func TestValidateWebhook(t *testing.T) {
+	h := http.Header{"Content-Type": {"application/json"}, "Webhook-Id": {"ntf_1"}, "Webhook-Timestamp": {"1800000000"}, "Webhook-Signature": {"v1,x"}}
+	body := `{"type":"dispute.created","id":"ntf_1","at":"2026-12-02T10:00:00Z","data":{"case_id":"case_1","amount":null}}`
+	if err := ValidateWebhook("notification", h, []byte(body)); err != nil {
+		t.Fatalf("valid delivery: %v", err)
+	}
+	if err := ValidateWebhook("notification", h, []byte(`{"type":"nope","id":"ntf_1","at":"x","data":{}}`)); err == nil {
+		t.Fatal("an unknown type and a bad time passed")
+	}
+	h.Del("Webhook-Signature")
+	if err := ValidateWebhook("notification", h, []byte(body)); err == nil || !strings.Contains(err.Error(), "webhook-signature") {
+		t.Fatalf("unsigned delivery: %v", err)
 	}
 }
