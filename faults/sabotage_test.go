@@ -99,3 +99,46 @@ func sabotageReference(t *testing.T, d *db.DB, in ledgerInput) {
 		}
 	}
 }
+
+// The provider half of the ledger fails on a double execution, on an
+// action that says it failed though the provider acted, and on a POST
+// without an idempotency key. It needs no processes, so it runs in
+// `make test` too.
+func TestProviderLedgerCatchesDoubles(t *testing.T) {
+	actions := []actionFact{
+		{ID: "act_1", ClientKey: "k1", ProviderKey: "recourse_act_1", Status: "succeeded"},
+		{ID: "act_2", ClientKey: "k2", ProviderKey: "recourse_act_2", Status: "failed"},
+	}
+	good := []providerCall{
+		{method: "POST", path: "/v1/refunds", key: "recourse_act_1", executed: true},                // answer lost
+		{method: "POST", path: "/v1/refunds", key: "recourse_act_1", executed: true, answered: 200}, // same key: one effect at Stripe
+		{method: "POST", path: "/v1/refunds", key: "recourse_act_2", answered: 500},
+	}
+	if r := balanceProvider(2, actions, good); !r.balanced() {
+		t.Fatalf("a lost answer retried with its key must balance: %v", r.Problems)
+	}
+	for name, tc := range map[string]struct {
+		actions []actionFact
+		calls   []providerCall
+	}{
+		"one request, two actions": {
+			append(actions, actionFact{ID: "act_3", ClientKey: "k1", ProviderKey: "recourse_act_3", Status: "succeeded"}),
+			append(good, providerCall{method: "POST", path: "/v1/refunds", key: "recourse_act_3", executed: true, answered: 200}),
+		},
+		"failed but executed": {actions, append(good, providerCall{method: "POST", path: "/v1/refunds", key: "recourse_act_2", executed: true})},
+		"no idempotency key":  {actions, append(good, providerCall{method: "POST", path: "/v1/refunds", executed: true, answered: 200})},
+		"a key nobody owns":   {actions, append(good, providerCall{method: "POST", path: "/v1/refunds", key: "stray", executed: true, answered: 200})},
+		"succeeded, never executed": {
+			append(actions[:1:1], actionFact{ID: "act_4", ClientKey: "k4", ProviderKey: "recourse_act_4", Status: "succeeded"}, actions[1]),
+			good,
+		},
+	} {
+		reqs := len(tc.actions)
+		if name == "one request, two actions" {
+			reqs = 2
+		}
+		if r := balanceProvider(reqs, tc.actions, tc.calls); r.balanced() {
+			t.Errorf("%s: the provider ledger balances; it must not", name)
+		}
+	}
+}
