@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 		code := m.Run()
 		if enabled {
 			printLedger(os.Stdout)
+			if resourceSummary != "" {
+				fmt.Printf("\nresources: %s\n", resourceSummary)
+			}
 		}
 		return code
 	}())
