@@ -152,8 +152,9 @@ func refundableCharges(events []stripetest.Event, n int) []string {
 
 // TestProviderFaults requests refunds through two replicas while the
 // provider, behind a proxy, loses answers of calls it executed and answers
-// 500 to others; every client request is sent twice at once (a double
-// click) and retried with its Idempotency-Key until it has a final answer.
+// 500 to others, and one replica is killed with kill -9 mid-way; every
+// client request is sent twice at once (a double click) and retried with
+// its Idempotency-Key until it has a final answer.
 // At the end every action is final, each executed at most once at the
 // provider (counted at the proxy), and what each action says happened is
 // what the provider did.
@@ -236,8 +237,22 @@ func TestProviderFaults(t *testing.T) {
 			}()
 		}
 	}
+	// Mid-way, replica a dies with kill -9, holding whatever it was
+	// executing, and comes back.
+	phase := time.Now()
+	killed := make(chan error, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		a.kill()
+		time.Sleep(500 * time.Millisecond)
+		killed <- a.startErr()
+	}()
 	wg.Wait()
+	if err := <-killed; err != nil {
+		t.Fatal(err)
+	}
 	proxy.faulty.Store(false)
+	t.Logf("every request answered finally %s after the first (replica a killed at 1.5 s)", time.Since(phase).Round(100*time.Millisecond))
 
 	// Wait until every action is final (the resumer finishes those in doubt).
 	deadline := time.Now().Add(2 * time.Minute)
@@ -273,7 +288,7 @@ func TestProviderFaults(t *testing.T) {
 			r.Problems = append(r.Problems, fmt.Sprintf("client key %s answered with %d different actions %v", o.key, len(o.ids), o.ids))
 		}
 	}
-	r.Fault = "provider: lost answers and 500s mid-action (2 replicas)"
+	r.Fault = "provider: lost answers, 500s, kill -9 mid-action (2 replicas)"
 	r.Elapsed, r.Retried = time.Since(began), int(f.retries.Load())
 	record(t, r)
 	t.Logf("provider calls: %s", summarizeCalls(calls))
