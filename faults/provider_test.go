@@ -207,6 +207,7 @@ func TestProviderFaults(t *testing.T) {
 		answers []int
 	}
 	outcomes := make([]*outcome, len(caseIDs))
+	var errCodes sync.Map
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i, caseID := range caseIDs {
@@ -225,6 +226,11 @@ func TestProviderFaults(t *testing.T) {
 					code, m, err := c.do(n, "POST", "/api/v1/cases/"+caseID+"/actions", body, map[string]string{"Idempotency-Key": o.key})
 					mu.Lock()
 					o.answers = append(o.answers, code)
+					if code == 409 || code >= 500 {
+						if e, ok := m["error"].(map[string]any); ok {
+							errCodes.Store(fmt.Sprintf("%d %v: %v", code, e["code"], e["message"]), true)
+						}
+					}
 					if id, _ := m["id"].(string); id != "" {
 						o.ids[id] = true
 					}
@@ -292,6 +298,23 @@ func TestProviderFaults(t *testing.T) {
 	r.Elapsed, r.Retried = time.Since(began), int(f.retries.Load())
 	record(t, r)
 	t.Logf("provider calls: %s", summarizeCalls(calls))
+	codes := map[int]int{}
+	for _, o := range outcomes {
+		for _, c := range o.answers {
+			codes[c]++
+		}
+	}
+	var attempts []struct{ Attempts, N int }
+	d.Gorm.Raw("SELECT attempts, COUNT(*) AS n FROM actions GROUP BY attempts ORDER BY attempts").Scan(&attempts)
+	t.Logf("answers to the clients (0: no answer): %v; actions by provider attempts: %v", codes, attempts)
+	errCodes.Range(func(k, _ any) bool { t.Logf("answer: %s", k); return true })
+	for _, s := range []*server{a, b} {
+		for _, line := range s.logLines("status=500") {
+			_, rid, _ := strings.Cut(line, "request_id=")
+			rid, _, _ = strings.Cut(rid, " ")
+			t.Logf("%s: %s\n  %s", s.name, line, strings.Join(s.logLines(rid), "\n  "))
+		}
+	}
 	if r.Actions < 20 {
 		t.Errorf("only %d actions were requested", r.Actions)
 	}
