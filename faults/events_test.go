@@ -231,7 +231,7 @@ func TestEventFaults(t *testing.T) {
 		f.run(ctx, events, 1)
 		d := openDB(t, url)
 		drain(t, d, 3*time.Minute)
-		s, err := readSnapshot(ctx, d)
+		s, err := readSnapshot(ctx, d.Gorm)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,10 +254,10 @@ func TestEventFaults(t *testing.T) {
 			drain(t, d, 3*time.Minute)
 			in := ledgerInput{fault: fault.name, events: events, deliveries: run.deliveries, acked: run.acked, ref: ref, sameOrder: fault.sameOrder}
 			if mode := os.Getenv("RECOURSE_FAULTS_SABOTAGE"); mode != "" {
-				sabotage(t, d, mode, events)
+				sabotage(t, d.Gorm, mode)
 				in.fault += " [sabotaged: " + mode + "]"
 			}
-			s, err := readSnapshot(ctx, d)
+			s, err := readSnapshot(ctx, d.Gorm)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -285,7 +285,7 @@ func TestProviderFaults(t *testing.T) {
 	proxy.mu.Lock()
 	calls := append([]providerCall(nil), proxy.calls...)
 	proxy.mu.Unlock()
-	s, err := readSnapshot(ctx, d)
+	s, err := readSnapshot(ctx, d.Gorm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -298,7 +298,7 @@ func TestResourceFaults(t *testing.T) {
 
 	d := openDB(t, url)
 	drain(t, d, time.Minute)
-	s, err := readSnapshot(context.Background(), d)
+	s, err := readSnapshot(context.Background(), d.Gorm)
 	if err != nil {
 		t.Fatal(err)
 	}

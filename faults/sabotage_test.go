@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/recourse-hq/recourse/internal/db"
-	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
 // The sabotage is in the test's data, never in the product: after a run has
@@ -21,9 +22,9 @@ import (
 //
 // RECOURSE_FAULTS_SABOTAGE=drop|double applies it to every fault run, and
 // `make faults` then fails.
-func sabotage(t *testing.T, d *db.DB, mode string, _ []stripetest.Event) string {
+func sabotage(t *testing.T, d *gorm.DB, mode string) string {
 	t.Helper()
-	g := d.Gorm.WithContext(context.Background())
+	g := d.WithContext(context.Background())
 	var victim string
 	offset := 7
 	if mode == "double" {
@@ -69,14 +70,20 @@ func sabotage(t *testing.T, d *db.DB, mode string, _ []stripetest.Event) string 
 }
 
 // sabotageReference shows that the ledger fails: it damages the fault-free
-// run's data (after its ledger was recorded) both ways and requires each
-// damage to be reported as an imbalance in the right column.
+// run's data (after its ledger was recorded) each way in a transaction it
+// rolls back, and requires each damage to be reported as an imbalance in
+// the right column.
 func sabotageReference(t *testing.T, d *db.DB, in ledgerInput) {
 	t.Helper()
 	ctx := context.Background()
 	for _, mode := range []string{"drop", "double"} {
-		victim := sabotage(t, d, mode, in.events)
-		s, err := readSnapshot(ctx, d)
+		tx := d.Gorm.WithContext(ctx).Begin()
+		if tx.Error != nil {
+			t.Fatal(tx.Error)
+		}
+		victim := sabotage(t, tx, mode)
+		s, err := readSnapshot(ctx, tx)
+		tx.Rollback()
 		if err != nil {
 			t.Fatal(err)
 		}
