@@ -132,26 +132,26 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		return Outcome{}, errs.Coded(errs.EINVALID, "unknown_action", "unknown action type %q: one of %v", r.Type, Types())
 	}
 	hash := hashRequest(caseID, r)
-	if prev, found, err := s.byClientKey(ctx, p.Name, clientKey); err != nil {
+	if prev, found, err := s.byClientKey(ctx, s.db.Gorm, p.Name, clientKey); err != nil {
 		return Outcome{}, err
 	} else if found {
-		if a := prev.action.RequestedByUserID; a != nil && p.UserID != 0 && *a != p.UserID {
-			// Keys are kept per requester name; another person of the same
-			// name must not see, or replay, this person's action.
-			return Outcome{}, errs.Coded(errs.ECONFLICT, "idempotency_key_in_use", "Idempotency-Key %q is in use; choose another", clientKey)
-		}
-		if prev.hash != hash {
-			return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
-				"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)
-		}
-		a, err := s.resumeIfStuck(ctx, prev.action)
-		return Outcome{Action: a, Replayed: true}, err
+		return s.replay(ctx, p, prev, clientKey, hash)
 	}
 
 	var rec row
+	var prev stored
+	var found bool
 	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
 		c, err := s.cases.Lookup(ctx, tx, caseID)
 		if err != nil {
+			return err
+		}
+		// The case's row lock serialises requests with one key (one key,
+		// one case): a repeat that waited here for the first finds its
+		// action now and replays it. Inserting instead would wait on the
+		// key's unique index for the first action's execution, which holds
+		// that action's row and waits for this case: a deadlock.
+		if prev, found, err = s.byClientKey(ctx, tx, p.Name, clientKey); err != nil || found {
 			return err
 		}
 		if err := admitRule(p, c, r.Type, clientKey, p.ActorKind() == auth.ActorSystem); err != nil {
@@ -207,6 +207,9 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		}
 		return Outcome{}, err
 	}
+	if found {
+		return s.replay(ctx, p, prev, clientKey, hash)
+	}
 	a := rec.action()
 	if a.Status == StatusPendingApproval {
 		s.metrics.outcome(a.Type, OutcomePendingApproval)
@@ -233,9 +236,28 @@ type stored struct {
 	hash   string
 }
 
-func (s *Service) byClientKey(ctx context.Context, actor, key string) (stored, bool, error) {
+// replay answers a request whose key already has an action: that action
+// (resumed if it is stuck), or a refusal when the key belongs to someone
+// else or came with another request.
+func (s *Service) replay(ctx context.Context, p auth.Principal, prev stored, clientKey, hash string) (Outcome, error) {
+	if a := prev.action.RequestedByUserID; a != nil && p.UserID != 0 && *a != p.UserID {
+		// Keys are kept per requester name; another person of the same
+		// name must not see, or replay, this person's action.
+		return Outcome{}, errs.Coded(errs.ECONFLICT, "idempotency_key_in_use", "Idempotency-Key %q is in use; choose another", clientKey)
+	}
+	if prev.hash != hash {
+		return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
+			"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)
+	}
+	a, err := s.resumeIfStuck(ctx, prev.action)
+	return Outcome{Action: a, Replayed: true}, err
+}
+
+// byClientKey finds actor's action with key, on g (the pool, or a
+// transaction).
+func (s *Service) byClientKey(ctx context.Context, g *gorm.DB, actor, key string) (stored, bool, error) {
 	var r row
-	err := s.db.WithContext(ctx).Where("requested_by = ? AND client_key = ?", actor, key).Take(&r).Error
+	err := g.WithContext(ctx).Where("requested_by = ? AND client_key = ?", actor, key).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return stored{}, false, nil
 	}

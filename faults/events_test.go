@@ -137,6 +137,35 @@ var eventFaults = []eventFault{
 		<-done
 		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
 	}},
+	{"kill -9 serving replicas (intake and worker)", true, func(t *testing.T, events []stripetest.Event) eventRun {
+		url := dbtest.NewPostgresURL(t)
+		a := newServer(t, "a", full(url))
+		b := newServer(t, "b", full(url))
+		f := newFeeder(a.url, b.url)
+		done := make(chan struct{})
+		go func() { defer close(done); f.run(context.Background(), events, 16) }()
+		for i, victim := range []*server{a, b} {
+			f.waitDone(int64(i+1) * int64(len(events)) / 3)
+			victim.kill()
+			time.Sleep(500 * time.Millisecond)
+			victim.start()
+		}
+		<-done
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
+	}},
+	{"PostgreSQL stalled 5s (packets held)", true, func(t *testing.T, events []stripetest.Event) eventRun {
+		proxy, url := newStallProxy(t, dbtest.NewPostgresURL(t))
+		a := newServer(t, "a", full(url))
+		f := newFeeder(a.url)
+		done := make(chan struct{})
+		go func() { defer close(done); f.run(context.Background(), events, 16) }()
+		f.waitDone(int64(len(events)) / 3)
+		proxy.set(true)
+		time.Sleep(5 * time.Second)
+		proxy.set(false)
+		<-done
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
+	}},
 	{"duplicate storm (20x, concurrent)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
@@ -202,7 +231,7 @@ func TestEventFaults(t *testing.T) {
 		f.run(ctx, events, 1)
 		d := openDB(t, url)
 		drain(t, d, 3*time.Minute)
-		s, err := readSnapshot(ctx, d)
+		s, err := readSnapshot(ctx, d.Gorm)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,10 +254,10 @@ func TestEventFaults(t *testing.T) {
 			drain(t, d, 3*time.Minute)
 			in := ledgerInput{fault: fault.name, events: events, deliveries: run.deliveries, acked: run.acked, ref: ref, sameOrder: fault.sameOrder}
 			if mode := os.Getenv("RECOURSE_FAULTS_SABOTAGE"); mode != "" {
-				sabotage(t, d, mode, events)
+				sabotage(t, d.Gorm, mode)
 				in.fault += " [sabotaged: " + mode + "]"
 			}
-			s, err := readSnapshot(ctx, d)
+			s, err := readSnapshot(ctx, d.Gorm)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 		code := m.Run()
 		if enabled {
 			printLedger(os.Stdout)
+			if resourceSummary != "" {
+				fmt.Printf("\nresources: %s\n", resourceSummary)
+			}
 		}
 		return code
 	}())
@@ -249,6 +252,22 @@ func (s *server) logTail() string {
 		b = b[len(b)-4000:]
 	}
 	return string(b)
+}
+
+// logLines returns the lines of the process's log that contain all of subs.
+func (s *server) logLines(subs ...string) []string {
+	b, _ := os.ReadFile(s.logPath)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		ok := true
+		for _, sub := range subs {
+			ok = ok && strings.Contains(line, sub)
+		}
+		if ok && line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // cli runs a recourse subcommand against the database at url.

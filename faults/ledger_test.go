@@ -10,8 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/recourse-hq/recourse/billing"
-	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
@@ -40,10 +41,10 @@ var mirrorTables = []string{"billing_customers", "billing_subscriptions", "billi
 	"billing_refunds", "billing_disputes", "billing_fraud_warnings"}
 
 // readSnapshot reads the inbox, the timelines, the mirror and the cases.
-func readSnapshot(ctx context.Context, d *db.DB) (*snapshot, error) {
+func readSnapshot(ctx context.Context, d *gorm.DB) (*snapshot, error) {
 	s := &snapshot{inbox: map[string]inboxEntry{}, billing: map[string]int{}, caseTL: map[string]int{},
 		mirror: map[string]string{}, cases: map[string]caseInfo{}}
-	g := d.Gorm.WithContext(ctx)
+	g := d.WithContext(ctx)
 	scan := func(query string, each func(cols []any) error, dest ...any) error {
 		rows, err := g.Raw(query).Rows()
 		if err != nil {

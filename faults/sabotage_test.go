@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/recourse-hq/recourse/internal/db"
-	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
 // The sabotage is in the test's data, never in the product: after a run has
@@ -21,9 +22,9 @@ import (
 //
 // RECOURSE_FAULTS_SABOTAGE=drop|double applies it to every fault run, and
 // `make faults` then fails.
-func sabotage(t *testing.T, d *db.DB, mode string, _ []stripetest.Event) string {
+func sabotage(t *testing.T, d *gorm.DB, mode string) string {
 	t.Helper()
-	g := d.Gorm.WithContext(context.Background())
+	g := d.WithContext(context.Background())
 	var victim string
 	offset := 7
 	if mode == "double" {
@@ -69,14 +70,20 @@ func sabotage(t *testing.T, d *db.DB, mode string, _ []stripetest.Event) string 
 }
 
 // sabotageReference shows that the ledger fails: it damages the fault-free
-// run's data (after its ledger was recorded) both ways and requires each
-// damage to be reported as an imbalance in the right column.
+// run's data (after its ledger was recorded) each way in a transaction it
+// rolls back, and requires each damage to be reported as an imbalance in
+// the right column.
 func sabotageReference(t *testing.T, d *db.DB, in ledgerInput) {
 	t.Helper()
 	ctx := context.Background()
 	for _, mode := range []string{"drop", "double"} {
-		victim := sabotage(t, d, mode, in.events)
-		s, err := readSnapshot(ctx, d)
+		tx := d.Gorm.WithContext(ctx).Begin()
+		if tx.Error != nil {
+			t.Fatal(tx.Error)
+		}
+		victim := sabotage(t, tx, mode)
+		s, err := readSnapshot(ctx, tx)
+		tx.Rollback()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,6 +103,49 @@ func sabotageReference(t *testing.T, d *db.DB, in ledgerInput) {
 			t.Errorf("double sabotage of %s not counted as duplicated: %s", victim, r.line())
 		default:
 			t.Logf("sabotage %s caught: %s\n  %v", mode, r.line(), r.Problems)
+		}
+	}
+}
+
+// The provider half of the ledger fails on a double execution, on an
+// action that says it failed though the provider acted, and on a POST
+// without an idempotency key. It needs no processes, so it runs in
+// `make test` too.
+func TestProviderLedgerCatchesDoubles(t *testing.T) {
+	actions := []actionFact{
+		{ID: "act_1", ClientKey: "k1", ProviderKey: "recourse_act_1", Status: "succeeded"},
+		{ID: "act_2", ClientKey: "k2", ProviderKey: "recourse_act_2", Status: "failed"},
+	}
+	good := []providerCall{
+		{method: "POST", path: "/v1/refunds", key: "recourse_act_1", executed: true},                // answer lost
+		{method: "POST", path: "/v1/refunds", key: "recourse_act_1", executed: true, answered: 200}, // same key: one effect at Stripe
+		{method: "POST", path: "/v1/refunds", key: "recourse_act_2", answered: 500},
+	}
+	if r := balanceProvider(2, actions, good); !r.balanced() {
+		t.Fatalf("a lost answer retried with its key must balance: %v", r.Problems)
+	}
+	for name, tc := range map[string]struct {
+		actions []actionFact
+		calls   []providerCall
+	}{
+		"one request, two actions": {
+			append(actions, actionFact{ID: "act_3", ClientKey: "k1", ProviderKey: "recourse_act_3", Status: "succeeded"}),
+			append(good, providerCall{method: "POST", path: "/v1/refunds", key: "recourse_act_3", executed: true, answered: 200}),
+		},
+		"failed but executed": {actions, append(good, providerCall{method: "POST", path: "/v1/refunds", key: "recourse_act_2", executed: true})},
+		"no idempotency key":  {actions, append(good, providerCall{method: "POST", path: "/v1/refunds", executed: true, answered: 200})},
+		"a key nobody owns":   {actions, append(good, providerCall{method: "POST", path: "/v1/refunds", key: "stray", executed: true, answered: 200})},
+		"succeeded, never executed": {
+			append(actions[:1:1], actionFact{ID: "act_4", ClientKey: "k4", ProviderKey: "recourse_act_4", Status: "succeeded"}, actions[1]),
+			good,
+		},
+	} {
+		reqs := len(tc.actions)
+		if name == "one request, two actions" {
+			reqs = 2
+		}
+		if r := balanceProvider(reqs, tc.actions, tc.calls); r.balanced() {
+			t.Errorf("%s: the provider ledger balances; it must not", name)
 		}
 	}
 }
