@@ -182,7 +182,7 @@ type VolumeReport struct {
 
 // Volume answers the volume report.
 func (s *Store) Volume(ctx context.Context, q Query) (*VolumeReport, error) {
-	bs := Buckets(q.From, q.To, q.Interval)
+	bs := BucketsIn(q.From, q.To, q.Interval, q.Location())
 	g := groupSQL(q.GroupBy)
 	groupBy := "1, 2"
 	if q.GroupBy == "" {
@@ -361,7 +361,7 @@ type ResolutionReport struct {
 
 // Resolution answers the resolution report.
 func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, error) {
-	bs := Buckets(q.From, q.To, q.Interval)
+	bs := BucketsIn(q.From, q.To, q.Interval, q.Location())
 	g := groupSQL(q.GroupBy)
 	groups := make([]map[string]*ResolutionGroup, len(bs))
 	for i := range groups {
