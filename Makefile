@@ -29,3 +29,12 @@ build: ## build bin/recourse
 .PHONY: bench
 bench: ## run the benchmarks against PostgreSQL (see docs/benchmarks.md)
 	./scripts/bench.sh
+
+.PHONY: alerts
+alerts: ## check the Prometheus alert rules and run their unit tests (promtool on PATH or in GOPATH/bin)
+	@p=$$(command -v promtool || echo $$($(GO) env GOPATH)/bin/promtool); \
+	$$p check rules deploy/prometheus/alerts.yml && $$p test rules deploy/prometheus/alerts_test.yml
+
+.PHONY: faults
+faults: ## run the fault suite: real processes on PostgreSQL, kills, outages, storms; prints the ledger (docs/faults.md)
+	./scripts/faults.sh

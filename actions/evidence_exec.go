@@ -13,6 +13,7 @@ import (
 	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/events"
 )
 
 // FilePurpose is the Files API purpose of evidence files.
@@ -76,6 +77,7 @@ func (s *Service) refuseBeforeSend(ctx context.Context, a Action, cause error) (
 	if err != nil {
 		return a, err
 	}
+	s.metrics.outcome(a.Type, string(out.Status))
 	if inDoubt {
 		return out.action(), errs.Coded(errs.ECONFLICT, "evidence_changed_in_doubt", "%s", deref(out.ErrorMessage))
 	}
@@ -103,6 +105,11 @@ func (s *Service) failInDoubt(ctx context.Context, tx *gorm.DB, r row, e *errs.E
 	}
 	summary := fmt.Sprintf("%s (%s) stopped: %s", capitalize(describe(out.action())), r.ID, msg)
 	if err := s.cases.Record(ctx, tx, r.CaseID, cases.SystemActor, "action_failed", summary, ""); err != nil {
+		return out, err
+	}
+	// Announced like a failure at the provider: the person watching for
+	// failed actions must check the dispute at Stripe.
+	if err := s.cases.Announce(ctx, tx, events.TypeActionFailed, "action-failed/"+r.ID, r.CaseID, r.Type+": evidence_changed_in_doubt", r.Amount, r.Currency); err != nil {
 		return out, err
 	}
 	return out, s.audit.Record(ctx, tx, audit.Entry{Action: "action.failed." + r.Type, CaseID: r.CaseID, ObjectType: "action", ObjectID: r.ID,

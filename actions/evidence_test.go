@@ -3,6 +3,7 @@ package actions_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -539,6 +540,14 @@ func TestEvidenceChangedAfterLostAttempt(t *testing.T) {
 		}
 		if n := h.prov.count("update"); n != 0 {
 			t.Fatalf("changed evidence was sent: %q", h.prov.log())
+		}
+		// Whoever watches for failed actions must hear of it: Stripe may
+		// hold the earlier package.
+		h.cases.mu.Lock()
+		got := slices.Clone(h.cases.announced)
+		h.cases.mu.Unlock()
+		if want := []string{"action.failed action-failed/" + list[0].ID}; !slices.Equal(got, want) {
+			t.Fatalf("announced %v, want %v", got, want)
 		}
 	})
 }

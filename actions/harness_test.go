@@ -20,6 +20,7 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -256,8 +257,11 @@ func newHarnessFull(t *testing.T, d *db.DB, provider billing.Provider, fetcher b
 	e := httpx.New(httpx.Options{Logger: log, Metrics: metrics.New()})
 	ts := auth.NewTokenStore(d, h.clock)
 	api := e.Group("/api/v1", auth.Middleware(ts))
-	actions.NewHTTP(h.svc, al, pol).Register(api)
-	h.srv = httptest.NewServer(e)
+	// GET /policy shows the whole policy file as serve loads it; this
+	// harness has only the actions part.
+	doc := map[string]any{"actions": pol, "sla": cases.DefaultSLAPolicy(), "disputes": map[string]any{}, "notifications": map[string]any{}}
+	actions.NewHTTP(h.svc, al, doc).Register(api)
+	h.srv = httptest.NewServer(apispectest.Handler(t, e))
 	t.Cleanup(h.srv.Close)
 	for name, role := range map[string]auth.Role{"agent": auth.RoleAgent, "analyst": auth.RoleAnalyst, "sup1": auth.RoleSupervisor, "sup2": auth.RoleSupervisor, "admin": auth.RoleAdmin} {
 		tok, _, err := ts.Create(context.Background(), name, role)

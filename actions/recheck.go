@@ -12,6 +12,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
+	"github.com/recourse-hq/recourse/internal/events"
 )
 
 // Policy is evaluated when an action is requested, and again — against the
@@ -66,6 +67,9 @@ func (s *Service) needsApprovalNow(ctx context.Context, tx *gorm.DB, r row, pl p
 	}
 	summary := fmt.Sprintf("%s (%s) now needs a supervisor's approval before it is sent (%s)", capitalize(describe(out.action())), r.ID, strings.Join(pl.approval, "; "))
 	if err := s.cases.Record(ctx, tx, r.CaseID, cases.SystemActor, "action_requested", summary, ""); err != nil {
+		return out, false, err
+	}
+	if err := s.cases.Announce(ctx, tx, events.TypeApprovalRequested, "approval-requested/"+r.ID, r.CaseID, r.Type, r.Amount, r.Currency); err != nil {
 		return out, false, err
 	}
 	return out, true, s.audit.Record(ctx, tx, audit.Entry{Action: "action.approval_required." + r.Type, CaseID: r.CaseID, ObjectType: "action", ObjectID: r.ID,

@@ -3,6 +3,7 @@ package actions_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -346,6 +347,12 @@ func TestResumedRefundOutsideTheWindowWaitsForApproval(t *testing.T) {
 		}
 		if n := fs.count("POST /v1/refunds"); n != 0 {
 			t.Fatalf("%d refunds sent before approval", n)
+		}
+		h.cases.mu.Lock()
+		got := slices.Clone(h.cases.announced)
+		h.cases.mu.Unlock()
+		if want := []string{"approval.requested approval-requested/" + id}; !slices.Equal(got, want) {
+			t.Fatalf("announced %v, want %v", got, want)
 		}
 		if r := h.call("POST", "/api/v1/actions/"+id+"/approve", "sup1", "", map[string]any{"reason": "customer was travelling"}); r.status != 200 || r.body["status"] != "succeeded" {
 			t.Fatalf("approve: %d %v", r.status, r.body)

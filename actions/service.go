@@ -37,6 +37,7 @@ type Service struct {
 	audit    *audit.Log
 	policy   Policy
 	evidence Evidence
+	metrics  *actionMetrics
 }
 
 // Config wires a Service.
@@ -60,7 +61,9 @@ type Config struct {
 
 // NewService returns the action service.
 func NewService(c Config) *Service {
-	return &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence}
+	s := &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence}
+	s.metrics = newActionMetrics(s)
+	return s
 }
 
 // Policy returns the policy in force.
@@ -129,26 +132,26 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		return Outcome{}, errs.Coded(errs.EINVALID, "unknown_action", "unknown action type %q: one of %v", r.Type, Types())
 	}
 	hash := hashRequest(caseID, r)
-	if prev, found, err := s.byClientKey(ctx, p.Name, clientKey); err != nil {
+	if prev, found, err := s.byClientKey(ctx, s.db.Gorm, p.Name, clientKey); err != nil {
 		return Outcome{}, err
 	} else if found {
-		if a := prev.action.RequestedByUserID; a != nil && p.UserID != 0 && *a != p.UserID {
-			// Keys are kept per requester name; another person of the same
-			// name must not see, or replay, this person's action.
-			return Outcome{}, errs.Coded(errs.ECONFLICT, "idempotency_key_in_use", "Idempotency-Key %q is in use; choose another", clientKey)
-		}
-		if prev.hash != hash {
-			return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
-				"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)
-		}
-		a, err := s.resumeIfStuck(ctx, prev.action)
-		return Outcome{Action: a, Replayed: true}, err
+		return s.replay(ctx, p, prev, clientKey, hash)
 	}
 
 	var rec row
+	var prev stored
+	var found bool
 	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
 		c, err := s.cases.Lookup(ctx, tx, caseID)
 		if err != nil {
+			return err
+		}
+		// The case's row lock serialises requests with one key (one key,
+		// one case): a repeat that waited here for the first finds its
+		// action now and replays it. Inserting instead would wait on the
+		// key's unique index for the first action's execution, which holds
+		// that action's row and waits for this case: a deadlock.
+		if prev, found, err = s.byClientKey(ctx, tx, p.Name, clientKey); err != nil || found {
 			return err
 		}
 		if err := admitRule(p, c, r.Type, clientKey, p.ActorKind() == auth.ActorSystem); err != nil {
@@ -204,7 +207,13 @@ func (s *Service) Request(ctx context.Context, caseID, clientKey string, r Reque
 		}
 		return Outcome{}, err
 	}
+	if found {
+		return s.replay(ctx, p, prev, clientKey, hash)
+	}
 	a := rec.action()
+	if a.Status == StatusPendingApproval {
+		s.metrics.outcome(a.Type, OutcomePendingApproval)
+	}
 	if a.Status == StatusExecuting {
 		a, err = s.execute(ctx, a)
 	}
@@ -227,9 +236,28 @@ type stored struct {
 	hash   string
 }
 
-func (s *Service) byClientKey(ctx context.Context, actor, key string) (stored, bool, error) {
+// replay answers a request whose key already has an action: that action
+// (resumed if it is stuck), or a refusal when the key belongs to someone
+// else or came with another request.
+func (s *Service) replay(ctx context.Context, p auth.Principal, prev stored, clientKey, hash string) (Outcome, error) {
+	if a := prev.action.RequestedByUserID; a != nil && p.UserID != 0 && *a != p.UserID {
+		// Keys are kept per requester name; another person of the same
+		// name must not see, or replay, this person's action.
+		return Outcome{}, errs.Coded(errs.ECONFLICT, "idempotency_key_in_use", "Idempotency-Key %q is in use; choose another", clientKey)
+	}
+	if prev.hash != hash {
+		return Outcome{}, errs.Coded(errs.EUNPROCESSABLE, "idempotency_key_reused",
+			"Idempotency-Key %q was already used for a different request (action %s)", clientKey, prev.action.ID)
+	}
+	a, err := s.resumeIfStuck(ctx, prev.action)
+	return Outcome{Action: a, Replayed: true}, err
+}
+
+// byClientKey finds actor's action with key, on g (the pool, or a
+// transaction).
+func (s *Service) byClientKey(ctx context.Context, g *gorm.DB, actor, key string) (stored, bool, error) {
 	var r row
-	err := s.db.WithContext(ctx).Where("requested_by = ? AND client_key = ?", actor, key).Take(&r).Error
+	err := g.WithContext(ctx).Where("requested_by = ? AND client_key = ?", actor, key).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return stored{}, false, nil
 	}
@@ -360,8 +388,13 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 		return Action{}, err
 	}
 	a := out.action()
+	s.metrics.decision(a.Type, approve)
 	if refusal != nil {
+		s.metrics.outcome(a.Type, OutcomeRefused)
 		return a, refusal
+	}
+	if a.Status == StatusRejected {
+		s.metrics.outcome(a.Type, OutcomeRejected)
 	}
 	if a.Status == StatusExecuting {
 		return s.execute(ctx, a)
@@ -487,6 +520,12 @@ func (s *Service) lease(ctx context.Context, id string) (leased, error) {
 	if err != nil {
 		return leased{}, err
 	}
+	if l.refusal != nil {
+		s.metrics.outcome(Type(l.refused.Type), OutcomeRefused)
+	}
+	if l.waiting {
+		s.metrics.outcome(Type(l.parked.Type), OutcomePendingApproval)
+	}
 	return l, nil
 }
 
@@ -525,11 +564,15 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 			return s.refuseBeforeSend(ctx, a, err)
 		}
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 120*time.Second)
+		start := time.Now()
 		result, fileIDs, callErr = s.sendEvidence(pctx, params.Dispute, pkg, a.Type == SubmitEvidence, key)
+		s.metrics.providerCall(a.Type, start)
 		cancel()
 	} else {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		start := time.Now()
 		result, callErr = s.call(pctx, a.Type, params, key)
+		s.metrics.providerCall(a.Type, start)
 		cancel()
 	}
 
@@ -541,11 +584,14 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		_ = s.db.WithContext(context.WithoutCancel(ctx)).Model(&row{}).Where("id = ?", a.ID).
 			Updates(map[string]any{"error_code": "provider_" + pe.Type, "error_message": msg, "lease_until": nil, "updated_at": s.clock.Now()}).Error
 		s.auditCall(ctx, a, "retryable_error", pe.RequestID, msg)
+		s.metrics.outcome(a.Type, OutcomeInDoubt)
 		cur, _ := s.Get(ctx, a.ID)
 		return cur, billing.AsCoded(callErr)
 	}
 	var out row
+	var recorded bool
 	err = s.db.Transact(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+		recorded = false
 		now := s.clock.Now()
 		upd := map[string]any{"lease_until": nil, "updated_at": now, "executed_at": now}
 		var summary, entryType string
@@ -584,6 +630,7 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		if r.RowsAffected == 0 {
 			return nil // finished by another execution meanwhile
 		}
+		recorded = true
 		if err := s.cases.Record(ctx, tx, a.CaseID, cases.SystemActor, entryType, summary, ""); err != nil {
 			return err
 		}
@@ -607,6 +654,9 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		return a, fmt.Errorf("record outcome of action %s (the provider call is done; a retry with the same key is safe): %w", a.ID, err)
 	}
 	final := out.action()
+	if recorded {
+		s.metrics.outcome(final.Type, string(final.Status))
+	}
 	if final.Status == StatusSucceeded && a.Type == CancelSubscription && params.ProratedRefund > 0 {
 		s.requestProratedRefund(ctx, final, params)
 	}

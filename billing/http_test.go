@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
@@ -35,7 +36,7 @@ func newAPI(t *testing.T, f *fixture) *api {
 	e := httpx.New(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
 	g := e.Group("/api/v1", auth.Middleware(tokens))
 	f.store.Register(g)
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(apispectest.Handler(t, e))
 	t.Cleanup(srv.Close)
 	return &api{t: t, srv: srv, token: secret}
 }

@@ -119,6 +119,24 @@ func (s *Service) FindExternal(ctx context.Context, system, ticketID string) (Ex
 	return r.ticket(), true, nil
 }
 
+// TicketsByID finds the links of ticket id ticketID in any system (a
+// Zendesk number and a chat id may collide), at most 20, by system.
+func (s *Service) TicketsByID(ctx context.Context, ticketID string) ([]ExternalTicket, error) {
+	ticketID = strings.TrimSpace(ticketID)
+	if ticketID == "" || len(ticketID) > maxTicketID {
+		return nil, nil
+	}
+	var rows []externalRow
+	if err := s.db.WithContext(ctx).Where("ticket_id = ?", ticketID).Order("system").Limit(20).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("find ticket %s: %w", ticketID, err)
+	}
+	out := make([]ExternalTicket, len(rows))
+	for i, r := range rows {
+		out[i] = r.ticket()
+	}
+	return out, nil
+}
+
 // ExternalTickets lists the tickets linked to case id, oldest first.
 func (s *Service) ExternalTickets(ctx context.Context, caseID string) ([]ExternalTicket, error) {
 	var rows []externalRow

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/recourse-hq/recourse/billing"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
@@ -96,7 +97,7 @@ func (a *api) do(role auth.Role, method, path string, body any) resp {
 		req.Header.Set("Authorization", "Bearer "+a.tokens[role])
 	}
 	rec := httptest.NewRecorder()
-	a.e.ServeHTTP(rec, req)
+	apispectest.Handler(a.t, a.e).ServeHTTP(rec, req)
 	return resp{status: rec.Code, body: rec.Body.Bytes()}
 }
 
@@ -143,7 +144,7 @@ func TestHTTPAuth(t *testing.T) {
 		req := httptest.NewRequest("GET", "/api/v1/cases", nil)
 		req.Header.Set("Authorization", "Bearer rct_not_a_real_token")
 		rec := httptest.NewRecorder()
-		a.e.ServeHTTP(rec, req)
+		apispectest.Handler(a.t, a.e).ServeHTTP(rec, req)
 		if rec.Code != http.StatusUnauthorized {
 			t.Fatalf("bad token: %d", rec.Code)
 		}
@@ -201,6 +202,10 @@ func TestHTTPCreateAndGet(t *testing.T) {
 		linked := g["linked"].(map[string]any)
 		if linked["subscription"] == nil || linked["customer"] == nil || linked["invoice"] != nil {
 			t.Fatalf("linked %v", linked)
+		}
+		// A list is never null, even empty (the OpenAPI document says array).
+		if fw, ok := linked["fraud_warnings"].([]any); !ok || len(fw) != 0 {
+			t.Fatalf("linked.fraud_warnings = %#v, want []", linked["fraud_warnings"])
 		}
 		tl := g["timeline"].([]any)
 		if len(tl) != 1 || tl[0].(map[string]any)["actor"] != "alice" || tl[0].(map[string]any)["type"] != EntryOpened {

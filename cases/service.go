@@ -834,7 +834,7 @@ type Linked struct {
 // read errors other than ENOTFOUND are logged.
 func (s *Service) LinkedObjects(ctx context.Context, c Case) Linked {
 	r := s.reader(s.db.Gorm)
-	var out Linked
+	out := Linked{FraudWarnings: []billing.FraudWarning{}} // [] in JSON, never null
 	note := func(what string, err error) bool {
 		if err == nil {
 			return true

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -72,7 +73,7 @@ func (a *factsAPI) do(role auth.Role, method, path string, body any) (int, []byt
 		req.Header.Set("Authorization", "Bearer "+a.tokens[role])
 	}
 	rec := httptest.NewRecorder()
-	a.e.ServeHTTP(rec, req)
+	apispectest.Handler(a.t, a.e).ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()
 }
 

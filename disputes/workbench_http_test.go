@@ -18,6 +18,7 @@ import (
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -71,7 +72,7 @@ func TestWorkbenchHTTP(t *testing.T) {
 		api := e.Group("/api/v1", auth.Middleware(ts))
 		b.wb.Register(api)
 		actions.NewHTTP(svc, al, pol).Register(api)
-		srv := httptest.NewServer(e)
+		srv := httptest.NewServer(apispectest.Handler(t, e))
 		t.Cleanup(srv.Close)
 		tokens := map[string]string{}
 		for name, role := range map[string]auth.Role{"agent": auth.RoleAgent, "analyst": auth.RoleAnalyst} {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
@@ -95,7 +96,7 @@ func TestPatchVersionHTTP(t *testing.T) {
 		e := httpx.New(httpx.Options{Logger: slog.New(slog.DiscardHandler)})
 		ts := auth.NewTokenStore(d, b.clk)
 		b.wb.Register(e.Group("/api/v1", auth.Middleware(ts)))
-		srv := httptest.NewServer(e)
+		srv := httptest.NewServer(apispectest.Handler(t, e))
 		t.Cleanup(srv.Close)
 		tok, _, err := ts.Create(ctx, "ann", auth.RoleAnalyst)
 		if err != nil {

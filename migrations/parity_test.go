@@ -16,7 +16,8 @@ import (
 // normalised type, nullability and default; indexes (name, columns in
 // order with direction, unique, partial predicate); primary keys, unique
 // constraints, foreign keys, the number of CHECK constraints per table,
-// and which (table, event) the guard triggers cover.
+// which (table, event) the guard triggers cover, and views with their
+// column names in order.
 //
 // Types are normalised to what the application can tell apart:
 //
@@ -261,6 +262,23 @@ func inspectSQLite(t *testing.T, d *db.DB) map[string]bool {
 			}
 		}
 	}
+	var views []string
+	if err := g.Raw(`SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name`).Scan(&views).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range views {
+		facts["view "+v] = true
+		var cols []struct {
+			Cid  int
+			Name string
+		}
+		if err := g.Raw(fmt.Sprintf("PRAGMA table_info(%q)", v)).Scan(&cols).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cols {
+			facts[viewColumnFact(v, c.Cid, c.Name)] = true
+		}
+	}
 	return facts
 }
 
@@ -291,8 +309,9 @@ func inspectPostgres(t *testing.T, d *db.DB) map[string]bool {
 		TableName, ColumnName, DataType, IsNullable string
 		ColumnDefault                               *string
 	}
-	if err := g.Raw(`SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns
-WHERE table_schema = current_schema()`).Scan(&cols).Error; err != nil {
+	if err := g.Raw(`SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default FROM information_schema.columns c
+JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+WHERE c.table_schema = current_schema()`).Scan(&cols).Error; err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cols {
@@ -383,5 +402,24 @@ WHERE trigger_schema = current_schema()`).Scan(&triggers).Error; err != nil {
 	for _, tr := range triggers {
 		facts[fmt.Sprintf("trigger on %s %s", tr.EventObjectTable, strings.ToLower(tr.EventManipulation))] = true
 	}
+	var viewCols []struct {
+		TableName, ColumnName string
+		OrdinalPosition       int
+	}
+	if err := g.Raw(`SELECT c.table_name, c.column_name, c.ordinal_position FROM information_schema.columns c
+JOIN information_schema.views v ON v.table_schema = c.table_schema AND v.table_name = c.table_name
+WHERE c.table_schema = current_schema()`).Scan(&viewCols).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range viewCols {
+		facts["view "+c.TableName] = true
+		facts[viewColumnFact(c.TableName, c.OrdinalPosition-1, c.ColumnName)] = true
+	}
 	return facts
+}
+
+// viewColumnFact names a view's column by its position. Types are not
+// compared: SQLite gives a view's computed columns none.
+func viewColumnFact(view string, pos int, name string) string {
+	return fmt.Sprintf("view column %s #%d %s", view, pos, name)
 }

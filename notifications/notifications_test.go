@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recourse-hq/recourse/internal/apispec"
 	"github.com/recourse-hq/recourse/internal/events"
 	"github.com/recourse-hq/recourse/internal/stdwebhooks"
 )
@@ -230,6 +231,9 @@ func TestWebhookSignatureVerifies(t *testing.T) {
 	id, err := stdwebhooks.Verify(got.h, got.body, [][]byte{key}, time.Unix(1_800_000_000, 0), stdwebhooks.DefaultTolerance)
 	if err != nil || id != c.row.ID {
 		t.Fatalf("Verify = %q, %v", id, err)
+	}
+	if err := apispec.ValidateWebhook("notification", got.h, got.body); err != nil {
+		t.Fatalf("OpenAPI contract: %v", err)
 	}
 	other, _ := stdwebhooks.Key("another secret")
 	if _, err := stdwebhooks.Verify(got.h, got.body, [][]byte{other}, time.Unix(1_800_000_000, 0), stdwebhooks.DefaultTolerance); !errors.Is(err, stdwebhooks.ErrNoMatch) {

@@ -21,6 +21,7 @@ var adminScreens = []adminScreen{
 	{"/admin/users", "Users", "People who work in Recourse: roles, deactivation, one-time password links.", auth.PermUsersManage},
 	{"/admin/tokens", "API tokens", "Tokens for integrations and scripts: create one (its secret is shown once) or revoke it.", auth.PermTokensManage},
 	{"/admin/webhooks", "Webhook events", "The webhook inbox: what arrived, what failed, dead letters to replay.", auth.PermWebhookEventsRead},
+	{"/admin/notifications", "Notifications", "Slack and webhook notifications: what was delivered, what failed and why, replay what failed.", auth.PermNotificationsRead},
 	{"/admin/policy", "Policy in force", "The actions and SLA policy this server runs with, and who may do what.", auth.PermPolicyRead},
 	{"/admin/audit", "Audit log", "Who did what, when, to which case or object.", auth.PermAuditRead},
 }
@@ -67,6 +68,9 @@ func (con *Console) registerAdmin(s *echo.Group) {
 	s.POST("/admin/webhooks/:id/replay", con.adminReplay, con.require(auth.PermWebhookEventsReplay))
 	s.GET("/admin/policy", con.adminPolicy, con.require(auth.PermPolicyRead))
 	s.GET("/admin/audit", con.adminAudit, con.require(auth.PermAuditRead))
+	s.GET("/admin/notifications", con.adminNotifications, con.require(auth.PermNotificationsRead))
+	s.POST("/admin/notifications/:id/replay", con.adminReplayNotification, con.require(auth.PermNotificationsReplay))
+	con.registerExports(s)
 }
 
 // require renders the 403 page, and runs nothing else, unless the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,6 +147,8 @@ type auditPage struct {
 	Form    auditForm
 	Entries []audit.Entry
 	Next    template.URL // the next page, filters kept (built from url.Values)
+	// Export downloads the entries these filters select, as CSV.
+	Export string
 }
 
 // parseAuditTime accepts what GET /api/v1/audit does (RFC 3339) and a
@@ -174,16 +175,15 @@ func parseAuditTime(name, v string, end bool) (time.Time, error) {
 // and keyset-paged by the same query as GET /api/v1/audit.
 func (con *Console) adminAudit(c echo.Context) error {
 	pg := auditPage{page: con.basePage(c, "Audit log")}
-	q := c.QueryParams()
-	pg.Form = auditForm{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")),
-		Case: strings.TrimSpace(q.Get("case")), From: q.Get("from"), To: q.Get("to")}
 	if con.opt.Audit == nil {
 		return con.renderError(c, http.StatusServiceUnavailable, "The audit log is not available on this server.")
 	}
-	f := audit.Filter{Actor: pg.Form.Actor, Action: pg.Form.Action, CaseID: pg.Form.Case}
+	var f audit.Filter
 	var err error
-	if f.From, err = parseAuditTime("from", pg.Form.From, false); err == nil {
-		f.To, err = parseAuditTime("to", pg.Form.To, true)
+	pg.Form, f, err = auditQuery(c.QueryParams())
+	pg.Export = "/export/audit.csv"
+	if q := pg.Form.values().Encode(); q != "" {
+		pg.Export += "?" + q
 	}
 	if err != nil {
 		return con.render(c, con.withError(c, &pg.page, err), "admin_audit.html", pg)
@@ -194,12 +194,7 @@ func (con *Console) adminAudit(c echo.Context) error {
 	}
 	pg.Entries = list.Data
 	if list.NextCursor != nil {
-		next := url.Values{}
-		for k, v := range map[string]string{"actor": pg.Form.Actor, "action": pg.Form.Action, "case": pg.Form.Case, "from": pg.Form.From, "to": pg.Form.To} {
-			if v != "" {
-				next.Set(k, v)
-			}
-		}
+		next := pg.Form.values()
 		next.Set("cursor", *list.NextCursor)
 		pg.Next = template.URL("/admin/audit?" + next.Encode())
 	}

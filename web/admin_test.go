@@ -19,6 +19,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/notifications"
 	"github.com/recourse-hq/recourse/webhooks"
 )
 
@@ -30,6 +31,8 @@ type adminEnv struct {
 	inbox  *webhooks.Inbox
 	audit  *audit.Log
 	woken  *atomic.Int32
+	// notices are the notification deliveries (the notifications screen).
+	notices *notifications.Store
 }
 
 const linkTTL = 2 * time.Hour
@@ -43,6 +46,8 @@ func newAdminEnv(t *testing.T, d *db.DB) *adminEnv {
 		a.tokens = auth.NewTokenStore(d, o.Clock).WithAuditor(a.audit.ForAuth())
 		a.inbox = webhooks.NewInbox(d).WithAudit(a.audit)
 		o.Tokens, o.Inbox, o.Audit = a.tokens, a.inbox, a.audit
+		a.notices = notifications.NewStore(d, a.audit)
+		o.Notifications = a.notices
 		o.Replayed = func() { a.woken.Add(1) }
 		o.Policy = struct {
 			Actions actions.Policy  `json:"actions"`
@@ -112,6 +117,7 @@ func TestAdminScreensByRole(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.deadEvent("evt_hidden_1", "PAYLOAD_MARKER")
+		a.delivery("ntf_hidden", "failed", "ops-hook", "ntf-hidden-marker: HTTP 500")
 		if err := a.audit.Record(ctx, nil, audit.Entry{Action: "case.note", Actor: "Auditor Marker", ActorKind: auth.ActorUser, Detail: "audit-detail-marker"}); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +133,10 @@ func TestAdminScreensByRole(t *testing.T) {
 			{"/admin/webhooks/evt_hidden_1", auth.PermWebhookEventsRead, "handler exploded"},
 			{"/admin/policy", auth.PermPolicyRead, "agent limit"},
 			{"/admin/audit", auth.PermAuditRead, "audit-detail-marker"},
+			{"/admin/notifications", auth.PermNotificationsRead, "ntf-hidden-marker"},
+			{"/admin/notifications?status=failed", auth.PermNotificationsRead, "ntf-hidden-marker"},
+			{"/export/audit.csv", auth.PermAuditRead, "audit-detail-marker"},
+			{"/export/webhook-events.csv?status=dead", auth.PermWebhookEventsRead, "evt_hidden_1"},
 		}
 		posts := []struct {
 			path string
@@ -140,6 +150,7 @@ func TestAdminScreensByRole(t *testing.T) {
 			{"/admin/tokens", auth.PermTokensManage, url.Values{"user_id": {fmt.Sprint(target.ID)}, "name": {"x"}}},
 			{"/admin/tokens/1/revoke", auth.PermTokensManage, url.Values{}},
 			{"/admin/webhooks/evt_hidden_1/replay", auth.PermWebhookEventsReplay, url.Values{}},
+			{"/admin/notifications/ntf_hidden/replay", auth.PermNotificationsReplay, url.Values{}},
 		}
 		for _, role := range auth.Roles() {
 			b, _ := a.signedIn(role)
@@ -154,7 +165,7 @@ func TestAdminScreensByRole(t *testing.T) {
 					continue
 				}
 				want(t, p, http.StatusForbidden, string(s.perm))
-				for _, m := range []string{"secret.person", "hidden-token-label", "evt_hidden_1", "handler exploded", "audit-detail-marker", "PAYLOAD_MARKER"} {
+				for _, m := range []string{"secret.person", "hidden-token-label", "evt_hidden_1", "handler exploded", "audit-detail-marker", "PAYLOAD_MARKER", "ntf-hidden-marker"} {
 					if strings.Contains(p.body, m) {
 						t.Fatalf("%s GET %s: 403 page shows %q", role, s.path, m)
 					}
@@ -187,6 +198,9 @@ func TestAdminScreensByRole(t *testing.T) {
 		}
 		if rec, _ := a.inbox.Get(ctx, "evt_hidden_1"); rec.Status != webhooks.StatusDead {
 			t.Fatalf("a refused replay moved the event to %s", rec.Status)
+		}
+		if st := a.deliveryStatus("ntf_hidden"); st != "failed" {
+			t.Fatalf("a refused replay moved the notification to %s", st)
 		}
 		var links int64
 		d.Gorm.Table("password_links").Count(&links)

@@ -31,6 +31,8 @@ type webhooksPage struct {
 	Tab    webhookTab
 	Events []webhooks.Record
 	Next   string
+	// Export downloads every event of the tab as CSV.
+	Export string
 }
 
 // adminWebhooks is GET /admin/webhooks?status=: the inbox newest first,
@@ -51,6 +53,10 @@ func (con *Console) adminWebhooks(c echo.Context) error {
 				pg.Tab = t
 			}
 		}
+	}
+	pg.Export = "/export/webhook-events.csv"
+	if pg.Tab.Status != "" {
+		pg.Export += "?" + url.Values{"status": {string(pg.Tab.Status)}}.Encode()
 	}
 	list, err := con.opt.Inbox.List(c.Request().Context(), webhooks.Filter{Status: pg.Tab.Status}, adminPageRequest(c, 50))
 	if err != nil {

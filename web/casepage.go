@@ -30,6 +30,7 @@ type casePage struct {
 	// the transition form so a stale edit is refused, not applied.
 	Case           cases.Case
 	Linked         cases.Linked
+	External       []cases.ExternalTicket // tickets in other desks linked to the case
 	Billing        []billing.TimelineEntry
 	CanWrite       bool
 	CanAssignSelf  bool
@@ -80,6 +81,9 @@ func (con *Console) showCase(c echo.Context, status int, id string, failure erro
 		pg.Error, pg.ErrorCode = inlineError(failure)
 	}
 	pg.Linked = con.opt.Cases.LinkedObjects(ctx, live.Case)
+	if pg.External, err = con.opt.Cases.ExternalTickets(ctx, live.Case.ID); err != nil {
+		con.opt.Log.Warn("console: external tickets", "case", live.Case.ID, "err", err)
+	}
 	pg.Actions = con.actionsPanel(c, live.Case, pg.Linked)
 	if cust := live.Case.Links.Customer; cust != nil && con.opt.Billing != nil && auth.Allowed(p.Role, auth.PermBillingRead) {
 		list, err := con.opt.Billing.Timeline(ctx, *cust, httpx.PageRequest{Limit: 50})

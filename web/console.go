@@ -39,6 +39,11 @@
 //	POST /admin/webhooks/:id/replay  replay a dead-lettered event (webhooks.Inbox.Replay, as recourse replay)
 //	GET  /admin/policy               the policy in force (policy:read), as GET /api/v1/policy
 //	GET  /admin/audit                the audit log (audit:read), filtered and keyset-paged as GET /api/v1/audit
+//	GET  /admin/notifications        notification deliveries by status and destination (notifications:read), as GET /api/v1/notifications
+//	POST /admin/notifications/:id/replay  a failed delivery back to pending (notifications.Store.Replay; notifications:replay)
+//	GET  /export/cases.csv           every case of a queue (the query GET / takes) as CSV, as GET /api/v1/cases?format=csv (cases:read)
+//	GET  /export/audit.csv           the audit log for the page's filters as CSV (audit:read)
+//	GET  /export/webhook-events.csv  the webhook inbox for ?status= as CSV, no payloads (webhook_events:read)
 //	POST /cases/:id/actions          request an action (actions.Service.Request; the form's idempotency_key) → 303 /cases/:id?action=
 //	POST /cases/:id/actions/preview  what policy says of an action form (actions.Service.Preview), a fragment
 //	GET  /cases/:id/evidence         dispute workbench (disputes.Workbench; facts:read, as the API)
@@ -75,6 +80,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/notifications"
 	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -147,6 +153,10 @@ type Options struct {
 	// Workbench is the dispute evidence workbench (nil: its pages answer
 	// 503).
 	Workbench *disputes.Workbench
+	// Notifications lists deliveries and replays failed ones on the admin
+	// screen, as GET/POST /api/v1/notifications (nil: the screen answers
+	// 503).
+	Notifications *notifications.Store
 	// Reports answers the Reports page (reports:read; nil: it answers 503).
 	Reports *reports.Service
 }

@@ -26,11 +26,13 @@ const (
 
 type customersPage struct {
 	page
-	Query  string
-	Match  billing.SearchMatch
-	Hits   []billing.CustomerHit
-	Next   string
-	Cursor string
+	Query string
+	Match billing.SearchMatch
+	Hits  []billing.CustomerHit
+	// Tickets are cases linked to an external ticket whose id is the query.
+	Tickets []ticketHit
+	Next    string
+	Cursor  string
 }
 
 // customers is GET /customers?q=&cursor=: customer search, as
@@ -51,14 +53,29 @@ func (con *Console) customers(c echo.Context) error {
 	if con.opt.Cases != nil {
 		store = store.CountingOpenCases(con.opt.Cases)
 	}
+	if pg.Cursor == "" {
+		tickets, err := con.ticketHits(c, p, q)
+		if err != nil {
+			return con.fail(c, err)
+		}
+		pg.Tickets = tickets
+	}
 	res, err := store.SearchCustomers(c.Request().Context(), billing.CustomerSearch{Query: q, Cursor: pg.Cursor})
 	if err != nil {
 		e, ok := errs.As(err)
 		if !ok || e.Kind == errs.EINTERNAL {
 			return con.fail(c, err)
 		}
+		if len(pg.Tickets) > 0 {
+			// The query is a ticket id that is no customer query: the
+			// tickets are the answer.
+			return con.render(c, http.StatusOK, "customers.html", pg)
+		}
 		pg.Error, pg.ErrorCode = inlineError(err)
 		return con.render(c, httpx.StatusOf(e.Kind), "customers.html", pg)
+	}
+	if len(res.Data) == 0 && len(pg.Tickets) == 1 {
+		return c.Redirect(http.StatusSeeOther, "/cases/"+url.PathEscape(pg.Tickets[0].Ticket.CaseID))
 	}
 	if len(res.Data) == 1 && res.NextCursor == nil && pg.Cursor == "" &&
 		(res.Match == billing.MatchID || strings.EqualFold(res.Data[0].Email, q)) {
@@ -69,6 +86,37 @@ func (con *Console) customers(c echo.Context) error {
 		pg.Next = *res.NextCursor
 	}
 	return con.render(c, http.StatusOK, "customers.html", pg)
+}
+
+// ticketHit is a case linked to an external ticket the search named.
+type ticketHit struct {
+	Ticket cases.ExternalTicket
+	Case   cases.Case
+}
+
+// ticketHits finds the cases linked to external ticket id q (any system),
+// for a viewer who may read cases.
+func (con *Console) ticketHits(c echo.Context, p auth.Principal, q string) ([]ticketHit, error) {
+	if con.opt.Cases == nil || !auth.Allowed(p.Role, auth.PermCasesRead) {
+		return nil, nil
+	}
+	ctx := c.Request().Context()
+	tickets, err := con.opt.Cases.TicketsByID(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []ticketHit
+	for _, t := range tickets {
+		cs, err := con.opt.Cases.Get(ctx, t.CaseID)
+		if err != nil {
+			if e, ok := errs.As(err); ok && e.Kind == errs.ENOTFOUND {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, ticketHit{Ticket: t, Case: cases.ForViewer(p, cs)})
+	}
+	return out, nil
 }
 
 // customerCase is one of the customer's cases as the viewer may see it.

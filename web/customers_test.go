@@ -267,3 +267,51 @@ func TestCustomerSearchPaging(t *testing.T) {
 		t.Fatalf("%d customers over the pages, want %d", len(seen), n)
 	}
 }
+
+// A case's external tickets show on its page, and the header search finds
+// a case by a ticket's id: one ticket opens its case, an id shared by two
+// desks lists both.
+func TestExternalTicketsInConsole(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ce := newCustomerEnv(t, d)
+		ada := ce.user("ada@example.com", "Ada", auth.RoleAgent)
+		ctx := context.Background()
+		open := func(title string) cases.Case {
+			cs, err := ce.cases.OpenManual(ctx, ada, cases.ManualCase{Kind: cases.KindBillingInquiry, Channel: cases.ChannelEmail, Title: title})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cs
+		}
+		link := func(caseID, system, ticket, u string) {
+			if _, err := ce.cases.LinkExternal(ctx, ada, caseID, cases.ExternalTicket{System: system, TicketID: ticket, URL: u}, "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		one, two := open("Charged twice"), open("Where is my refund")
+		link(one.ID, "zendesk", "ZD-881", "https://desk.example.com/agent/tickets/881")
+		link(one.ID, "chat", "77", "")
+		link(two.ID, "zendesk", "77", "")
+
+		b := ce.browser()
+		b.mustLogin("ada@example.com")
+		want(t, b.get("/cases/"+one.ID), http.StatusOK, `<h2 id="external-h">External tickets</h2>`,
+			`<dt>zendesk</dt><dd><a href="https://desk.example.com/agent/tickets/881" rel="noopener noreferrer" target="_blank"><code>ZD-881</code></a>`,
+			`<dt>chat</dt><dd><code>77</code>`)
+		if p := b.get("/cases/" + open("No tickets").ID); strings.Contains(p.body, "External tickets") {
+			t.Fatal("a case without tickets shows the section")
+		}
+
+		if p := b.get("/customers?q=ZD-881"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/cases/"+one.ID {
+			t.Fatalf("q=ZD-881: %d %s", p.status, p.header.Get("Location"))
+		}
+		p := b.get("/customers?q=77")
+		want(t, p, http.StatusOK, `<table id="tickets"`, `data-case-id="`+one.ID+`"`, `data-case-id="`+two.ID+`"`)
+		if strings.Contains(p.body, "No customer matches") {
+			t.Fatal("the empty state shows beside ticket hits")
+		}
+		want(t, b.get("/customers?q=ZD-882"), http.StatusOK, "No customer matches")
+
+	})
+}

@@ -101,7 +101,10 @@ type queuesPage struct {
 	Keep        []param
 	Query       string
 	FilterQuery string
-	F           cases.Filter
+	// Export downloads every case of the queue as CSV (/export/cases.csv
+	// with Query).
+	Export string
+	F      cases.Filter
 	// Choices for the filter and bulk forms.
 	Kinds      []cases.Kind
 	Priorities []cases.Priority
@@ -325,6 +328,7 @@ func (con *Console) renderQueue(c echo.Context, status int, q url.Values, failur
 	}
 	query := st.query()
 	pg.Query = query.Encode()
+	pg.Export = "/export/cases.csv?" + pg.Query
 	pg.FilterQuery = st.filter.Values().Encode()
 	list, err := con.opt.Cases.List(ctx, st.filter, httpx.PageRequest{Limit: 50, Cursor: q.Get("cursor")})
 	if err != nil {

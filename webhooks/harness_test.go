@@ -16,6 +16,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -101,7 +102,7 @@ func newHarness(t *testing.T, d *db.DB, o harnessOpts) *harness {
 	tokens := auth.NewTokenStore(d, h.clock)
 	api := e.Group("/api/v1", auth.Middleware(tokens))
 	webhooks.NewAdmin(h.inbox, h.clock, h.metrics, nil).Register(api)
-	h.srv = httptest.NewServer(e)
+	h.srv = httptest.NewServer(apispectest.Handler(t, e))
 	t.Cleanup(func() { h.srv.Close(); h.intake.Close() })
 	var err error
 	if h.admin, _, err = tokens.Create(context.Background(), "ops", auth.RoleAdmin); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -63,7 +64,7 @@ func newSLAStack(t *testing.T, d *db.DB, start time.Time) *slaStack {
 	intake.Register(e)
 	tokens := auth.NewTokenStore(d, st.clock)
 	svc.Register(e.Group("/api/v1", auth.Middleware(tokens)))
-	st.srv = httptest.NewServer(e)
+	st.srv = httptest.NewServer(apispectest.Handler(t, e))
 	t.Cleanup(func() { st.srv.Close(); intake.Close() })
 	if st.token, _, err = tokens.Create(context.Background(), "lead", auth.RoleSupervisor); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -132,6 +134,25 @@ func TestActionsEndToEnd(t *testing.T) {
 			}
 			if code, p := in.do("GET", "/api/v1/policy", agent, nil, nil); code != 200 || p["policy"] == nil {
 				t.Fatalf("policy: %d %v", code, p)
+			}
+
+			// /metrics counts each outcome once (the replayed request is
+			// not a second refund) and each provider call.
+			resp, err := http.Get(in.url + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range []string{
+				`recourse_actions_total{outcome="succeeded",type="refund"} 1`,
+				`recourse_actions_total{outcome="succeeded",type="accept_dispute"} 1`,
+				`recourse_actions_total{outcome="failed",type="refund"} 0`,
+				`recourse_action_provider_duration_seconds_count{type="refund"} 1`,
+			} {
+				if !strings.Contains(string(m), want) {
+					t.Errorf("/metrics lacks %q", want)
+				}
 			}
 		})
 	}

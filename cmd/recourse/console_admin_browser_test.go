@@ -14,7 +14,8 @@ import (
 // (made at the command line) creates a user and a one-time password link;
 // the new user opens it in another browser, sets a password, signs in and
 // sees the queues; the admin issues a token (its secret shown once), finds
-// a dead-lettered webhook event and replays it; policy and audit read;
+// a dead-lettered webhook event and replays it, then a failed notification;
+// policy and audit read;
 // an agent opening /admin/users gets the 403 page with no user in it.
 // Every page passes axe and reports no console or CSP error.
 func TestConsoleAdminBrowser(t *testing.T) {
@@ -153,6 +154,20 @@ func TestConsoleAdminBrowser(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+
+			// Notifications: the delivery that failed, why, and its replay.
+			in.failedNotification("ntf_console_failed")
+			admin.Navigate(in.url + "/admin/notifications")
+			admin.WaitVisible(".tabs")
+			admin.Click(`.tabs a[href="/admin/notifications?status=failed"]`)
+			admin.WaitText("#notifications", "receiver answered 500")
+			admin.Axe()
+			fitsWidth(t, admin)
+			admin.Screenshot("admin-notifications-failed")
+			admin.ClickButton("Replay")
+			admin.WaitText("#notice", "Replayed")
+			admin.Axe()
+			admin.Screenshot("admin-notification-replayed")
 
 			// Policy and audit, which has the replay and the link.
 			admin.Navigate(in.url + "/admin/policy")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 	"github.com/recourse-hq/recourse/internal/stripetest"
 )
@@ -52,7 +53,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 			})
 
 			jar, _ := cookiejar.New(nil)
-			c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			c := &http.Client{Jar: jar, Transport: apispectest.Transport(t, nil), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			get := func(path string) (int, string) {
 				resp, err := c.Get(in.url + path)
 				if err != nil {

@@ -38,7 +38,7 @@ func TestAPIReadsSurviveDatabaseBlip(t *testing.T) {
 						path := paths[i%len(paths)]
 						req, _ := http.NewRequest("GET", in.url+path, nil)
 						req.Header.Set("Authorization", "Bearer "+admin)
-						resp, err := http.DefaultClient.Do(req)
+						resp, err := in.api.Do(req)
 						if err != nil {
 							bodies[i] = err.Error()
 							return

@@ -417,7 +417,7 @@ func (in *instance) packet(caseID, token string) []byte {
 	in.t.Helper()
 	req, _ := http.NewRequest("GET", in.url+"/api/v1/cases/"+caseID+"/evidence/packet.pdf", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := in.api.Do(req)
 	if err != nil {
 		in.t.Fatal(err)
 	}

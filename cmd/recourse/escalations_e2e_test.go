@@ -31,7 +31,7 @@ func (in *instance) escalate(source string, body []byte, sign func(http.Header, 
 	if sign != nil {
 		sign(req.Header, body)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := in.api.Do(req)
 	if err != nil {
 		in.t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func (in *instance) raw(path, token string, header map[string]string) (int, stri
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := in.api.Do(req)
 	if err != nil {
 		in.t.Fatal(err)
 	}

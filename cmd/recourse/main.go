@@ -62,6 +62,9 @@ commands:
   token list                         list API tokens (never their secrets)
   token revoke ID                    revoke an API token
   replay EVENT_ID | --all            put dead-lettered webhook events back to pending
+  reconcile [--since 72h|TIME] [--json]
+                                     list Stripe's events and feed the inbox any it lacks
+                                     (from the last reconciled point by default)
   export cases|audit|webhook-events [--format csv|jsonl] [filters]
                                      stream a list as CSV or JSON lines to stdout
   facts import [--customer-column C] FILE.csv|FILE.jsonl
@@ -94,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return replayCmd(ctx, rest, getenv, stdout, stderr)
 	case "export":
 		return exportCmd(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return reconcileCmd(ctx, rest, getenv, stdout, stderr)
 	case "facts":
 		return factsCmd(ctx, rest, getenv, stdout, stderr)
 	case "demo":

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 )
 
@@ -22,8 +23,11 @@ const testSecret = "whsec_e2e_secret"
 
 // instance is one `recourse serve` booted through run().
 type instance struct {
-	t    *testing.T
-	url  string
+	t   *testing.T
+	url string
+	// api is the client for the API: every exchange is checked against
+	// the OpenAPI document (apispectest.Transport).
+	api  *http.Client
 	env  map[string]string
 	stop func() error
 	logs func() string // everything serve logged so far
@@ -49,7 +53,7 @@ func boot(t *testing.T, env map[string]string) *instance {
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	in := &instance{t: t, url: "http://" + addr, env: env}
+	in := &instance{t: t, url: "http://" + addr, env: env, api: apispectest.Client(t)}
 	env["RECOURSE_HTTP_ADDR"] = addr
 	if env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] == "" {
 		env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] = testSecret
@@ -84,7 +88,7 @@ func boot(t *testing.T, env map[string]string) *instance {
 	t.Cleanup(func() { _ = in.stop() })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(in.url + "/readyz")
+		resp, err := in.api.Get(in.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -137,7 +141,7 @@ func (in *instance) do(method, path, token string, body []byte, header map[strin
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := in.api.Do(req)
 	if err != nil {
 		in.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -218,7 +222,7 @@ func TestServeEndToEnd(t *testing.T) {
 			if code, m := in.do("GET", "/api/v1/nope", admin, nil, nil); code != 404 || m["error"] == nil {
 				t.Fatalf("unknown route: %d %v", code, m)
 			}
-			resp, err := http.Get(in.url + "/metrics")
+			resp, err := in.api.Get(in.url + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,6 +234,9 @@ func TestServeEndToEnd(t *testing.T) {
 				"recourse_webhook_inbox_backlog 0",
 				`recourse_webhook_events_processed_total{outcome="ignored"} 1`,
 				"recourse_http_request_duration_seconds_bucket",
+				`recourse_actions_total{outcome="failed",type="refund"} 0`,
+				`recourse_action_approvals_requested_total{type="refund"} 0`,
+				"recourse_actions_executing 0",
 			} {
 				if !strings.Contains(string(b), want) {
 					t.Errorf("/metrics lacks %q", want)
@@ -285,7 +292,7 @@ func TestServeWithoutAutoMigrateIsNotReady(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	var code int
 	for i := 0; i < 200; i++ {
-		resp, err := http.Get("http://" + env["RECOURSE_HTTP_ADDR"] + "/readyz")
+		resp, err := apispectest.Client(t).Get("http://" + env["RECOURSE_HTTP_ADDR"] + "/readyz")
 		if err == nil {
 			code = resp.StatusCode
 			resp.Body.Close()

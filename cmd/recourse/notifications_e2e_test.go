@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recourse-hq/recourse/internal/apispec"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 	"github.com/recourse-hq/recourse/internal/stdwebhooks"
 	"github.com/recourse-hq/recourse/internal/stripetest"
@@ -84,6 +85,9 @@ func newReceiver(t *testing.T) *receiver {
 			}
 			if json.Unmarshal(body, &m) != nil || m.Type != "dispute.created" || m.ID != id || m.Data["kind"] != "dispute" || m.Data["case_id"] == nil {
 				rc.bad = append(rc.bad, "webhook body: "+string(body))
+			}
+			if err := apispec.ValidateWebhook("notification", r.Header, body); err != nil {
+				rc.bad = append(rc.bad, "OpenAPI contract: "+err.Error())
 			}
 			rc.hooks[id]++
 		default:
@@ -238,7 +242,7 @@ notifications:
 			if strings.Contains(a.logs()+b.logs(), notifySecret) {
 				t.Fatal("a log line holds the webhook secret")
 			}
-			resp, err := http.Get(b.url + "/metrics")
+			resp, err := b.api.Get(b.url + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -85,7 +84,7 @@ func (in *instance) post(e stripetest.Event) {
 	if err != nil {
 		in.t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := in.api.Do(req)
 	if err != nil {
 		in.t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/escalations"
+	"github.com/recourse-hq/recourse/internal/apispec"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -67,6 +68,9 @@ type service struct {
 	ops     opsParts
 	// notifier sends Slack and webhook notifications where the worker runs.
 	notifier *notifications.Notifier
+	// reconciler compares Stripe's event list with the inbox (nil without
+	// a Stripe API key).
+	reconciler *webhooks.Reconciler
 	// reportsDB is the reporting replica's handle, nil when reports read db.
 	reportsDB *db.DB
 	reports   *reports.Service
@@ -114,6 +118,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	}
 	var provider billing.Provider
 	var fetcher billing.Fetcher
+	var lister webhooks.EventLister
 	if cfg.StripeAPIKey != "" {
 		var sc *stripeprovider.Client
 		if sc, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
@@ -121,7 +126,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 			_ = d.Close()
 			return nil, err
 		}
-		provider, fetcher = sc, sc
+		provider, fetcher, lister = sc, sc, sc
 	}
 	store := billing.NewStore(d, clk, billing.WithFetcher(fetcher, cfg.StripeTimeout))
 	actionMirror, caseMirror := mirrorFor(store)
@@ -136,6 +141,12 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions,
 		Evidence: workbench})
+	for _, c := range s.actions.Collectors() {
+		if err := s.metrics.Registry.Register(c); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("register action metrics: %w", err)
+		}
+	}
 
 	if s.ops, err = newOpsParts(d, clk, log, s.metrics, s.cases, s.actions, store, policy); err != nil {
 		_ = d.Close()
@@ -172,6 +183,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	if cfg.WorkerEnabled {
 		notify = s.worker.Notify
 	}
+	if lister != nil {
+		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
+	}
 	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
 	}, notify)
@@ -182,6 +196,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	})
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	apispec.Register(e) // GET /api/v1/openapi.json, public
 	s.intake.Register(e)
 	sources, err := escalations.ParseSources(cfg.EscalationSources)
 	if err != nil {
@@ -211,8 +226,8 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		PasswordLinkTTL: cfg.PasswordLinkTTL, PublicURL: cfg.PublicURL,        // admin
 		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
 			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}, // oidc
-		Workbench: workbench,  // web: the dispute workbench
-		Reports:   s.reports}) // web: the reports page
+		Workbench: workbench, Notifications: notices, // web: the dispute workbench; the notifications screen
+		Reports: s.reports}) // web: the reports page
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
@@ -290,6 +305,15 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.notifier.Run(workerCtx)
 		}()
+		if s.cfg.ReconcileInterval > 0 && s.reconciler != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.reconciler.Loop(workerCtx, s.cfg.ReconcileInterval, s.cfg.ReconcileWindow)
+			}()
+		} else if s.cfg.ReconcileInterval > 0 {
+			s.log.Warn("RECOURSE_RECONCILE_INTERVAL is set but RECOURSE_STRIPE_API_KEY is not: nothing to reconcile against")
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -48,6 +48,23 @@ VALUES (?, 'product.created', ?, ?, 'dead', 8, ?, 'gave up', ?)`, id, now, paylo
 	}
 }
 
+// failedNotification writes a notification delivery that gave up, as the
+// sender leaves one.
+func (in *instance) failedNotification(id string) {
+	in.t.Helper()
+	d, err := db.Open(context.Background(), in.env["DATABASE_URL"], in.env["RECOURSE_SQLITE_PATH"], db.Options{MaxConns: 1})
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now().UTC()
+	if err := d.Gorm.Exec(`INSERT INTO notification_deliveries (id, event_id, event_type, subject, destination, dest_type, status, attempts,
+last_error, next_attempt_at, created_at, updated_at) VALUES (?, 1, 'action.failed', '', 'ops-hook', 'webhook', 'failed', 8,
+'POST https://hooks.example.com/recourse: the receiver answered 500', ?, ?, ?)`, id, now, now, now).Error; err != nil {
+		in.t.Fatal(err)
+	}
+}
+
 func auditActions(t *testing.T, in *instance, token, query string) []map[string]any {
 	t.Helper()
 	code, m := in.do("GET", "/api/v1/audit?limit=200&"+query, token, nil, nil)

@@ -71,6 +71,11 @@ type Config struct {
 	NotifyMaxAttempts int
 	NotifyBackoffBase time.Duration
 	NotifyBackoffMax  time.Duration
+	// Reconciliation with the provider's event list (webhooks.Reconciler):
+	// every ReconcileInterval (0: off), from the last reconciled point or
+	// ReconcileWindow back on the first run.
+	ReconcileInterval time.Duration
+	ReconcileWindow   time.Duration
 	// OIDC* configure console sign-in through an OpenID Connect provider;
 	// an empty OIDCIssuer turns single sign-on off.
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCRedirectURL, OIDCLabel string
@@ -123,6 +128,8 @@ var settings = []Setting{
 	{"RECOURSE_NOTIFY_MAX_ATTEMPTS", "notify-max-attempts", "10", "attempts before a notification is marked failed"},
 	{"RECOURSE_NOTIFY_BACKOFF_BASE", "notify-backoff-base", "10s", "first notification retry delay; doubles per attempt"},
 	{"RECOURSE_NOTIFY_BACKOFF_MAX", "notify-backoff-max", "1h", "longest notification retry delay"},
+	{"RECOURSE_RECONCILE_INTERVAL", "reconcile-interval", "0s", "how often to list Stripe's events and feed the inbox any it lacks (needs RECOURSE_STRIPE_API_KEY); 0 turns the periodic run off (`recourse reconcile` runs it once)"},
+	{"RECOURSE_RECONCILE_WINDOW", "reconcile-window", "72h", "how far back the first reconciliation looks when none has finished yet (Stripe keeps events 30 days)"},
 	{"RECOURSE_OIDC_ISSUER", "oidc-issuer", "", "OpenID Connect issuer URL for console single sign-on (https, or http on loopback); empty turns single sign-on off"},
 	{"RECOURSE_OIDC_CLIENT_ID", "oidc-client-id", "", "client id Recourse is registered under at the OpenID Connect provider"},
 	{"RECOURSE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "client secret of that registration (empty for a public client: PKCE is always used)"},
@@ -208,6 +215,8 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.NotifyMaxAttempts = p.int("RECOURSE_NOTIFY_MAX_ATTEMPTS")
 	c.NotifyBackoffBase = p.dur("RECOURSE_NOTIFY_BACKOFF_BASE")
 	c.NotifyBackoffMax = p.dur("RECOURSE_NOTIFY_BACKOFF_MAX")
+	c.ReconcileInterval = p.dur("RECOURSE_RECONCILE_INTERVAL")
+	c.ReconcileWindow = p.dur("RECOURSE_RECONCILE_WINDOW")
 	c.OIDCIssuer = p.str("RECOURSE_OIDC_ISSUER")
 	c.OIDCClientID = p.str("RECOURSE_OIDC_CLIENT_ID")
 	c.OIDCClientSecret = p.str("RECOURSE_OIDC_CLIENT_SECRET")
@@ -250,6 +259,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_NOTIFY_* durations must be positive and RECOURSE_NOTIFY_BACKOFF_MAX at least RECOURSE_NOTIFY_BACKOFF_BASE")
 	case c.NotifyMaxAttempts < 1:
 		return fmt.Errorf("RECOURSE_NOTIFY_MAX_ATTEMPTS must be at least 1")
+	case c.ReconcileInterval != 0 && c.ReconcileInterval < time.Minute:
+		return fmt.Errorf("RECOURSE_RECONCILE_INTERVAL must be 0 (off) or at least 1m")
+	case c.ReconcileWindow <= 0 || c.ReconcileWindow > 30*24*time.Hour:
+		return fmt.Errorf("RECOURSE_RECONCILE_WINDOW must be positive and at most 720h (Stripe keeps events 30 days)")
 	}
 	switch c.LogFormat {
 	case "json", "text":

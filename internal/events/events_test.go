@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/internal/apispec/apispectest"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
@@ -55,7 +56,7 @@ func TestFeed(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "/api/v1/events"+q, nil)
 			req.Header.Set("X-Role", role)
 			rec := httptest.NewRecorder()
-			e.ServeHTTP(rec, req)
+			apispectest.Handler(t, e).ServeHTTP(rec, req)
 			var out httpx.List[events.Event]
 			_ = json.Unmarshal(rec.Body.Bytes(), &out)
 			return rec.Code, out

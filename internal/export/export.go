@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -163,8 +164,16 @@ func Respond[T any](c echo.Context, f Format, name string, cols []Column[T], pag
 		return err
 	}
 	c.Response().WriteHeader(http.StatusOK)
+	// The server's write timeout bounds a whole response, and a million
+	// rows take longer than that to stream: each page gets a fresh window
+	// instead, so a big export finishes while a client that stops reading
+	// is still cut off.
+	rc := http.NewResponseController(c.Response().Writer)
+	extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(PageWriteWindow)) }
+	extend()
 	served := false
 	_, err = Write(c.Request().Context(), c.Response(), f, cols, func(ctx context.Context, cursor string) ([]T, string, error) {
+		extend()
 		if !served {
 			served = true
 			return first, next, nil
@@ -173,6 +182,10 @@ func Respond[T any](c echo.Context, f Format, name string, cols []Column[T], pag
 	})
 	return err
 }
+
+// PageWriteWindow is how long one page of an export may take to read and
+// write before the connection is dropped (a var so tests can shorten it).
+var PageWriteWindow = 30 * time.Second
 
 // Pages adapts a keyset-paged List (the API's one list shape) to a Pager,
 // reading the largest page the API allows.

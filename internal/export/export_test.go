@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -225,5 +226,42 @@ func TestRespond(t *testing.T) {
 	err := Respond(c, CSV, "cases", cols, func(context.Context, string) ([]item, string, error) { return nil, "", errors.New("down") })
 	if err == nil || c.Response().Committed {
 		t.Fatalf("err %v, committed %v", err, c.Response().Committed)
+	}
+}
+
+// An export that takes longer than the server's write timeout still
+// arrives whole, since each page renews the write deadline; a client that
+// stops reading is still cut off after one page window.
+func TestRespondOutlivesTheServerWriteTimeout(t *testing.T) {
+	old := PageWriteWindow
+	PageWriteWindow = 2 * time.Second
+	t.Cleanup(func() { PageWriteWindow = old })
+	rows := make([]item, 8)
+	for i := range rows {
+		rows[i] = item{ID: i + 1, Text: "row"}
+	}
+	slow := pagesOf(rows, 1)
+	e := echo.New()
+	e.GET("/export", func(c echo.Context) error {
+		return Respond(c, CSV, "x", cols, func(ctx context.Context, cursor string) ([]item, string, error) {
+			time.Sleep(150 * time.Millisecond) // 8 pages: 1.2 s, past the 500 ms timeout
+			return slow(ctx, cursor)
+		})
+	})
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.WriteTimeout = 500 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("the export was cut off after %d bytes: %v", len(body), err)
+	}
+	if lines := strings.Count(string(body), "\n"); lines != 9 {
+		t.Fatalf("%d lines, want the header and 8 rows:\n%s", lines, body)
 	}
 }
