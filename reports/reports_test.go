@@ -151,6 +151,10 @@ func TestReports(t *testing.T) {
 			r := run(t, st, q).(*reports.VolumeReport)
 			eq(t, "first bucket", r.Buckets[0].Bucket, reports.Bucket{Start: time.Date(2026, 3, 2, 0, 0, 0, 0, tokyo), End: time.Date(2026, 3, 3, 0, 0, 0, 0, tokyo)})
 			eq(t, "first day", vol(r.Buckets[0].Groups), "all:1/0/0/3") // C2 at 09:00 JST
+			// 6 March JST is 5 March 15:00 → 6 March 15:00 UTC: C8 opened;
+			// 7 March JST: C1 opened (16:00 UTC on the 6th), C7 closed.
+			eq(t, "6 and 7 March JST", []string{vol(r.Buckets[4].Groups), vol(r.Buckets[5].Groups)},
+				[]string{"all:1/0/0/5", "all:1/1/0/5"})
 			eq(t, "tz", r.TZ, "Asia/Tokyo")
 			// C5 (15 March 23:59:59 UTC) is 16 March in Tokyo: out.
 			eq(t, "totals", vol(r.Totals), "all:9/7/1/4")

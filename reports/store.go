@@ -15,6 +15,7 @@ import (
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/errs"
 )
 
 // Store is the reports' one query layer. It reads only: point it at a read
@@ -43,18 +44,27 @@ func (s *Store) Run(ctx context.Context, q Query) (Report, error) {
 	q.From, q.To = q.From.UTC(), q.To.UTC()
 	switch q.Report {
 	case Volume:
-		return s.Volume(ctx, q)
+		return report(s.Volume(ctx, q))
 	case Resolution:
-		return s.Resolution(ctx, q)
+		return report(s.Resolution(ctx, q))
 	case TeamWork:
-		return s.Team(ctx, q)
+		return report(s.Team(ctx, q))
 	case Recovery:
-		return s.Recovery(ctx, q)
+		return report(s.Recovery(ctx, q))
 	case RootCauses:
-		return s.RootCauses(ctx, q)
+		return report(s.RootCauses(ctx, q))
 	default:
-		return s.Disputes(ctx, q)
+		return report(s.Disputes(ctx, q))
 	}
+}
+
+// report returns r as a Report, or a nil Report with err (never a nil
+// pointer inside a non-nil interface).
+func report[T Report](r T, err error) (Report, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // bucketSQL returns an SQL expression giving the index of the bucket of bs
@@ -69,7 +79,9 @@ func bucketSQL(col string, bs []Bucket) (string, []any) {
 			return strconv.Itoa(lo)
 		}
 		mid := (lo + hi) / 2
-		args = append(args, bs[mid].Start)
+		// In UTC: SQLite compares times as text, in the one UTC format
+		// they are stored in.
+		args = append(args, bs[mid].Start.UTC())
 		cond := "CASE WHEN " + col + " < ? THEN "
 		left := walk(lo, mid)
 		right := walk(mid, hi)
@@ -979,6 +991,9 @@ type DisputeReport struct {
 
 // Disputes answers the disputes report through disputes.StatsReader.
 func (s *Store) Disputes(ctx context.Context, q Query) (*DisputeReport, error) {
+	if s.disputes == nil {
+		return nil, errs.New(errs.EINTERNAL, "reports: no dispute statistics reader wired")
+	}
 	group := q.GroupBy
 	st, err := s.disputes.Stats(ctx, disputes.StatsQuery{From: q.From, To: q.To, GroupBy: group})
 	if err != nil {
