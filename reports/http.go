@@ -55,16 +55,20 @@ func (s *Service) Run(ctx context.Context, q Query) (Report, error) {
 // console's form take them.
 type Params struct {
 	Name, From, To, Interval, GroupBy string
+	// TZ is an IANA time zone (Europe/Dublin) for buckets and dates; ""
+	// is UTC.
+	TZ string
 	// GroupBySet tells an explicit empty group_by (none) from a missing one.
 	GroupBySet bool
 }
 
-// ParseQuery validates p into a Query at now: from/to RFC 3339 or
-// YYYY-MM-DD (default: the 30 UTC days up to today, today included; one
-// end given alone keeps the default length), interval (default day),
+// ParseQuery validates p into a Query at now: tz (an IANA zone; default
+// UTC), from/to RFC 3339 or YYYY-MM-DD, midnight in tz (default: the 30
+// days up to today, today included; one end given alone keeps the default
+// length), interval (default day),
 // group_by (default per report: none, agent for team, reason for
 // disputes). ENOTFOUND (unknown_report) for an unknown report; EINVALID
-// (invalid_from, invalid_to, invalid_range, invalid_interval,
+// (invalid_tz, invalid_from, invalid_to, invalid_range, invalid_interval,
 // invalid_group_by) for a bad parameter.
 func ParseQuery(p Params, now time.Time) (Query, error) {
 	q := Query{Report: Name(p.Name), Interval: Interval(p.Interval), GroupBy: p.GroupBy}
@@ -74,17 +78,24 @@ func ParseQuery(p Params, now time.Time) (Query, error) {
 	if !p.GroupBySet {
 		q.GroupBy = DefaultGroupBy(q.Report)
 	}
-	q.From, q.To = DefaultRange(now)
+	if p.TZ != "" && p.TZ != "UTC" {
+		loc, err := time.LoadLocation(p.TZ)
+		if err != nil || p.TZ == "Local" {
+			return Query{}, errs.Coded(errs.EINVALID, "invalid_tz", "tz must be an IANA time zone such as Europe/Dublin (got %q)", p.TZ)
+		}
+		q.TZ = loc
+	}
+	q.From, q.To = DefaultRange(now, q.Location())
 	length := q.To.Sub(q.From)
 	if p.To != "" {
-		t, ok := ParseTime(p.To)
+		t, ok := ParseTime(p.To, q.Location())
 		if !ok {
 			return Query{}, errs.Coded(errs.EINVALID, "invalid_to", "to must be an RFC 3339 time or a YYYY-MM-DD date (got %q)", p.To)
 		}
 		q.To, q.From = t, t.Add(-length)
 	}
 	if p.From != "" {
-		t, ok := ParseTime(p.From)
+		t, ok := ParseTime(p.From, q.Location())
 		if !ok {
 			return Query{}, errs.Coded(errs.EINVALID, "invalid_from", "from must be an RFC 3339 time or a YYYY-MM-DD date (got %q)", p.From)
 		}
@@ -147,7 +158,7 @@ func (h *HTTP) get(c echo.Context) error {
 	}
 	_, set := c.QueryParams()["group_by"]
 	q, err := ParseQuery(Params{Name: c.Param("name"), From: c.QueryParam("from"), To: c.QueryParam("to"),
-		Interval: c.QueryParam("interval"), GroupBy: c.QueryParam("group_by"), GroupBySet: set}, h.svc.clock.Now())
+		Interval: c.QueryParam("interval"), GroupBy: c.QueryParam("group_by"), GroupBySet: set, TZ: c.QueryParam("tz")}, h.svc.clock.Now())
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,10 @@
 // own (a read replica when RECOURSE_REPORTING_DATABASE_URL is set) through
 // one query layer, Store; the dispute report is disputes.StatsReader's.
 //
-// Times are half-open ranges [from, to) in UTC: an event exactly at from is
-// in, one exactly at to is out. Buckets are whole UTC days, ISO weeks
-// (starting Monday) or calendar months, clipped to the range.
+// Times are half-open ranges [from, to): an event exactly at from is in,
+// one exactly at to is out. Buckets are whole days, ISO weeks (starting
+// Monday) or calendar months of the query's time zone (UTC unless tz names
+// one), clipped to the range.
 package reports
 
 import (
@@ -99,6 +100,16 @@ type Query struct {
 	From, To time.Time
 	Interval Interval
 	GroupBy  string
+	// TZ is the time zone buckets and dates follow (nil: UTC).
+	TZ *time.Location
+}
+
+// Location is the query's time zone (UTC when none is set).
+func (q Query) Location() *time.Location {
+	if q.TZ == nil {
+		return time.UTC
+	}
+	return q.TZ
 }
 
 // Validate reports the first bad field: ENOTFOUND (unknown_report) for an
@@ -122,7 +133,7 @@ func (q Query) Validate() error {
 		return errs.Coded(errs.EINVALID, "invalid_range", "a range may span at most three years")
 	}
 	if Bucketed(q.Report) {
-		if n := len(Buckets(q.From, q.To, q.Interval)); n > MaxBuckets {
+		if n := len(BucketsIn(q.From, q.To, q.Interval, q.Location())); n > MaxBuckets {
 			return errs.Coded(errs.EINVALID, "invalid_range", "%d %s buckets is more than %d: pick a wider interval", n, q.Interval, MaxBuckets)
 		}
 	}
@@ -157,8 +168,12 @@ type Bucket struct {
 // Buckets cuts [from, to) at the UTC boundaries of interval: midnights,
 // Mondays or firsts of the month. The first and last buckets are clipped to
 // the range.
-func Buckets(from, to time.Time, iv Interval) []Bucket {
-	from, to = from.UTC(), to.UTC()
+func Buckets(from, to time.Time, iv Interval) []Bucket { return BucketsIn(from, to, iv, time.UTC) }
+
+// BucketsIn is Buckets at the boundaries of loc (local midnights, which a
+// daylight-saving change makes 23 or 25 hours apart); the times are in loc.
+func BucketsIn(from, to time.Time, iv Interval, loc *time.Location) []Bucket {
+	from, to = from.In(loc), to.In(loc)
 	var out []Bucket
 	start := from
 	for start.Before(to) && len(out) <= MaxBuckets {
@@ -172,36 +187,37 @@ func Buckets(from, to time.Time, iv Interval) []Bucket {
 	return out
 }
 
-// nextBoundary is the first interval boundary after t.
+// nextBoundary is the first interval boundary after t, in t's location.
 func nextBoundary(t time.Time, iv Interval) time.Time {
 	y, m, d := t.Date()
+	loc := t.Location()
 	switch iv {
 	case Week:
-		day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		day := time.Date(y, m, d, 0, 0, 0, 0, loc)
 		wd := (int(day.Weekday()) + 6) % 7 // Monday = 0
-		return day.AddDate(0, 0, 7-wd)
+		return time.Date(y, m, d+7-wd, 0, 0, 0, 0, loc)
 	case Month:
-		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
 	default:
-		return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+		return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 	}
 }
 
 // DefaultRange is the range of a query that names neither end: the
-// DefaultDays UTC days up to and including now's day.
-func DefaultRange(now time.Time) (from, to time.Time) {
-	y, m, d := now.UTC().Date()
-	to = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
-	return to.AddDate(0, 0, -DefaultDays), to
+// DefaultDays days of loc up to and including now's day.
+func DefaultRange(now time.Time, loc *time.Location) (from, to time.Time) {
+	y, m, d := now.In(loc).Date()
+	to = time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	return time.Date(y, m, d+1-DefaultDays, 0, 0, 0, 0, loc).UTC(), to.UTC()
 }
 
-// ParseTime reads an RFC 3339 time or a YYYY-MM-DD date (UTC midnight).
-func ParseTime(s string) (time.Time, bool) {
+// ParseTime reads an RFC 3339 time or a YYYY-MM-DD date (midnight in loc).
+func ParseTime(s string, loc *time.Location) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t.UTC(), true
 	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, true
+	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+		return t.UTC(), true
 	}
 	return time.Time{}, false
 }

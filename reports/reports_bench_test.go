@@ -52,7 +52,7 @@ func BenchmarkReports(b *testing.B) {
 		Holidays: []string{"2026-12-25", "2026-12-26"}}}
 	policy.Normalize()
 	st := reports.NewStore(d, policy, disputes.NewStatsReader(d, disputes.DefaultPolicy(), nil, nil))
-	from, to := reports.DefaultRange(now.Add(-time.Second))
+	from, to := reports.DefaultRange(now.Add(-time.Second), time.UTC)
 	yearFrom := now.AddDate(-1, 0, 0)
 	for _, q := range []reports.Query{
 		{Report: reports.Volume},

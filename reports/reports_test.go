@@ -141,6 +141,26 @@ func TestReports(t *testing.T) {
 			eq(t, "totals", vol(r.Totals), "all:13/8/1/5")
 		})
 
+		t.Run("volume by day in a time zone", func(t *testing.T) {
+			tokyo, _ := time.LoadLocation("Asia/Tokyo") // UTC+9: 2 March JST starts 1 March 15:00 UTC
+			q, err := reports.ParseQuery(reports.Params{Name: "volume", From: "2026-03-02", To: "2026-03-16", TZ: "Asia/Tokyo"}, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eq(t, "range", []time.Time{q.From, q.To}, []time.Time{day(1, 15, 0), day(15, 15, 0)})
+			r := run(t, st, q).(*reports.VolumeReport)
+			eq(t, "first bucket", r.Buckets[0].Bucket, reports.Bucket{Start: time.Date(2026, 3, 2, 0, 0, 0, 0, tokyo), End: time.Date(2026, 3, 3, 0, 0, 0, 0, tokyo)})
+			eq(t, "first day", vol(r.Buckets[0].Groups), "all:1/0/0/3") // C2 at 09:00 JST
+			// 6 March JST is 5 March 15:00 → 6 March 15:00 UTC: C8 opened;
+			// 7 March JST: C1 opened (16:00 UTC on the 6th), C7 closed.
+			eq(t, "6 and 7 March JST", []string{vol(r.Buckets[4].Groups), vol(r.Buckets[5].Groups)},
+				[]string{"all:1/0/0/5", "all:1/1/0/5"})
+			eq(t, "tz", r.TZ, "Asia/Tokyo")
+			// C5 (15 March 23:59:59 UTC) is 16 March in Tokyo: out.
+			eq(t, "totals", vol(r.Totals), "all:9/7/1/4")
+			eq(t, "row", r.Rows()[0].BucketStart, "2026-03-02T00:00:00+09:00")
+		})
+
 		t.Run("volume groupings", func(t *testing.T) {
 			for _, tc := range []struct{ group, want string }{
 				{"assignee", "alice:2/1/0/2 bob:1/2/1/0 carol:1/1/0/0 (none):6/3/0/3"},
@@ -293,6 +313,8 @@ func TestParseQuery(t *testing.T) {
 		code string
 	}{
 		{reports.Params{Name: "nope"}, errs.ENOTFOUND, "unknown_report"},
+		{reports.Params{Name: "volume", TZ: "Mars/Olympus"}, errs.EINVALID, "invalid_tz"},
+		{reports.Params{Name: "volume", TZ: "Local"}, errs.EINVALID, "invalid_tz"},
 		{reports.Params{Name: "volume", Interval: "hour"}, errs.EINVALID, "invalid_interval"},
 		{reports.Params{Name: "volume", GroupBy: "priority", GroupBySet: true}, errs.EINVALID, "invalid_group_by"},
 		{reports.Params{Name: "team", GroupBy: "kind", GroupBySet: true}, errs.EINVALID, "invalid_group_by"},
@@ -320,6 +342,12 @@ func TestBuckets(t *testing.T) {
 	bs := reports.Buckets(day(4, 12, 0), day(17, 0, 0), reports.Week)
 	eq(t, "weeks", bs, []reports.Bucket{{Start: day(4, 12, 0), End: day(9, 0, 0)}, {Start: day(9, 0, 0), End: day(16, 0, 0)},
 		{Start: day(16, 0, 0), End: day(17, 0, 0)}})
+	// Dublin springs forward on Sunday 29 March 2026: that day has 23 hours.
+	dublin, _ := time.LoadLocation("Europe/Dublin")
+	bs = reports.BucketsIn(time.Date(2026, 3, 28, 0, 0, 0, 0, dublin), time.Date(2026, 3, 31, 0, 0, 0, 0, dublin), reports.Day, dublin)
+	eq(t, "dublin days", len(bs), 3)
+	eq(t, "short day", bs[1].End.Sub(bs[1].Start), 23*time.Hour)
+	eq(t, "utc start of 30 March", bs[2].Start.UTC(), time.Date(2026, 3, 29, 23, 0, 0, 0, time.UTC))
 	bs = reports.Buckets(time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), reports.Month)
 	eq(t, "months", len(bs), 3)
 	eq(t, "january", bs[1], reports.Bucket{Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})

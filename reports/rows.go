@@ -23,10 +23,12 @@ type Header struct {
 	To       time.Time `json:"to"`
 	Interval Interval  `json:"interval,omitempty"`
 	GroupBy  string    `json:"group_by"`
+	// TZ is the time zone of the buckets and dates ("UTC" unless asked).
+	TZ string `json:"tz"`
 }
 
 func header(q Query) Header {
-	h := Header{Report: q.Report, From: q.From.UTC(), To: q.To.UTC(), GroupBy: q.GroupBy}
+	h := Header{Report: q.Report, From: q.From.UTC(), To: q.To.UTC(), GroupBy: q.GroupBy, TZ: q.Location().String()}
 	if Bucketed(q.Report) {
 		h.Interval = q.Interval
 	}
@@ -67,7 +69,7 @@ type rowWriter struct {
 func (w *rowWriter) add(section string, b *Bucket, group, metric, value string) {
 	r := Row{Report: w.report, Section: section, Group: group, Metric: metric, Value: value}
 	if b != nil {
-		r.BucketStart, r.BucketEnd = b.Start.UTC().Format(time.RFC3339), b.End.UTC().Format(time.RFC3339)
+		r.BucketStart, r.BucketEnd = b.Start.Format(time.RFC3339), b.End.Format(time.RFC3339) // in the query's zone
 	}
 	w.rows = append(w.rows, r)
 }

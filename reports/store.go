@@ -9,11 +9,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
 	"github.com/recourse-hq/recourse/internal/db"
+	"github.com/recourse-hq/recourse/internal/errs"
 )
 
 // Store is the reports' one query layer. It reads only: point it at a read
@@ -42,18 +44,27 @@ func (s *Store) Run(ctx context.Context, q Query) (Report, error) {
 	q.From, q.To = q.From.UTC(), q.To.UTC()
 	switch q.Report {
 	case Volume:
-		return s.Volume(ctx, q)
+		return report(s.Volume(ctx, q))
 	case Resolution:
-		return s.Resolution(ctx, q)
+		return report(s.Resolution(ctx, q))
 	case TeamWork:
-		return s.Team(ctx, q)
+		return report(s.Team(ctx, q))
 	case Recovery:
-		return s.Recovery(ctx, q)
+		return report(s.Recovery(ctx, q))
 	case RootCauses:
-		return s.RootCauses(ctx, q)
+		return report(s.RootCauses(ctx, q))
 	default:
-		return s.Disputes(ctx, q)
+		return report(s.Disputes(ctx, q))
 	}
+}
+
+// report returns r as a Report, or a nil Report with err (never a nil
+// pointer inside a non-nil interface).
+func report[T Report](r T, err error) (Report, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // bucketSQL returns an SQL expression giving the index of the bucket of bs
@@ -68,7 +79,9 @@ func bucketSQL(col string, bs []Bucket) (string, []any) {
 			return strconv.Itoa(lo)
 		}
 		mid := (lo + hi) / 2
-		args = append(args, bs[mid].Start)
+		// In UTC: SQLite compares times as text, in the one UTC format
+		// they are stored in.
+		args = append(args, bs[mid].Start.UTC())
 		cond := "CASE WHEN " + col + " < ? THEN "
 		left := walk(lo, mid)
 		right := walk(mid, hi)
@@ -107,6 +120,28 @@ func (s *Store) query(ctx context.Context, what, q string, args []any, scan func
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("report %s: %w", what, err)
+	}
+	return nil
+}
+
+// concurrently runs fns at once — each query on a connection of its own
+// on PostgreSQL; SQLite's one connection takes them in turn — and returns
+// the first error. Callers guard what the fns share with a mutex.
+func concurrently(fns ...func() error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -159,7 +194,7 @@ type VolumeReport struct {
 
 // Volume answers the volume report.
 func (s *Store) Volume(ctx context.Context, q Query) (*VolumeReport, error) {
-	bs := Buckets(q.From, q.To, q.Interval)
+	bs := BucketsIn(q.From, q.To, q.Interval, q.Location())
 	g := groupSQL(q.GroupBy)
 	groupBy := "1, 2"
 	if q.GroupBy == "" {
@@ -180,45 +215,60 @@ func (s *Store) Volume(ctx context.Context, q Query) (*VolumeReport, error) {
 	}
 	base := map[string]int64{}
 	keys := map[string]bool{}
-
-	bexpr, bargs := bucketSQL("c.created_at", bs)
-	if err := s.countByBucket(ctx, "volume opened",
-		"SELECT "+bexpr+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.created_at >= ? AND c.created_at < ? GROUP BY "+groupBy,
-		append(bargs, q.From, q.To), func(b int, k string, n int64) { at(b, k).opened += n; keys[k] = true }); err != nil {
-		return nil, err
+	var mu sync.Mutex // guards cells, base and keys: the four queries run at once
+	add := func(f func(c *cell, n int64)) func(b int, k string, n int64) {
+		return func(b int, k string, n int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			f(at(b, k), n)
+			keys[k] = true
+		}
 	}
-	bexpr, bargs = bucketSQL("c.closed_at", bs)
-	if err := s.countByBucket(ctx, "volume closed",
-		"SELECT "+bexpr+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ? GROUP BY "+groupBy,
-		append(bargs, q.From, q.To), func(b int, k string, n int64) { at(b, k).closed += n; keys[k] = true }); err != nil {
-		return nil, err
-	}
-	bexpr, bargs = bucketSQL("t.at", bs)
+	openedSQL, openedArgs := bucketSQL("c.created_at", bs)
+	closedSQL, closedArgs := bucketSQL("c.closed_at", bs)
+	reopenedSQL, reopenedArgs := bucketSQL("t.at", bs)
 	join := " JOIN cases c ON c.id = t.case_id" // only to group by the case's column
 	if q.GroupBy == "" {
 		join = ""
 	}
-	if err := s.countByBucket(ctx, "volume reopened",
-		"SELECT "+bexpr+" AS b, "+g+" AS g, count(*) FROM case_timeline t"+join+" WHERE t.type = '"+
-			cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
-		append(bargs, q.From, q.To), func(b int, k string, n int64) { at(b, k).reopened += n; keys[k] = true }); err != nil {
-		return nil, err
-	}
-	// The backlog at from: open cases created before it, and cases created
-	// before it that closed at or after it. Two index range scans.
-	if err := s.query(ctx, "volume backlog",
-		"SELECT g, count(*) FROM (SELECT "+g+" AS g FROM cases c WHERE c.closed_at IS NULL AND c.created_at < ?"+
-			" UNION ALL SELECT "+g+" AS g FROM cases c WHERE c.closed_at >= ? AND c.created_at < ?) x GROUP BY g",
-		[]any{q.From, q.From, q.From}, func(r *sql.Rows) error {
-			var k string
-			var n int64
-			if err := r.Scan(&k, &n); err != nil {
-				return err
-			}
-			base[groupKey(k)] += n
-			keys[groupKey(k)] = true
-			return nil
-		}); err != nil {
+	err := concurrently(
+		func() error {
+			return s.countByBucket(ctx, "volume opened",
+				"SELECT "+openedSQL+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.created_at >= ? AND c.created_at < ? GROUP BY "+groupBy,
+				append(openedArgs, q.From, q.To), add(func(c *cell, n int64) { c.opened += n }))
+		},
+		func() error {
+			return s.countByBucket(ctx, "volume closed",
+				"SELECT "+closedSQL+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ? GROUP BY "+groupBy,
+				append(closedArgs, q.From, q.To), add(func(c *cell, n int64) { c.closed += n }))
+		},
+		func() error {
+			return s.countByBucket(ctx, "volume reopened",
+				"SELECT "+reopenedSQL+" AS b, "+g+" AS g, count(*) FROM case_timeline t"+join+" WHERE t.type = '"+
+					cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
+				append(reopenedArgs, q.From, q.To), add(func(c *cell, n int64) { c.reopened += n }))
+		},
+		func() error {
+			// The backlog at from: open cases created before it, and cases
+			// created before it that closed at or after it. Two index range
+			// scans.
+			return s.query(ctx, "volume backlog",
+				"SELECT g, count(*) FROM (SELECT "+g+" AS g FROM cases c WHERE c.closed_at IS NULL AND c.created_at < ?"+
+					" UNION ALL SELECT "+g+" AS g FROM cases c WHERE c.closed_at >= ? AND c.created_at < ?) x GROUP BY g",
+				[]any{q.From, q.From, q.From}, func(r *sql.Rows) error {
+					var k string
+					var n int64
+					if err := r.Scan(&k, &n); err != nil {
+						return err
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					base[groupKey(k)] += n
+					keys[groupKey(k)] = true
+					return nil
+				})
+		})
+	if err != nil {
 		return nil, err
 	}
 	order := sortedKeys(keys, q.GroupBy == "")
@@ -323,7 +373,7 @@ type ResolutionReport struct {
 
 // Resolution answers the resolution report.
 func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, error) {
-	bs := Buckets(q.From, q.To, q.Interval)
+	bs := BucketsIn(q.From, q.To, q.Interval, q.Location())
 	g := groupSQL(q.GroupBy)
 	groups := make([]map[string]*ResolutionGroup, len(bs))
 	for i := range groups {
@@ -352,6 +402,7 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 		}
 		return m
 	}
+	var mu sync.Mutex // guards groups, totals and meters: the three queries run at once
 	// Each row is measured as it is read: nothing per case is kept but
 	// its two durations.
 	scan := func(first bool) func(r *sql.Rows) error {
@@ -364,6 +415,8 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 			if err := r.Scan(&group, &team, &created, &when, &due, &breachedAt); err != nil {
 				return err
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			k := groupKey(group)
 			wall := when.Sub(created).Seconds()
 			met := !breachedAt.Valid && !when.After(due)
@@ -395,16 +448,6 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 			return nil
 		}
 	}
-	if err := s.query(ctx, "resolution first responses",
-		"SELECT "+g+", c.team, c.created_at, c.first_responded_at, c.first_response_due, c.first_response_breached_at FROM cases c"+
-			" WHERE c.first_responded_at >= ? AND c.first_responded_at < ?", []any{q.From, q.To}, scan(true)); err != nil {
-		return nil, err
-	}
-	if err := s.query(ctx, "resolution closes",
-		"SELECT "+g+", c.team, c.created_at, c.closed_at, c.resolution_due, c.resolution_breached_at FROM cases c"+
-			" WHERE c.closed_at >= ? AND c.closed_at < ?", []any{q.From, q.To}, scan(false)); err != nil {
-		return nil, err
-	}
 	// Breaches are the sweeper's sla_breached entries (a reopened case's
 	// columns start afresh; its timeline keeps every breach).
 	bexpr, bargs := bucketSQL("t.at", bs)
@@ -412,24 +455,40 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 	if q.GroupBy == "" {
 		groupBy, join = "1", ""
 	}
-	if err := s.query(ctx, "resolution breaches",
-		"SELECT "+bexpr+" AS b, "+g+" AS g, sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END), sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END)"+
-			" FROM case_timeline t"+join+" WHERE t.type = '"+cases.EntrySLABreached+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
-		append(bargs, "%"+cases.BreachFirstResponse+"%", "%"+cases.BreachResolution+"%", q.From, q.To), func(r *sql.Rows) error {
-			var (
-				b       int
-				k       string
-				fr, res int64
-			)
-			if err := r.Scan(&b, &k, &fr, &res); err != nil {
-				return err
-			}
-			for _, gr := range []*ResolutionGroup{at(groups[b], groupKey(k)), at(totals, groupKey(k))} {
-				gr.FirstResponseBreaches += fr
-				gr.ResolutionBreaches += res
-			}
-			return nil
-		}); err != nil {
+	err := concurrently(
+		func() error {
+			return s.query(ctx, "resolution first responses",
+				"SELECT "+g+", c.team, c.created_at, c.first_responded_at, c.first_response_due, c.first_response_breached_at FROM cases c"+
+					" WHERE c.first_responded_at >= ? AND c.first_responded_at < ?", []any{q.From, q.To}, scan(true))
+		},
+		func() error {
+			return s.query(ctx, "resolution closes",
+				"SELECT "+g+", c.team, c.created_at, c.closed_at, c.resolution_due, c.resolution_breached_at FROM cases c"+
+					" WHERE c.closed_at >= ? AND c.closed_at < ?", []any{q.From, q.To}, scan(false))
+		},
+		func() error {
+			return s.query(ctx, "resolution breaches",
+				"SELECT "+bexpr+" AS b, "+g+" AS g, sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END), sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END)"+
+					" FROM case_timeline t"+join+" WHERE t.type = '"+cases.EntrySLABreached+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
+				append(bargs, "%"+cases.BreachFirstResponse+"%", "%"+cases.BreachResolution+"%", q.From, q.To), func(r *sql.Rows) error {
+					var (
+						b       int
+						k       string
+						fr, res int64
+					)
+					if err := r.Scan(&b, &k, &fr, &res); err != nil {
+						return err
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for _, gr := range []*ResolutionGroup{at(groups[b], groupKey(k)), at(totals, groupKey(k))} {
+						gr.FirstResponseBreaches += fr
+						gr.ResolutionBreaches += res
+					}
+					return nil
+				})
+		})
+	if err != nil {
 		return nil, err
 	}
 	keys := map[string]bool{}
@@ -548,6 +607,7 @@ func (s *Store) Team(ctx context.Context, q Query) (*TeamReport, error) {
 		caseKey = "c.team"
 	}
 	groups := map[string]*TeamGroup{}
+	var mu sync.Mutex // guards groups: the five queries run at once
 	at := func(k string) *TeamGroup {
 		k = groupKey(k)
 		g := groups[k]
@@ -569,26 +629,11 @@ func (s *Store) Team(ctx context.Context, q Query) (*TeamReport, error) {
 			if err := r.Scan(dest...); err != nil {
 				return err
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			add(at(k), ns)
 			return nil
 		})
-	}
-	if err := counts("team handled", "SELECT "+caseKey+", count(*),"+
-		" sum(CASE WHEN c.resolution_breached_at IS NULL AND c.closed_at <= c.resolution_due THEN 1 ELSE 0 END)"+
-		" FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ? GROUP BY 1", []any{q.From, q.To},
-		func(g *TeamGroup, ns []int64) { g.Handled += ns[0]; g.ResolutionMet += ns[1] }); err != nil {
-		return nil, err
-	}
-	if err := counts("team first responses", "SELECT "+caseKey+", count(*),"+
-		" sum(CASE WHEN c.first_response_breached_at IS NULL AND c.first_responded_at <= c.first_response_due THEN 1 ELSE 0 END)"+
-		" FROM cases c WHERE c.first_responded_at >= ? AND c.first_responded_at < ? GROUP BY 1", []any{q.From, q.To},
-		func(g *TeamGroup, ns []int64) { g.FirstResponses += ns[0]; g.FirstResponseMet += ns[1] }); err != nil {
-		return nil, err
-	}
-	if err := counts("team reopened", "SELECT "+caseKey+", count(*) FROM case_timeline t JOIN cases c ON c.id = t.case_id"+
-		" WHERE t.type = '"+cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY 1", []any{q.From, q.To},
-		func(g *TeamGroup, ns []int64) { g.Reopened += ns[0] }); err != nil {
-		return nil, err
 	}
 	asked := "CASE WHEN a.approval_reasons IS NOT NULL AND a.approval_reasons NOT IN ('', '[]', 'null') THEN 1 ELSE 0 END"
 	requester, decider, from := "a.requested_by", "a.decided_by", " FROM actions a"
@@ -598,19 +643,41 @@ func (s *Store) Team(ctx context.Context, q Query) (*TeamReport, error) {
 		caseTeam := "(SELECT c.team FROM cases c WHERE c.id = a.case_id)"
 		requester, decider = caseTeam, caseTeam
 	}
-	if err := counts("team actions", "SELECT "+requester+", count(*), sum(CASE WHEN a.status = 'succeeded' THEN 1 ELSE 0 END), sum("+asked+")"+
-		from+" WHERE a.created_at >= ? AND a.created_at < ? GROUP BY 1", []any{q.From, q.To},
-		func(g *TeamGroup, ns []int64) {
-			g.Actions += ns[0]
-			g.ActionsSucceeded += ns[1]
-			g.ApprovalsAsked += ns[2]
-		}); err != nil {
-		return nil, err
-	}
-	if err := counts("team approvals", "SELECT "+decider+", sum(CASE WHEN a.status = 'rejected' THEN 0 ELSE 1 END),"+
-		" sum(CASE WHEN a.status = 'rejected' THEN 1 ELSE 0 END)"+from+
-		" WHERE a.decided_at >= ? AND a.decided_at < ? AND a.decided_by IS NOT NULL GROUP BY 1", []any{q.From, q.To},
-		func(g *TeamGroup, ns []int64) { g.ApprovalsGiven += ns[0]; g.ApprovalsRejected += ns[1] }); err != nil {
+	err := concurrently(
+		func() error {
+			return counts("team handled", "SELECT "+caseKey+", count(*),"+
+				" sum(CASE WHEN c.resolution_breached_at IS NULL AND c.closed_at <= c.resolution_due THEN 1 ELSE 0 END)"+
+				" FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ? GROUP BY 1", []any{q.From, q.To},
+				func(g *TeamGroup, ns []int64) { g.Handled += ns[0]; g.ResolutionMet += ns[1] })
+		},
+		func() error {
+			return counts("team first responses", "SELECT "+caseKey+", count(*),"+
+				" sum(CASE WHEN c.first_response_breached_at IS NULL AND c.first_responded_at <= c.first_response_due THEN 1 ELSE 0 END)"+
+				" FROM cases c WHERE c.first_responded_at >= ? AND c.first_responded_at < ? GROUP BY 1", []any{q.From, q.To},
+				func(g *TeamGroup, ns []int64) { g.FirstResponses += ns[0]; g.FirstResponseMet += ns[1] })
+		},
+		func() error {
+			return counts("team reopened", "SELECT "+caseKey+", count(*) FROM case_timeline t JOIN cases c ON c.id = t.case_id"+
+				" WHERE t.type = '"+cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY 1", []any{q.From, q.To},
+				func(g *TeamGroup, ns []int64) { g.Reopened += ns[0] })
+		},
+		func() error {
+			return counts("team actions", "SELECT "+requester+", count(*), sum(CASE WHEN a.status = 'succeeded' THEN 1 ELSE 0 END), sum("+asked+")"+
+				from+" WHERE a.created_at >= ? AND a.created_at < ? GROUP BY 1", []any{q.From, q.To},
+				func(g *TeamGroup, ns []int64) {
+					g.Actions += ns[0]
+					g.ActionsSucceeded += ns[1]
+					g.ApprovalsAsked += ns[2]
+				})
+		},
+		func() error {
+			return counts("team approvals", "SELECT "+decider+", sum(CASE WHEN a.status = 'rejected' THEN 0 ELSE 1 END),"+
+				" sum(CASE WHEN a.status = 'rejected' THEN 1 ELSE 0 END)"+from+
+				" WHERE a.decided_at >= ? AND a.decided_at < ? AND a.decided_by IS NOT NULL GROUP BY 1", []any{q.From, q.To},
+				func(g *TeamGroup, ns []int64) { g.ApprovalsGiven += ns[0]; g.ApprovalsRejected += ns[1] })
+		},
+	)
+	if err != nil {
 		return nil, err
 	}
 	keys := map[string]bool{}
@@ -801,48 +868,55 @@ func (s *Store) RootCauses(ctx context.Context, q Query) (*RootCauseReport, erro
 			})
 		return topCauses(counts), err
 	}
-	var err error
-	if out.DeclineCodes, err = simple("decline codes", "billing_charges", "failure_code", "created", "status = 'failed' AND "); err != nil {
-		return nil, err
-	}
-	if out.RefundReasons, err = simple("refund reasons", "billing_refunds", "reason", "created", ""); err != nil {
-		return nil, err
-	}
-	if out.DisputeReasons, err = simple("dispute reasons", "billing_disputes", "reason", "created", ""); err != nil {
-		return nil, err
-	}
-	teams, reasons := map[string]*Cause{}, map[string]*Cause{}
-	if err := s.query(ctx, "escalations", "SELECT t.summary, t.at FROM case_timeline t WHERE t.type = '"+cases.EntryEscalated+
-		"' AND t.at >= ? AND t.at < ?", []any{prev, q.To}, func(r *sql.Rows) error {
-		var summary string
-		var at time.Time
-		if err := r.Scan(&summary, &at); err != nil {
+	// Each list reads its own table into its own map: the five run at once.
+	teams, reasons, tags := map[string]*Cause{}, map[string]*Cause{}, map[string]*Cause{}
+	err := concurrently(
+		func() (err error) {
+			out.DeclineCodes, err = simple("decline codes", "billing_charges", "failure_code", "created", "status = 'failed' AND ")
 			return err
-		}
-		team, reason := parseEscalation(summary)
-		cur := !at.Before(q.From)
-		addCause(teams, team, cur, 1)
-		addCause(reasons, reason, cur, 1)
-		return nil
-	}); err != nil {
+		},
+		func() (err error) {
+			out.RefundReasons, err = simple("refund reasons", "billing_refunds", "reason", "created", "")
+			return err
+		},
+		func() (err error) {
+			out.DisputeReasons, err = simple("dispute reasons", "billing_disputes", "reason", "created", "")
+			return err
+		},
+		func() error {
+			return s.query(ctx, "escalations", "SELECT t.summary, t.at FROM case_timeline t WHERE t.type = '"+cases.EntryEscalated+
+				"' AND t.at >= ? AND t.at < ?", []any{prev, q.To}, func(r *sql.Rows) error {
+				var summary string
+				var at time.Time
+				if err := r.Scan(&summary, &at); err != nil {
+					return err
+				}
+				team, reason := parseEscalation(summary)
+				cur := !at.Before(q.From)
+				addCause(teams, team, cur, 1)
+				addCause(reasons, reason, cur, 1)
+				return nil
+			})
+		},
+		func() error {
+			return s.query(ctx, "tags", "SELECT c.tags, c.created_at FROM cases c WHERE c.tags <> '[]' AND c.created_at >= ? AND c.created_at < ?",
+				[]any{prev, q.To}, func(r *sql.Rows) error {
+					var raw string
+					var at time.Time
+					if err := r.Scan(&raw, &at); err != nil {
+						return err
+					}
+					for _, tag := range parseTags(raw) {
+						addCause(tags, tag, !at.Before(q.From), 1)
+					}
+					return nil
+				})
+		},
+	)
+	if err != nil {
 		return nil, err
 	}
 	out.EscalationTeams, out.EscalationReasons = topCauses(teams), topCauses(reasons)
-	tags := map[string]*Cause{}
-	if err := s.query(ctx, "tags", "SELECT c.tags, c.created_at FROM cases c WHERE c.tags <> '[]' AND c.created_at >= ? AND c.created_at < ?",
-		[]any{prev, q.To}, func(r *sql.Rows) error {
-			var raw string
-			var at time.Time
-			if err := r.Scan(&raw, &at); err != nil {
-				return err
-			}
-			for _, tag := range parseTags(raw) {
-				addCause(tags, tag, !at.Before(q.From), 1)
-			}
-			return nil
-		}); err != nil {
-		return nil, err
-	}
 	out.Tags = topCauses(tags)
 	return out, nil
 }
@@ -917,6 +991,9 @@ type DisputeReport struct {
 
 // Disputes answers the disputes report through disputes.StatsReader.
 func (s *Store) Disputes(ctx context.Context, q Query) (*DisputeReport, error) {
+	if s.disputes == nil {
+		return nil, errs.New(errs.EINTERNAL, "reports: no dispute statistics reader wired")
+	}
 	group := q.GroupBy
 	st, err := s.disputes.Stats(ctx, disputes.StatsQuery{From: q.From, To: q.To, GroupBy: group})
 	if err != nil {

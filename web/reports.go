@@ -109,7 +109,7 @@ func reportParams(c echo.Context) reports.Params {
 		set = false // the picker's "none" on a report that always groups: its default
 	}
 	return reports.Params{Name: name, From: c.QueryParam("from"), To: c.QueryParam("to"), Interval: c.QueryParam("interval"),
-		GroupBy: gb, GroupBySet: set}
+		GroupBy: gb, GroupBySet: set, TZ: c.QueryParam("tz")}
 }
 
 // reportsPage is GET /reports: the report picker, the form, a chart and
@@ -148,17 +148,17 @@ func (con *Console) reportsPage(c echo.Context) error {
 	}
 	pg.Query = &q
 	if pg.Form.From == "" {
-		pg.Form.From = q.From.Format(time.DateOnly)
+		pg.Form.From = q.From.In(q.Location()).Format(time.DateOnly)
 	}
 	if pg.Form.To == "" {
-		pg.Form.To = q.To.Format(time.DateOnly)
+		pg.Form.To = q.To.In(q.Location()).Format(time.DateOnly)
 	}
 	pg.Form.Interval, pg.Form.GroupBy = string(q.Interval), q.GroupBy
 	rows := r.Rows()
 	pg.Chart = chartOf(q, rows)
 	pg.Table, pg.Omitted = tableOf(rows)
 	v := url.Values{"report": {string(q.Report)}, "from": {q.From.Format(time.RFC3339)}, "to": {q.To.Format(time.RFC3339)},
-		"interval": {string(q.Interval)}, "group_by": {q.GroupBy}}
+		"interval": {string(q.Interval)}, "group_by": {q.GroupBy}, "tz": {q.Location().String()}}
 	pg.CSV = "/reports/export?" + v.Encode()
 	return con.render(c, status, "reports.html", pg)
 }

@@ -72,6 +72,9 @@ func TestReportsPage(t *testing.T) {
 			t.Errorf("page is %d bytes", len(p.body))
 		}
 
+		want(t, b.get("/reports?report=volume&interval=week&tz=Asia/Tokyo&from=2026-11-02&to=2026-11-23"), http.StatusOK,
+			`(Asia/Tokyo buckets)`, `<td>bucket</td><td>2026-11-02</td>`, `tz=Asia%2FTokyo`)
+		want(t, b.get("/reports?report=volume&tz=Nowhere/Land"), http.StatusBadRequest, `data-code="invalid_tz"`)
 		want(t, b.get("/reports?report=nope"), http.StatusNotFound, `data-code="unknown_report"`)
 		want(t, b.get("/reports?report=volume&group_by=priority"), http.StatusBadRequest, `data-code="invalid_group_by"`)
 		want(t, b.get("/reports?report=volume&from=yesterday"), http.StatusBadRequest, `data-code="invalid_from"`)

@@ -99,6 +99,12 @@ func TestReportsEndToEnd(t *testing.T) {
 					t.Errorf("%s: %d %v, want %d %s", tc.path, code, m, tc.code, tc.err)
 				}
 			}
+			if code, m := in.do("GET", "/api/v1/reports/volume?tz=Europe/Dublin&interval=week", sup, nil, nil); code != 200 || m["tz"] != "Europe/Dublin" {
+				t.Errorf("tz: %d %v", code, m)
+			}
+			if code, m := in.do("GET", "/api/v1/reports/volume?tz=Nowhere", sup, nil, nil); code != 400 || errCode(m) != "invalid_tz" {
+				t.Errorf("bad tz: %d %v", code, m)
+			}
 			for _, name := range []string{"resolution", "team", "recovery", "root_causes", "disputes"} {
 				if code, m := in.do("GET", "/api/v1/reports/"+name, sup, nil, nil); code != 200 {
 					t.Errorf("%s: %d %v", name, code, m)
@@ -108,7 +114,7 @@ func TestReportsEndToEnd(t *testing.T) {
 				t.Errorf("catalogue: %d %v", code, m)
 			}
 			_, _, metrics := in.raw("/metrics", "", nil)
-			if !strings.Contains(metrics, `recourse_report_duration_seconds_count{report="volume"} 3`) {
+			if !strings.Contains(metrics, `recourse_report_duration_seconds_count{report="volume"} 4`) {
 				t.Errorf("metrics lack the volume report's duration count:\n%s", grepLines(metrics, "recourse_report_duration_seconds_count"))
 			}
 		})
