@@ -210,7 +210,7 @@ func New(opt Options) (*Console, error) {
 // Register adds the console's routes to e.
 func (con *Console) Register(e *echo.Echo) {
 	static, _ := fs.Sub(staticFS, "static")
-	g := e.Group("", con.headers, httpx.BodyLimit(maxFormBytes), con.limit("ip"))
+	g := e.Group("", con.headers, con.bodyLimit(maxFormBytes), con.limit("ip"))
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
 	// Browsers ask for a favicon by themselves; it must not bounce to /login.
 	g.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
@@ -243,6 +243,23 @@ func (con *Console) Register(e *echo.Echo) {
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})
+}
+
+// bodyLimit caps a form's body at n bytes: a larger declared body gets a
+// 413 page; an undeclared one is cut at n (http.MaxBytesReader), so the
+// form fails to parse and its CSRF check refuses it.
+func (con *Console) bodyLimit(n int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > n {
+				return con.renderError(c, http.StatusRequestEntityTooLarge,
+					fmt.Sprintf("This form is too large (more than %d KiB). Shorten what you typed and try again.", n>>10))
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, n)
+			return next(c)
+		}
+	}
 }
 
 // limit is the console's rate limit of scope "ip" (per client address) or

@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,5 +57,32 @@ func TestConsoleRateLimits(t *testing.T) {
 			en.clock.Advance(time.Second)
 			want(t, b.get("/login"), http.StatusOK)
 		})
+	})
+}
+
+// Console forms are bounded: a body over the limit is a 413 page, whether
+// signed in or not; the sign-in form just at the limit is read.
+func TestConsoleBodyLimit(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		en := newEnv(t, d)
+		p := en.user("ada@example.com", "Ada", auth.RoleAgent)
+		b := en.browser()
+		csrf := csrfOf(t, b.get("/login"))
+		form := func(n int) url.Values {
+			v := url.Values{"csrf": {csrf}, "email": {"ada@example.com"}, "password": {"wrong"}, "pad": {""}}
+			v.Set("pad", strings.Repeat("x", n-len(v.Encode())))
+			return v
+		}
+		if got := len(form(maxFormBytes).Encode()); got != maxFormBytes {
+			t.Fatalf("form of %d bytes", got)
+		}
+		want(t, b.post("/login", form(maxFormBytes)), http.StatusUnauthorized, "Wrong email or password")
+		want(t, b.post("/login", form(maxFormBytes+1)), http.StatusRequestEntityTooLarge, "This form is too large")
+		b.mustLogin("ada@example.com")
+		cs := openCase(t, en, p, "Too long a note")
+		page := b.get("/cases/" + cs.ID)
+		note := url.Values{"csrf": {csrfOf(t, page)}, "body": {strings.Repeat("n", maxFormBytes)}}
+		want(t, b.post("/cases/"+cs.ID+"/notes", note), http.StatusRequestEntityTooLarge, "This form is too large")
 	})
 }
