@@ -266,7 +266,7 @@ func (con *Console) bodyLimit(n int64) echo.MiddlewareFunc {
 // "console" (per signed-in user, after con.session): over it, a 429 page
 // with Retry-After.
 func (con *Console) limit(scope string) echo.MiddlewareFunc {
-	r := ratelimit.Rule{Limiter: con.opt.IPLimit, Key: func(c echo.Context) string { return "ip:" + clientIP(c) }}
+	r := ratelimit.Rule{Limiter: con.opt.IPLimit, Key: func(c echo.Context) string { return ratelimit.AddressKey(clientIP(c)) }}
 	if scope == "console" {
 		r = ratelimit.Rule{Limiter: con.opt.UserLimit, Key: func(c echo.Context) string {
 			if p, ok := auth.FromContext(c.Request().Context()); ok && p.UserID != 0 {

@@ -43,7 +43,7 @@ func newLimits(cfg config.Config, clk clock.Clock, m *metrics.Metrics) limits {
 	})
 	l.stripe = rule("stripe", cfg.RateLimitStripe, ratelimit.ByIP)
 	l.escalation = rule("escalation", cfg.RateLimitEscalation, func(c echo.Context) string {
-		return c.Param("source") + "|" + c.RealIP()
+		return c.Param("source") + "|" + ratelimit.ByIP(c)
 	})
 	l.console.ip = newLimiter(cfg.RateLimitIP)
 	l.console.user = newLimiter(cfg.RateLimitConsole)

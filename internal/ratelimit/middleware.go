@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"net/netip"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -78,5 +79,23 @@ func Refusal(d Decision) error {
 }
 
 // ByIP keys a request by its client address (echo.Context.RealIP, which
-// trusts forwarding headers only as the server's IPExtractor allows).
-func ByIP(c echo.Context) string { return c.RealIP() }
+// trusts forwarding headers only as the server's IPExtractor allows), as
+// AddressKey.
+func ByIP(c echo.Context) string { return AddressKey(c.RealIP()) }
+
+// AddressKey is the bucket key of a client address: an IPv4 address as
+// is, an IPv6 address by its /64 — one subscriber's network, from which
+// any of 2^64 addresses is free to use, so per-address buckets would
+// let one client rotate past its limit.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
+}
