@@ -230,8 +230,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
 			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}, // oidc
 		Workbench: workbench, Notifications: notices, // web: the dispute workbench; the notifications screen
-		Reports: s.reports,                                                                        // web: the reports page
-		IPLimit: lim.console.ip, UserLimit: lim.console.user, RateLimited: s.metrics.RateLimited}) // web: abuse limits
+		Reports: s.reports, // web: the reports page
+		// web: abuse limits (README "Limits")
+		IPLimit: lim.console.ip, UserLimit: lim.console.user, RateLimited: s.metrics.RateLimited})
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web
