@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,5 +138,31 @@ func TestAddressKey(t *testing.T) {
 		if got := AddressKey(in); got != want {
 			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Concurrent requests never get more than the burst between them.
+func TestConcurrentAllowNeverExceedsBurst(t *testing.T) {
+	clk := newClock() // never moves: no refill
+	// 160 other keys churn past the cap of 100; "shared", used every other
+	// call by each goroutine, stays among the most recent and is kept.
+	l := New(Rate{PerSecond: 1, Burst: 50}, Options{Now: clk.now, MaxKeys: 100})
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				if l.Allow("shared").Allowed {
+					allowed.Add(1)
+				}
+				l.Allow(fmt.Sprintf("g%d-%d", g, i%20)) // churn other keys past the cap
+			}
+		}()
+	}
+	wg.Wait()
+	if n := allowed.Load(); n > 50 {
+		t.Fatalf("%d allowed, burst 50", n)
 	}
 }
