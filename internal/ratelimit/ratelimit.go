@@ -162,8 +162,8 @@ func (l *Limiter) Allow(key string) Decision {
 	if el, ok := l.buckets[key]; ok {
 		b = el.Value.(*bucket)
 		l.lru.MoveToFront(el)
-		if el := now.Sub(b.last); el > 0 {
-			b.tokens = math.Min(float64(l.rate.Burst), b.tokens+el.Seconds()*l.rate.PerSecond)
+		if since := now.Sub(b.last); since > 0 {
+			b.tokens = math.Min(float64(l.rate.Burst), b.tokens+since.Seconds()*l.rate.PerSecond)
 			b.last = now
 		}
 	} else {
