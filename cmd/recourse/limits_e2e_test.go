@@ -47,7 +47,8 @@ func (in *instance) limitedDo(method, path, token, xff string, body []byte, head
 // The abuse limits over real HTTP, behind a trusted proxy (loopback, where
 // the test's requests come from): per token, per client address before the
 // token is checked, X-Forwarded-For believed only from the trusted proxy,
-// Stripe's door on its own budget, and the refusals counted. The rates
+// Stripe's door on its own budget, the escalation doors per source, the
+// API's body limit, and the refusals counted. The rates
 // refill once in 100 s, so nothing refills while the test runs. (SQLite
 // only: the limits keep no state in the database.)
 func TestRateLimitsEndToEnd(t *testing.T) {
@@ -59,6 +60,7 @@ func TestRateLimitsEndToEnd(t *testing.T) {
 		"RECOURSE_RATE_LIMIT_ESCALATION": "0.01:2",
 		"RECOURSE_ESCALATION_SOURCES":    "inapp:generic:whsec_c2VjcmV0,zd:zendesk:abc",
 		"RECOURSE_TRUSTED_PROXIES":       "127.0.0.1/32, ::1",
+		"RECOURSE_API_MAX_BODY":          "4096",
 	})
 	admin, agent := in.token("admin"), in.token("agent")
 	const alice, bob, carol = "198.51.100.1", "198.51.100.2", "198.51.100.3"
@@ -123,6 +125,12 @@ func TestRateLimitsEndToEnd(t *testing.T) {
 	}
 	if r := in.limitedDo("POST", "/webhooks/escalations/zd", "", alice, ticket, nil); r.status != 401 {
 		t.Fatalf("another source: %+v", r)
+	}
+
+	// Bodies: over RECOURSE_API_MAX_BODY is 413 before anything else runs.
+	big := []byte(`{"kind":"billing_inquiry","channel":"chat","title":"` + strings.Repeat("x", 4096) + `"}`)
+	if r := in.limitedDo("POST", "/api/v1/cases", in.token("analyst"), "198.51.100.4", big, nil); r.status != 413 || r.errCode != "payload_too_large" {
+		t.Fatalf("an API body over the limit: %+v", r)
 	}
 
 	resp, err := in.api.Get(in.url + "/metrics")
