@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/looplab/fsm"
@@ -74,11 +75,17 @@ var listParams = map[string]bool{"kind": true, "state": true, "status": true, "a
 
 // parseFilter reads the list filters, refusing unknown parameters and bad
 // values (EINVALID).
+// MaxFilterValueLen bounds the free-text filters (assignee, business_line,
+// customer, subject): provider ids and names are far shorter.
+const MaxFilterValueLen = 255
+
 func parseFilter(c echo.Context) (Filter, error) { return ParseFilter(c.QueryParams()) }
 
 // ParseFilter reads list filters from query parameters exactly as
 // GET /cases does (limit and cursor are accepted and left to the caller),
-// refusing unknown or repeated parameters and bad values: EINVALID with the
+// refusing unknown or repeated parameters (one value each: the query's
+// complexity is bounded), free text over MaxFilterValueLen and bad
+// values: EINVALID with the
 // code of the first bad parameter (invalid_parameter, invalid_kind,
 // invalid_sort, …). Saved views and the console validate with it.
 func ParseFilter(q url.Values) (Filter, error) {
@@ -125,6 +132,11 @@ func ParseFilter(q url.Values) (Filter, error) {
 	if v := q.Get("priority"); v != "" {
 		if f.Priority, err = ParsePriority(v); err != nil {
 			return f, err
+		}
+	}
+	for _, k := range []string{"assignee", "business_line", "customer", "subject"} {
+		if v := q.Get(k); utf8.RuneCountInString(v) > MaxFilterValueLen {
+			return f, errs.Coded(errs.EINVALID, "invalid_parameter", "%s may be at most %d characters", k, MaxFilterValueLen)
 		}
 	}
 	f.BusinessLine = q.Get("business_line")

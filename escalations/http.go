@@ -16,9 +16,10 @@ import (
 const Tolerance = stdwebhooks.DefaultTolerance
 
 // Register mounts POST /webhooks/escalations/:source on e, bodies up to
-// maxBody bytes.
-func (r *Receiver) Register(e *echo.Echo, maxBody int64) {
-	e.POST("/webhooks/escalations/:source", r.handle, httpx.BodyLimit(maxBody))
+// maxBody bytes, behind mw (the rate limit per source and address).
+func (r *Receiver) Register(e *echo.Echo, maxBody int64, mw ...echo.MiddlewareFunc) {
+	chain := append(append([]echo.MiddlewareFunc(nil), mw...), httpx.BodyLimit(maxBody))
+	e.POST("/webhooks/escalations/:source", r.handle, chain...)
 }
 
 // handle verifies the delivery with its source's scheme, then opens or

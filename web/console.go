@@ -60,15 +60,18 @@ import (
 	"crypto/subtle"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recourse-hq/recourse/actions"
 	"github.com/recourse-hq/recourse/billing"
@@ -80,6 +83,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
+	"github.com/recourse-hq/recourse/internal/ratelimit"
 	"github.com/recourse-hq/recourse/notifications"
 	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/webhooks"
@@ -159,6 +163,15 @@ type Options struct {
 	Notifications *notifications.Store
 	// Reports answers the Reports page (reports:read; nil: it answers 503).
 	Reports *reports.Service
+	// IPLimit and UserLimit are the console's abuse limits (nil: none): a
+	// bucket per client address, taken before the session is read (the
+	// sign-in page included), and one per signed-in user. Over either the
+	// console answers a 429 page with Retry-After. The failed sign-in
+	// limits (LoginWindow) apply besides.
+	IPLimit, UserLimit *ratelimit.Limiter
+	// RateLimited counts refusals by scope ("ip", "console"; nil: not
+	// counted).
+	RateLimited *prometheus.CounterVec
 }
 
 // Console serves the agent console.
@@ -197,7 +210,7 @@ func New(opt Options) (*Console, error) {
 // Register adds the console's routes to e.
 func (con *Console) Register(e *echo.Echo) {
 	static, _ := fs.Sub(staticFS, "static")
-	g := e.Group("", con.headers, httpx.BodyLimit(maxFormBytes))
+	g := e.Group("", con.headers, con.bodyLimit(maxFormBytes), con.limit("ip"))
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
 	// Browsers ask for a favicon by themselves; it must not bounce to /login.
 	g.GET("/favicon.ico", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
@@ -206,7 +219,7 @@ func (con *Console) Register(e *echo.Echo) {
 	con.registerPasswordLinks(g)
 	g.GET("/login/oidc", con.ssoStart)
 	g.GET("/login/oidc/callback", con.ssoCallback)
-	s := g.Group("", con.session)
+	s := g.Group("", con.session, con.limit("console"))
 	s.POST("/logout", con.logout)
 	s.GET("/", con.queues)
 	s.GET("/cases/:id", con.casePage)
@@ -230,6 +243,46 @@ func (con *Console) Register(e *echo.Echo) {
 	s.RouteNotFound("/*", func(c echo.Context) error {
 		return con.renderError(c, http.StatusNotFound, "There is no such page.")
 	})
+}
+
+// bodyLimit caps a form's body at n bytes: a larger declared body gets a
+// 413 page; an undeclared one is cut at n (http.MaxBytesReader), so the
+// form fails to parse and its CSRF check refuses it.
+func (con *Console) bodyLimit(n int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > n {
+				return con.renderError(c, http.StatusRequestEntityTooLarge,
+					fmt.Sprintf("This form is too large (more than %d KiB). Shorten what you typed and try again.", n>>10))
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, n)
+			return next(c)
+		}
+	}
+}
+
+// limit is the console's rate limit of scope "ip" (per client address) or
+// "console" (per signed-in user, after con.session): over it, a 429 page
+// with Retry-After.
+func (con *Console) limit(scope string) echo.MiddlewareFunc {
+	r := ratelimit.Rule{Limiter: con.opt.IPLimit, Key: func(c echo.Context) string { return ratelimit.AddressKey(clientIP(c)) }}
+	if scope == "console" {
+		r = ratelimit.Rule{Limiter: con.opt.UserLimit, Key: func(c echo.Context) string {
+			if p, ok := auth.FromContext(c.Request().Context()); ok && p.UserID != 0 {
+				return "user:" + strconv.FormatInt(p.UserID, 10)
+			}
+			return ""
+		}}
+	}
+	if con.opt.RateLimited != nil {
+		r.Limited = con.opt.RateLimited.WithLabelValues(scope)
+	}
+	r.Deny = func(c echo.Context, d ratelimit.Decision) error {
+		return con.renderError(c, http.StatusTooManyRequests,
+			fmt.Sprintf("Too many requests. Wait %d seconds and try again.", d.RetryAfterSeconds()))
+	}
+	return r.Middleware()
 }
 
 // headers sets the security headers on every console response.

@@ -58,7 +58,7 @@ func (con *Console) login(c echo.Context) error {
 	if len(email) > 254 {
 		email = email[:254]
 	}
-	ip := clientIP(c.Request())
+	ip := clientIP(c)
 	now := con.opt.Clock.Now()
 	byEmail, byIP, err := con.sessions.failures(ctx, email, ip, now.Add(-LoginWindow))
 	if err != nil {
@@ -89,7 +89,7 @@ func (con *Console) login(c echo.Context) error {
 // signing in ends here, so sessions expire, end and carry CSRF tokens alike.
 func (con *Console) startSession(c echo.Context, p auth.Principal, how string) error {
 	ctx := c.Request().Context()
-	ip := clientIP(c.Request())
+	ip := clientIP(c)
 	var audited func(tx *gorm.DB) error
 	if con.opt.Audit != nil {
 		audited = func(tx *gorm.DB) error {
@@ -118,9 +118,15 @@ func (con *Console) logout(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/login")
 }
 
-// clientIP is the peer's address. Forwarded headers are not trusted: a
-// client could name any address in them and escape the per-IP limit.
-func clientIP(r *http.Request) string {
+// clientIP is the client's address as the server's IPExtractor finds it
+// (httpx.ClientIP: the peer, or what a trusted proxy forwarded), else the
+// peer's. Forwarded headers are never trusted on their own: a client could
+// name any address in them and escape the per-IP limit.
+func clientIP(c echo.Context) string {
+	if e := c.Echo(); e != nil && e.IPExtractor != nil {
+		return c.RealIP()
+	}
+	r := c.Request()
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

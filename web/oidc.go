@@ -165,7 +165,7 @@ func (con *Console) setSSOCookie(c echo.Context, value string, maxAge int) {
 // ssoLimited answers 429 when the client's address is at the failed
 // sign-in limit (true), as password sign-in does.
 func (con *Console) ssoLimited(c echo.Context) (bool, error) {
-	_, byIP, err := con.sessions.failures(c.Request().Context(), "", clientIP(c.Request()), con.opt.Clock.Now().Add(-LoginWindow))
+	_, byIP, err := con.sessions.failures(c.Request().Context(), "", clientIP(c), con.opt.Clock.Now().Add(-LoginWindow))
 	if err != nil {
 		return false, con.fail(c, err)
 	}
@@ -247,8 +247,8 @@ func (con *Console) ssoCallback(c echo.Context) error {
 	if ref != nil {
 		ctx := c.Request().Context()
 		now := con.opt.Clock.Now()
-		con.opt.Log.Info("console: single sign-on refused", "why", ref.why, "ip", clientIP(c.Request()))
-		if err := con.sessions.recordFailure(ctx, "", clientIP(c.Request()), now, now.Add(-LoginWindow)); err != nil {
+		con.opt.Log.Info("console: single sign-on refused", "why", ref.why, "ip", clientIP(c))
+		if err := con.sessions.recordFailure(ctx, "", clientIP(c), now, now.Add(-LoginWindow)); err != nil {
 			return con.fail(c, err)
 		}
 		return con.renderError(c, ref.status, ref.msg)

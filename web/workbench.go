@@ -37,7 +37,7 @@ const workbenchFormBytes = 2 << 20
 var packetCSP = strings.Replace(ContentSecurityPolicy, "frame-ancestors 'none'", "frame-ancestors 'self'", 1)
 
 func (con *Console) registerWorkbench(e *echo.Echo) {
-	w := e.Group("", con.headers, httpx.BodyLimit(workbenchFormBytes), con.session)
+	w := e.Group("", con.headers, con.bodyLimit(workbenchFormBytes), con.limit("ip"), con.session, con.limit("console"))
 	w.GET("/cases/:id/evidence", con.workbench)
 	w.GET("/cases/:id/evidence/packet.pdf", con.workbenchPacket)
 	w.POST("/cases/:id/evidence", con.saveEvidence)

@@ -83,9 +83,10 @@ func (in *Intake) Close() {
 	in.wg.Wait()
 }
 
-// Register mounts POST /webhooks/stripe on e.
-func (in *Intake) Register(e *echo.Echo) {
-	e.POST("/webhooks/stripe", in.serveStripe)
+// Register mounts POST /webhooks/stripe on e, behind mw (its own generous
+// rate limit per address: see the README's Limits).
+func (in *Intake) Register(e *echo.Echo, mw ...echo.MiddlewareFunc) {
+	e.POST("/webhooks/stripe", in.serveStripe, mw...)
 }
 
 func (in *Intake) reject(reason string, err *errs.Error) error {

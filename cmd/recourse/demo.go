@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
+	"github.com/recourse-hq/recourse/internal/ratelimit"
 	"github.com/recourse-hq/recourse/internal/stripetest"
 )
 
@@ -111,6 +113,16 @@ func postSigned(ctx context.Context, client *http.Client, url, secret string, pa
 				return nil
 			}
 			err = fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+			if resp.StatusCode == http.StatusTooManyRequests && attempt < 4 {
+				// Over the instance's rate limit: wait as told, as Stripe does.
+				wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Duration(max(wait, 1)) * time.Second):
+				}
+				continue
+			}
 			if resp.StatusCode < 500 {
 				return err
 			}
@@ -168,6 +180,7 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	cfg.DatabaseURL, cfg.SQLitePath, cfg.HTTPAddr = "", dbPath, *addr
 	cfg.WebhookSecrets = []string{whsec}
+	cfg.RateLimitStripe = ratelimit.Rate{} // the demo's own instance, fed as fast as it takes
 	cfg.WorkerPoll = 100 * time.Millisecond
 	cfg.LogLevel = "warn"
 	log := newLogger(cfg, stderr)

@@ -47,6 +47,10 @@ func freeAddr(t *testing.T) string {
 func (in *instance) getenv(k string) string { return in.env[k] }
 
 // boot starts serve with env and waits for /readyz.
+// rateLimitSettings are the abuse limits boot turns off unless set.
+var rateLimitSettings = []string{"RECOURSE_RATE_LIMIT_TOKEN", "RECOURSE_RATE_LIMIT_IP", "RECOURSE_RATE_LIMIT_CONSOLE",
+	"RECOURSE_RATE_LIMIT_STRIPE", "RECOURSE_RATE_LIMIT_ESCALATION"}
+
 func boot(t *testing.T, env map[string]string) *instance {
 	t.Helper()
 	addr := env["RECOURSE_HTTP_ADDR"] // preset when other settings need the URL (single sign-on's redirect)
@@ -59,6 +63,13 @@ func boot(t *testing.T, env map[string]string) *instance {
 		env["RECOURSE_STRIPE_WEBHOOK_SECRETS"] = testSecret
 	}
 	env["RECOURSE_WORKER_POLL_INTERVAL"] = "50ms"
+	// The abuse limits are off unless a test sets them: the harness fires
+	// bursts of API calls, console pages and webhooks from one address.
+	for _, k := range rateLimitSettings {
+		if env[k] == "" {
+			env[k] = "0"
+		}
+	}
 	if env["RECOURSE_LOG_LEVEL"] == "" {
 		env["RECOURSE_LOG_LEVEL"] = "warn"
 	}

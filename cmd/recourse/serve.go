@@ -190,23 +190,26 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
 	}, notify)
 
-	e := httpx.New(httpx.Options{Logger: log, Metrics: s.metrics, APIMaxBody: cfg.APIMaxBody})
+	e := httpx.New(httpx.Options{Logger: log, Metrics: s.metrics, APIMaxBody: cfg.APIMaxBody, TrustedProxies: cfg.TrustedProxies})
+	lim := newLimits(cfg, clk, s.metrics)
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
 	apispec.Register(e) // GET /api/v1/openapi.json, public
-	s.intake.Register(e)
+	s.intake.Register(e, lim.stripe)
 	sources, err := escalations.ParseSources(cfg.EscalationSources)
 	if err != nil {
 		_ = d.Close()
 		return nil, err
 	}
-	escalations.NewReceiver(s.cases, store, clk.Now, sources).Register(e, cfg.WebhookMaxBody)
+	escalations.NewReceiver(s.cases, store, clk.Now, sources).Register(e, cfg.WebhookMaxBody, lim.escalation)
 
 	tokens := auth.NewTokenStore(d, clk).WithAuditor(auditLog.ForAuth())
-	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), auth.Middleware(tokens))
+	// The address's limit comes before the token check, so floods and
+	// token guessing are limited too; the token's after it.
+	api := e.Group("/api/v1", httpx.BodyLimit(cfg.APIMaxBody), lim.apiIP, auth.Middleware(tokens), lim.token)
 	webhooks.NewAdmin(inbox, clk, s.metrics, notify).Register(api)
 	store.CountingOpenCases(s.cases).Register(api) // open-case counts on GET /customers?q=
 	s.cases.Register(api)
@@ -227,7 +230,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		OIDC: web.OIDC{Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret, // oidc
 			RedirectURL: cfg.OIDCRedirectURL, Label: cfg.OIDCLabel}, // oidc
 		Workbench: workbench, Notifications: notices, // web: the dispute workbench; the notifications screen
-		Reports: s.reports}) // web: the reports page
+		Reports: s.reports, // web: the reports page
+		// web: abuse limits (README "Limits")
+		IPLimit: lim.console.ip, UserLimit: lim.console.user, RateLimited: s.metrics.RateLimited})
 	if err != nil { // web
 		_ = d.Close()   // web
 		return nil, err // web

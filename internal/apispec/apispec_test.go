@@ -55,8 +55,9 @@ func TestServedDocumentIsTheEmbeddedOne(t *testing.T) {
 // TestEveryOperationIsDescribed holds the document to its conventions, so a
 // path added later (the reports) follows them: an operationId (unique), a
 // summary and a tag; a success answer; under /api/v1 and /webhooks the error
-// envelope as `default`; under /api/v1 the bearer token unless the operation
-// says it is public.
+// envelope as `default` and the rate limit's 429 (TooManyRequests, with
+// Retry-After); under /api/v1 the bearer token unless the operation says it
+// is public.
 func TestEveryOperationIsDescribed(t *testing.T) {
 	doc, err := Document()
 	if err != nil {
@@ -85,6 +86,9 @@ func TestEveryOperationIsDescribed(t *testing.T) {
 			api := strings.HasPrefix(path, "/api/v1/") || strings.HasPrefix(path, "/webhooks/")
 			if d := op.Responses.Default(); api && (d == nil || d.Ref != "#/components/responses/Error") {
 				t.Errorf("%s: want default: $ref '#/components/responses/Error'", name)
+			}
+			if r := op.Responses.Value("429"); api && path != Path && (r == nil || r.Ref != "#/components/responses/TooManyRequests") {
+				t.Errorf("%s: rate-limited, want \"429\": $ref '#/components/responses/TooManyRequests'", name)
 			}
 			public := op.Security != nil && len(*op.Security) == 0
 			if strings.HasPrefix(path, "/api/v1/") && public && path != Path {

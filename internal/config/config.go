@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/recourse-hq/recourse/internal/ratelimit"
 )
 
 // Config is every setting of the service. The zero value is not useful: use
@@ -79,6 +81,16 @@ type Config struct {
 	// OIDC* configure console sign-in through an OpenID Connect provider;
 	// an empty OIDCIssuer turns single sign-on off.
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCRedirectURL, OIDCLabel string
+	// Abuse limits (internal/ratelimit): a token bucket per API token, per
+	// client address (before authentication), per console user, per
+	// address on POST /webhooks/stripe and per source and address on the
+	// escalation webhooks; the zero Rate is off. RateLimitMaxKeys caps the
+	// buckets each limit keeps.
+	RateLimitToken, RateLimitIP, RateLimitConsole, RateLimitStripe, RateLimitEscalation ratelimit.Rate
+	RateLimitMaxKeys                                                                    int
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed
+	// when finding a request's client address; empty: the peer's address.
+	TrustedProxies []*net.IPNet
 }
 
 // Setting documents one configuration knob; the README table lists these.
@@ -135,6 +147,13 @@ var settings = []Setting{
 	{"RECOURSE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "client secret of that registration (empty for a public client: PKCE is always used)"},
 	{"RECOURSE_OIDC_REDIRECT_URL", "oidc-redirect-url", "", "public callback URL registered at the provider, ending in /login/oidc/callback (e.g. https://recourse.example.com/login/oidc/callback)"},
 	{"RECOURSE_OIDC_LABEL", "oidc-label", "Sign in with single sign-on", "text of the single sign-on button on the sign-in page"},
+	{"RECOURSE_RATE_LIMIT_TOKEN", "rate-limit-token", "20:100", "requests per second and burst allowed per API token on /api/v1 (rps:burst; 0 turns it off); over it: 429 with Retry-After"},
+	{"RECOURSE_RATE_LIMIT_IP", "rate-limit-ip", "50:200", "requests per second and burst allowed per client address on /api/v1 (before the token is checked) and the console (rps:burst; 0 turns it off)"},
+	{"RECOURSE_RATE_LIMIT_CONSOLE", "rate-limit-console", "10:60", "requests per second and burst allowed per signed-in console user (rps:burst; 0 turns it off)"},
+	{"RECOURSE_RATE_LIMIT_STRIPE", "rate-limit-stripe", "200:2000", "requests per second and burst allowed per client address on POST /webhooks/stripe, kept well above Stripe's bursts (rps:burst; 0 turns it off)"},
+	{"RECOURSE_RATE_LIMIT_ESCALATION", "rate-limit-escalation", "10:50", "requests per second and burst allowed per source and client address on POST /webhooks/escalations/{name} (rps:burst; 0 turns it off)"},
+	{"RECOURSE_RATE_LIMIT_MAX_KEYS", "rate-limit-max-keys", "100000", "most buckets each rate limit keeps (least recently used evicted first), so rotating addresses cannot grow memory without bound"},
+	{"RECOURSE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For names the client; empty trusts no forwarding header (the client is the connection's peer)"},
 	{"RECOURSE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"RECOURSE_LOG_FORMAT", "log-format", "json", "json or text"},
 }
@@ -222,6 +241,13 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.OIDCClientSecret = p.str("RECOURSE_OIDC_CLIENT_SECRET")
 	c.OIDCRedirectURL = p.str("RECOURSE_OIDC_REDIRECT_URL")
 	c.OIDCLabel = p.str("RECOURSE_OIDC_LABEL")
+	c.RateLimitToken = p.rate("RECOURSE_RATE_LIMIT_TOKEN")
+	c.RateLimitIP = p.rate("RECOURSE_RATE_LIMIT_IP")
+	c.RateLimitConsole = p.rate("RECOURSE_RATE_LIMIT_CONSOLE")
+	c.RateLimitStripe = p.rate("RECOURSE_RATE_LIMIT_STRIPE")
+	c.RateLimitEscalation = p.rate("RECOURSE_RATE_LIMIT_ESCALATION")
+	c.RateLimitMaxKeys = p.int("RECOURSE_RATE_LIMIT_MAX_KEYS")
+	c.TrustedProxies = p.cidrs("RECOURSE_TRUSTED_PROXIES")
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -261,6 +287,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_NOTIFY_MAX_ATTEMPTS must be at least 1")
 	case c.ReconcileInterval != 0 && c.ReconcileInterval < time.Minute:
 		return fmt.Errorf("RECOURSE_RECONCILE_INTERVAL must be 0 (off) or at least 1m")
+	case c.RateLimitMaxKeys < 1:
+		return fmt.Errorf("RECOURSE_RATE_LIMIT_MAX_KEYS must be at least 1")
 	case c.ReconcileWindow <= 0 || c.ReconcileWindow > 30*24*time.Hour:
 		return fmt.Errorf("RECOURSE_RECONCILE_WINDOW must be positive and at most 720h (Stripe keeps events 30 days)")
 	}
@@ -358,6 +386,40 @@ func (p *parser) bool(env string) bool {
 		p.err = fmt.Errorf("%s: %q is not true or false", env, p.str(env))
 	}
 	return b
+}
+
+func (p *parser) rate(env string) ratelimit.Rate {
+	r, err := ratelimit.ParseRate(p.str(env))
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%s: %w", env, err)
+	}
+	return r
+}
+
+// cidrs reads comma-separated CIDRs; a bare address is its own /32 or /128.
+func (p *parser) cidrs(env string) []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range splitList(p.str(env)) {
+		if !strings.Contains(s, "/") {
+			if ip := net.ParseIP(s); ip != nil {
+				bits := 8 * len(ip.To16())
+				if ip.To4() != nil {
+					ip, bits = ip.To4(), 32
+				}
+				out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+				continue
+			}
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			if p.err == nil {
+				p.err = fmt.Errorf("%s: %q is not a CIDR such as 10.0.0.0/8 or an address", env, s)
+			}
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func (p *parser) dur(env string) time.Duration {

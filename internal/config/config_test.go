@@ -113,3 +113,34 @@ func TestOIDCSettings(t *testing.T) {
 		}
 	}
 }
+
+// Rate limits read rps:burst (0 is off) and trusted proxies CIDRs or
+// addresses; bad values name their setting.
+func TestRateLimitSettings(t *testing.T) {
+	d := Defaults()
+	if d.RateLimitToken.Off() || d.RateLimitIP.Off() || d.RateLimitConsole.Off() || d.RateLimitStripe.Off() || d.RateLimitEscalation.Off() || len(d.TrustedProxies) != 0 {
+		t.Fatalf("defaults: %+v", d)
+	}
+	env := map[string]string{"RECOURSE_RATE_LIMIT_TOKEN": "0", "RECOURSE_RATE_LIMIT_IP": "2.5:7", "RECOURSE_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"}
+	c, err := Load(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.RateLimitToken.Off() || c.RateLimitIP.PerSecond != 2.5 || c.RateLimitIP.Burst != 7 {
+		t.Errorf("rates: %+v %+v", c.RateLimitToken, c.RateLimitIP)
+	}
+	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.0.2.7/32" || c.TrustedProxies[2].String() != "2001:db8::/32" {
+		t.Errorf("trusted proxies: %v", c.TrustedProxies)
+	}
+	for env, val := range map[string]string{"RECOURSE_RATE_LIMIT_IP": "lots", "RECOURSE_TRUSTED_PROXIES": "10.0.0.0/33", "RECOURSE_RATE_LIMIT_MAX_KEYS": "0"} {
+		_, err := Load(nil, func(k string) string {
+			if k == env {
+				return val
+			}
+			return ""
+		}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), env) {
+			t.Errorf("%s=%s: error %v does not name the setting", env, val, err)
+		}
+	}
+}

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +42,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
 	APIMaxBody int64
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (ClientIP); empty: the connection's peer is the client.
+	TrustedProxies []*net.IPNet
 }
 
 // New returns an Echo instance with request ids, structured access logs,
@@ -49,6 +54,7 @@ func New(opt Options) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = ErrorHandler(opt.Logger)
+	e.IPExtractor = ClientIP(opt.TrustedProxies)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		// Keep the id in the request context too, for logs and the audit log.
 		RequestIDHandler: func(c echo.Context, id string) {
@@ -57,7 +63,27 @@ func New(opt Options) *echo.Echo {
 	}))
 	e.Use(accessLog(opt.Logger, opt.Metrics))
 	e.Use(recoverPanics(opt.Logger))
+	e.Use(QueryLimit(MaxQueryBytes, MaxQueryValues))
 	return e
+}
+
+// ClientIP finds a request's client address for echo.Context.RealIP (rate
+// limits, sign-in limits, logs). Without trusted proxies it is the
+// connection's peer and forwarding headers are ignored: a client could
+// name any address in them and escape its per-address limit. With them,
+// X-Forwarded-For is read right to left from the peer, skipping trusted
+// proxies, and the first untrusted address is the client; a peer that is
+// not a trusted proxy is the client whatever the header says. Loopback
+// and private ranges are trusted only when listed.
+func ClientIP(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 type requestIDKey struct{}
@@ -252,4 +278,30 @@ func Bind(c echo.Context, dst any) error {
 	}
 	pan.MaskFields(dst)
 	return nil
+}
+
+// Query bounds applied to every request by New: a query string longer than
+// MaxQueryBytes, or with more than MaxQueryValues values, is refused before
+// any handler parses it (400 query_too_complex). Every list filter takes
+// one value per parameter, so legitimate queries are far below both.
+const (
+	MaxQueryBytes  = 4096
+	MaxQueryValues = 64
+)
+
+// QueryLimit refuses query strings over maxBytes bytes or maxValues values
+// (counted by their separators, before parsing) with 400 query_too_complex.
+func QueryLimit(maxBytes, maxValues int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			q := c.Request().URL.RawQuery
+			if len(q) > maxBytes {
+				return errs.Coded(errs.EINVALID, "query_too_complex", "the query string is longer than %d bytes", maxBytes)
+			}
+			if q != "" && strings.Count(q, "&")+strings.Count(q, ";")+1 > maxValues {
+				return errs.Coded(errs.EINVALID, "query_too_complex", "the query string has more than %d parameters", maxValues)
+			}
+			return next(c)
+		}
+	}
 }

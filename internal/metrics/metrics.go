@@ -28,6 +28,10 @@ type Metrics struct {
 	WebhookDead      prometheus.Counter
 	WebhookReplayed  prometheus.Counter
 	IntakeBatchSize  prometheus.Histogram
+
+	// RateLimited counts requests refused with 429 by an abuse limit, by
+	// scope (token, ip, console, stripe, escalation).
+	RateLimited *prometheus.CounterVec
 }
 
 // InboxStats reports the inbox backlog: pending events and the age of the
@@ -71,8 +75,11 @@ func New() *Metrics {
 			Name: "recourse_webhook_intake_batch_size", Help: "Deliveries committed together by the intake's group commit.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recourse_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit, by scope (token, ip, console, stripe, escalation).",
+		}, []string{"scope"}),
 	}
-	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.WebhookReceived, m.WebhookDuplicate,
+	r.MustRegister(m.HTTPRequests, m.RateLimited, m.HTTPDuration, m.WebhookReceived, m.WebhookDuplicate,
 		m.WebhookRejected, m.WebhookProcessed, m.WebhookFailed, m.WebhookDead, m.WebhookReplayed,
 		m.IntakeBatchSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
