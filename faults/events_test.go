@@ -70,6 +70,7 @@ type eventRun struct {
 	acked      map[string]bool
 	retried    int64
 	slowest    time.Duration
+	errors500  int64
 }
 
 // eventFault is one way of delivering the stories while something breaks.
@@ -124,7 +125,7 @@ var eventFaults = []eventFault{
 			in.start()
 		}
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, tookRetried},
 	{"kill -9 worker (twice, mid-apply)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
@@ -147,7 +148,7 @@ var eventFaults = []eventFault{
 			w.start()
 		}
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, tookReclaimed},
 	{"PostgreSQL unreachable 5s", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		proxy, url := dbtest.NewProxy(t, dbtest.NewPostgresURL(t))
@@ -160,7 +161,7 @@ var eventFaults = []eventFault{
 		time.Sleep(5 * time.Second)
 		proxy.Start()
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, tookRetried},
 	{"kill -9 serving replicas (intake and worker)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
@@ -176,7 +177,7 @@ var eventFaults = []eventFault{
 			victim.start()
 		}
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, tookRetried},
 	{"PostgreSQL stalled 5s (packets held)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		proxy, url := newStallProxy(t, dbtest.NewPostgresURL(t))
@@ -189,7 +190,7 @@ var eventFaults = []eventFault{
 		time.Sleep(5 * time.Second)
 		proxy.set(false)
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, tookSlowed},
 	{"duplicate storm (20x, concurrent)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
@@ -198,14 +199,14 @@ var eventFaults = []eventFault{
 		f := newFeeder(a.url, b.url)
 		all := repeatEach(events, 20)
 		f.run(context.Background(), all, 40)
-		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, ""},
 	{"reverse order", false, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
 		f := newFeeder(a.url)
 		f.run(context.Background(), reversed(events), 8)
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, ""},
 	{"shuffled, each 3x", false, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
@@ -213,7 +214,7 @@ var eventFaults = []eventFault{
 		all := shuffled(repeatEach(events, 3), 7)
 		f := newFeeder(a.url)
 		f.run(context.Background(), all, 16)
-		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, ""},
 	{"2 replicas", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
@@ -221,7 +222,7 @@ var eventFaults = []eventFault{
 		b := newServer(t, "b", full(url))
 		f := newFeeder(a.url, b.url)
 		f.run(context.Background(), events, 16)
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, ""},
 	{"3 replicas, each event to all 3 at once", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
@@ -231,7 +232,7 @@ var eventFaults = []eventFault{
 		f := newFeeder(a.url, b.url, c.url)
 		all := repeatEach(events, 3)
 		f.run(context.Background(), all, 24)
-		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load())}
+		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
 	}, ""},
 }
 
@@ -288,6 +289,9 @@ func TestEventFaults(t *testing.T) {
 			}
 			r := balance(in, s)
 			r.Elapsed, r.Retried = time.Since(began), int(run.retried)
+			if run.errors500 > 0 {
+				r.Problems = append(r.Problems, fmt.Sprintf("the webhook endpoint answered 500 %d times (it promises 503)", run.errors500))
+			}
 			record(t, r)
 			if err := fault.injected(r, run); err != nil {
 				t.Error(err)
