@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/internal/pan"
@@ -129,6 +130,13 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				log.Error("request failed", "request_id", rid, "err", err)
 				body.Error = ErrorDetail{Code: "internal", Message: "internal error"}
 			}
+		} else if db.IsUnavailable(err) {
+			// A write that could not reach the database (reads are retried
+			// once in internal/db) is not retried blindly: the client is told
+			// to, as the API promises (503, never 500).
+			status = http.StatusServiceUnavailable
+			body.Error = ErrorDetail{Code: "unavailable", Message: "the database cannot be reached right now; retry shortly"}
+			log.Error("request failed", "request_id", rid, "code", "unavailable", "err", err)
 		} else {
 			status = http.StatusInternalServerError
 			body.Error = ErrorDetail{Code: "internal", Message: "internal error; quote the request id to an operator"}
