@@ -130,10 +130,11 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				log.Error("request failed", "request_id", rid, "err", err)
 				body.Error = ErrorDetail{Code: "internal", Message: "internal error"}
 			}
-		} else if db.IsUnavailable(err) {
-			// A write that could not reach the database (reads are retried
-			// once in internal/db) is not retried blindly: the client is told
-			// to, as the API promises (503, never 500).
+		} else if db.IsUnavailable(err) || db.IsBrokenConn(err) {
+			// A write that could not reach the database, or whose connection
+			// broke under it (reads are retried once in internal/db), is not
+			// retried blindly: the client is told to, as the API promises
+			// (503, never 500).
 			status = http.StatusServiceUnavailable
 			body.Error = ErrorDetail{Code: "unavailable", Message: "the database cannot be reached right now; retry shortly"}
 			log.Error("request failed", "request_id", rid, "code", "unavailable", "err", err)

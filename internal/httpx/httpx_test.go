@@ -28,6 +28,7 @@ func TestErrorHandlerDatabaseUnreachableIs503(t *testing.T) {
 	}{
 		{fmt.Errorf("record outcome of action act_1: %w", errors.New("failed to connect to `user=postgres database=test`: dial tcp 127.0.0.1:5432: connect: connection refused")), 503, "unavailable"},
 		{fmt.Errorf("insert case: %w", errors.New("unexpected EOF: server closed the connection unexpectedly")), 503, "unavailable"},
+		{errors.New("conn closed"), 503, "unavailable"}, // a commit on a connection cut under it
 		{errors.New("record action: ERROR: duplicate key value violates unique constraint"), 500, "internal"},
 		{errs.Coded(errs.ECONFLICT, "busy", "busy"), 409, "busy"},
 	} {
