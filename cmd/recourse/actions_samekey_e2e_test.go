@@ -46,7 +46,9 @@ func TestSameKeyRequestsAtOnceNeverDeadlock(t *testing.T) {
 			t.Fatalf("open case: %d %v", code, c)
 		}
 		key := fmt.Sprintf("same-%d", i)
+		mu.Lock()
 		ids[key] = map[any]bool{}
+		mu.Unlock()
 		for range 4 {
 			wg.Add(1)
 			go func() {
