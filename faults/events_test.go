@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -68,6 +69,8 @@ type eventRun struct {
 	deliveries int
 	acked      map[string]bool
 	retried    int64
+	slowest    time.Duration
+	errors500  int64
 }
 
 // eventFault is one way of delivering the stories while something breaks.
@@ -75,6 +78,29 @@ type eventFault struct {
 	name      string
 	sameOrder bool
 	run       func(t *testing.T, events []stripetest.Event) eventRun
+	// took is what shows the fault was really injected ("" for none):
+	// deliveries refused and sent again, events claimed again after a
+	// worker died or failed, or deliveries held for seconds.
+	took string
+}
+
+const (
+	tookRetried   = "retried"
+	tookReclaimed = "reclaimed"
+	tookSlowed    = "slowed"
+)
+
+// injected reports whether the run shows its fault's mark.
+func (f eventFault) injected(r ledgerRow, run eventRun) error {
+	switch {
+	case f.took == tookRetried && r.Retried == 0:
+		return fmt.Errorf("no delivery was refused and sent again: the fault missed the stream")
+	case f.took == tookReclaimed && r.Reclaimed == 0:
+		return fmt.Errorf("no event was claimed twice: the fault missed the worker")
+	case f.took == tookSlowed && run.slowest < 3*time.Second:
+		return fmt.Errorf("the slowest delivery took %s: the stall missed the stream", run.slowest)
+	}
+	return nil
 }
 
 // full is a process with intake and worker; intake an intake-only one;
@@ -99,8 +125,8 @@ var eventFaults = []eventFault{
 			in.start()
 		}
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, tookRetried},
 	{"kill -9 worker (twice, mid-apply)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		in := newServer(t, "intake", intake(url))
@@ -122,8 +148,8 @@ var eventFaults = []eventFault{
 			w.start()
 		}
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, tookReclaimed},
 	{"PostgreSQL unreachable 5s", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		proxy, url := dbtest.NewProxy(t, dbtest.NewPostgresURL(t))
 		a := newServer(t, "a", full(url))
@@ -135,8 +161,8 @@ var eventFaults = []eventFault{
 		time.Sleep(5 * time.Second)
 		proxy.Start()
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, tookRetried},
 	{"kill -9 serving replicas (intake and worker)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
@@ -151,8 +177,8 @@ var eventFaults = []eventFault{
 			victim.start()
 		}
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, tookRetried},
 	{"PostgreSQL stalled 5s (packets held)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		proxy, url := newStallProxy(t, dbtest.NewPostgresURL(t))
 		a := newServer(t, "a", full(url))
@@ -164,8 +190,8 @@ var eventFaults = []eventFault{
 		time.Sleep(5 * time.Second)
 		proxy.set(false)
 		<-done
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, tookSlowed},
 	{"duplicate storm (20x, concurrent)", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
@@ -173,31 +199,31 @@ var eventFaults = []eventFault{
 		f := newFeeder(a.url, b.url)
 		all := repeatEach(events, 20)
 		f.run(context.Background(), all, 40)
-		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, ""},
 	{"reverse order", false, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
 		f := newFeeder(a.url)
 		f.run(context.Background(), reversed(events), 8)
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, ""},
 	{"shuffled, each 3x", false, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
 		all := shuffled(repeatEach(events, 3), 7)
 		f := newFeeder(a.url)
 		f.run(context.Background(), all, 16)
-		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, ""},
 	{"2 replicas", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
 		b := newServer(t, "b", full(url))
 		f := newFeeder(a.url, b.url)
 		f.run(context.Background(), events, 16)
-		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(events), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, ""},
 	{"3 replicas, each event to all 3 at once", true, func(t *testing.T, events []stripetest.Event) eventRun {
 		url := dbtest.NewPostgresURL(t)
 		a := newServer(t, "a", full(url))
@@ -206,8 +232,8 @@ var eventFaults = []eventFault{
 		f := newFeeder(a.url, b.url, c.url)
 		all := repeatEach(events, 3)
 		f.run(context.Background(), all, 24)
-		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load()}
-	}},
+		return eventRun{url, len(all), f.ackedIDs(), f.retries.Load(), time.Duration(f.slowest.Load()), f.answered500.Load()}
+	}, ""},
 }
 
 // TestEventFaults plays the stories once without faults (the reference),
@@ -263,7 +289,13 @@ func TestEventFaults(t *testing.T) {
 			}
 			r := balance(in, s)
 			r.Elapsed, r.Retried = time.Since(began), int(run.retried)
+			if run.errors500 > 0 {
+				r.Problems = append(r.Problems, fmt.Sprintf("the webhook endpoint answered 500 %d times (it promises 503)", run.errors500))
+			}
 			record(t, r)
+			if err := fault.injected(r, run); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }

@@ -21,9 +21,11 @@ type feeder struct {
 	targets  func() []string // base URLs of the intake processes, tried round-robin
 	retryFor time.Duration
 
-	done     atomic.Int64 // deliveries finished (acknowledged or given up)
-	requests atomic.Int64 // HTTP requests made, retries included
-	retries  atomic.Int64 // requests that were not acknowledged and were tried again
+	done        atomic.Int64 // deliveries finished (acknowledged or given up)
+	requests    atomic.Int64 // HTTP requests made, retries included
+	retries     atomic.Int64 // requests that were not acknowledged and were tried again
+	slowest     atomic.Int64 // the longest a delivery took to be acknowledged, in nanoseconds
+	answered500 atomic.Int64 // 500 answers: the endpoint promises 503 when it cannot store
 
 	mu     sync.Mutex
 	acked  map[string]int // event id → 200 answers
@@ -45,6 +47,15 @@ func newFeeder(targets ...string) *feeder {
 // than 408/429 is final (it would be a bug in the suite or the product).
 func (f *feeder) deliver(ctx context.Context, n int, ev stripetest.Event) {
 	defer f.done.Add(1)
+	began := time.Now()
+	defer func() {
+		for took := int64(time.Since(began)); ; {
+			cur := f.slowest.Load()
+			if took <= cur || f.slowest.CompareAndSwap(cur, took) {
+				return
+			}
+		}
+	}()
 	deadline := time.Now().Add(f.retryFor)
 	var last string
 	for attempt := 0; ; attempt++ {
@@ -66,6 +77,9 @@ func (f *feeder) deliver(ctx context.Context, n int, ev stripetest.Event) {
 				return
 			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+			if resp.StatusCode == http.StatusInternalServerError {
+				f.answered500.Add(1)
+			}
 			if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 				break
 			}

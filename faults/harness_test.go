@@ -160,6 +160,8 @@ func (s *server) startErr() error {
 	}
 	cmd := exec.Command(binPath, "serve")
 	cmd.Env = s.env
+	// If the test binary dies (a timeout's panic), its servers die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

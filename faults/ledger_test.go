@@ -154,6 +154,9 @@ type ledgerInput struct {
 
 const maxProblems = 12
 
+// maxAttempts is RECOURSE_WORKER_MAX_ATTEMPTS as the suite sets it.
+const maxAttempts = 12
+
 // balance builds the ledger row for one run from what it left in s.
 func balance(in ledgerInput, s *snapshot) ledgerRow {
 	r := ledgerRow{Fault: in.fault, Sent: len(in.events), Deliveries: in.deliveries, Acked: len(in.acked)}
@@ -188,6 +191,9 @@ func balance(in ledgerInput, s *snapshot) ledgerRow {
 		r.Stored++
 		if e.attempts > 1 {
 			r.Reclaimed++
+		}
+		if e.attempts < 1 || e.attempts > maxAttempts {
+			problem("%s was claimed %d times (1 to %d is sane)", ev.ID, e.attempts, maxAttempts)
 		}
 		_, handled := billing.KindOfEventType(ev.Type)
 		want := "ignored"

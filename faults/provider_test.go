@@ -165,12 +165,13 @@ func TestProviderFaults(t *testing.T) {
 	mock := stripemock.Start(t)
 	proxy, proxyURL := newStripeProxy(t, mock.URL)
 	url := dbtest.NewPostgresURL(t)
+	pg, viaProxy := dbtest.NewProxy(t, url) // the replicas' way to PostgreSQL, cut mid-action
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(policy, []byte("actions:\n  stuck_after: 2s\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	vars := func() map[string]string {
-		return map[string]string{"DATABASE_URL": url, "RECOURSE_STRIPE_API_KEY": "sk_test_faults",
+		return map[string]string{"DATABASE_URL": viaProxy, "RECOURSE_STRIPE_API_KEY": "sk_test_faults",
 			"RECOURSE_STRIPE_API_BASE": proxyURL, "RECOURSE_STRIPE_TIMEOUT": "1s", "RECOURSE_POLICY_FILE": policy}
 	}
 	a := newServer(t, "a", vars())
@@ -248,21 +249,27 @@ func TestProviderFaults(t *testing.T) {
 		}
 	}
 	// Mid-way, replica a dies with kill -9, holding whatever it was
-	// executing, and comes back.
+	// executing, and comes back; then PostgreSQL is cut for 3 s, between
+	// provider calls and the recording of their outcomes.
 	phase := time.Now()
 	killed := make(chan error, 1)
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		a.kill()
 		time.Sleep(500 * time.Millisecond)
-		killed <- a.startErr()
+		err := a.startErr()
+		time.Sleep(2 * time.Second)
+		pg.Stop()
+		time.Sleep(3 * time.Second)
+		pg.Start()
+		killed <- err
 	}()
 	wg.Wait()
 	if err := <-killed; err != nil {
 		t.Fatal(err)
 	}
 	proxy.faulty.Store(false)
-	t.Logf("every request answered finally %s after the first (replica a killed at 1.5 s)", time.Since(phase).Round(100*time.Millisecond))
+	t.Logf("every request answered finally %s after the first (replica a killed at 1.5 s, PostgreSQL cut from 4 s to 7 s)", time.Since(phase).Round(100*time.Millisecond))
 
 	// Wait until every action is final (the resumer finishes those in doubt).
 	deadline := time.Now().Add(2 * time.Minute)
@@ -298,7 +305,7 @@ func TestProviderFaults(t *testing.T) {
 			r.Problems = append(r.Problems, fmt.Sprintf("client key %s answered with %d different actions %v", o.key, len(o.ids), o.ids))
 		}
 	}
-	r.Fault = "provider: lost answers, 500s, kill -9 mid-action (2 replicas)"
+	r.Fault = "provider: lost answers, 500s, kill -9, PostgreSQL cut mid-action (2 replicas)"
 	r.Elapsed, r.Retried = time.Since(began), int(f.retries.Load())
 	t.Logf("provider calls: %s", summarizeCalls(calls))
 	codes := map[int]int{}

@@ -176,7 +176,7 @@ func TestResourceFaults(t *testing.T) {
 	}
 
 	// 4. Oversized bodies, with and without a Content-Length: 413 at once.
-	var tooLarge atomic.Int64
+	var tooLarge, closedMidBody atomic.Int64
 	var oversizedAnswers sync.Map
 	big := bytes.Repeat([]byte("a"), 5<<20)
 	for i := range oversized {
@@ -191,6 +191,11 @@ func TestResourceFaults(t *testing.T) {
 			req.Header.Set("Stripe-Signature", "t=1,v1=00")
 			resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 			if err != nil {
+				// The server may answer 413 and close before the client has
+				// written the rest: the client then sees its write fail.
+				if msg := err.Error(); strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset") {
+					closedMidBody.Add(1)
+				}
 				oversizedAnswers.Store(i, err.Error())
 				return
 			}
@@ -247,18 +252,18 @@ func TestResourceFaults(t *testing.T) {
 	}
 	var answers []string
 	oversizedAnswers.Range(func(_, v any) bool {
-		if s := v.(string); !strings.HasPrefix(s, "413") {
+		if s := v.(string); !strings.HasPrefix(s, "413") && !strings.Contains(s, "broken pipe") && !strings.Contains(s, "connection reset") {
 			answers = append(answers, s)
 		}
 		return true
 	})
-	t.Logf("idle: %d open, %d closed by the server; slowloris closed after %s; slow bodies closed after %s; oversized: %d of %d answered 413 %v",
-		idleOpen.Load(), idleClosedByServer.Load(), life(slowHeaderLife), life(slowBodyLife), tooLarge.Load(), oversized, answers)
+	t.Logf("idle: %d open, %d closed by the server; slowloris closed after %s; slow bodies closed after %s; oversized: %d of %d answered 413, %d cut off mid-body %v",
+		idleOpen.Load(), idleClosedByServer.Load(), life(slowHeaderLife), life(slowBodyLife), tooLarge.Load(), oversized, closedMidBody.Load(), answers)
 	t.Logf("deliveries during the attack: %d, p50 %s, p99 %s, max %s; /readyz %s", len(latencies), p(0.5), p(0.99), p(1), readyDuring)
 	t.Logf("server RSS: before %d MB, during %d MB, peak %d MB, after %d MB", rssBefore>>10, rssDuring>>10, peak.Load()>>10, rssAfter>>10)
-	resourceSummary = fmt.Sprintf("%d idle connections (all closed by the server after the %s header timeout: %d), %d slowloris (closed after %s), %d slow bodies (closed after %s), %d oversized (%d answered 413); "+
+	resourceSummary = fmt.Sprintf("%d idle connections (all closed by the server after the %s header timeout: %d), %d slowloris (closed after %s), %d slow bodies (closed after %s), %d oversized (%d answered 413, %d cut off mid-body); "+
 		"%d deliveries meanwhile: p50 %s, p99 %s, max %s; server RSS before %d MB, peak %d MB, after %d MB",
-		idleOpen.Load(), headerTimeout, idleClosedByServer.Load(), slowHeaders, life(slowHeaderLife), slowBodies, life(slowBodyLife), oversized, tooLarge.Load(),
+		idleOpen.Load(), headerTimeout, idleClosedByServer.Load(), slowHeaders, life(slowHeaderLife), slowBodies, life(slowBodyLife), oversized, tooLarge.Load(), closedMidBody.Load(),
 		len(latencies), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), p(1).Round(time.Millisecond), rssBefore>>10, peak.Load()>>10, rssAfter>>10)
 
 	attackers := idleOpen.Load() + slowHeaders + slowBodies + oversized
@@ -280,8 +285,8 @@ func TestResourceFaults(t *testing.T) {
 	if n := idleClosedByServer.Load(); n < idleOpen.Load()*99/100 {
 		t.Errorf("the server closed only %d of %d idle connections", n, idleOpen.Load())
 	}
-	if tooLarge.Load() != oversized {
-		t.Errorf("%d of %d oversized bodies answered 413: %v", tooLarge.Load(), oversized, answers)
+	if tooLarge.Load()+closedMidBody.Load() != oversized || tooLarge.Load() == 0 {
+		t.Errorf("of %d oversized bodies %d answered 413 and %d were cut off mid-body; the others: %v", oversized, tooLarge.Load(), closedMidBody.Load(), answers)
 	}
 	for _, l := range slowHeaderLife {
 		if l > headerTimeout+5*time.Second {

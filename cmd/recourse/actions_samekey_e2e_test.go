@@ -46,7 +46,7 @@ func TestSameKeyRequestsAtOnceNeverDeadlock(t *testing.T) {
 			t.Fatalf("open case: %d %v", code, c)
 		}
 		key := fmt.Sprintf("same-%d", i)
-		mu.Lock() // the previous charge's requests are still reading ids
+		mu.Lock()
 		ids[key] = map[any]bool{}
 		mu.Unlock()
 		for range 4 {

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/internal/pan"
@@ -155,6 +156,14 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				log.Error("request failed", "request_id", rid, "err", err)
 				body.Error = ErrorDetail{Code: "internal", Message: "internal error"}
 			}
+		} else if db.IsUnavailable(err) || db.IsBrokenConn(err) {
+			// A write that could not reach the database, or whose connection
+			// broke under it (reads are retried once in internal/db), is not
+			// retried blindly: the client is told to, as the API promises
+			// (503, never 500).
+			status = http.StatusServiceUnavailable
+			body.Error = ErrorDetail{Code: "unavailable", Message: "the database cannot be reached right now; retry shortly"}
+			log.Error("request failed", "request_id", rid, "code", "unavailable", "err", err)
 		} else {
 			status = http.StatusInternalServerError
 			body.Error = ErrorDetail{Code: "internal", Message: "internal error; quote the request id to an operator"}
