@@ -71,6 +71,8 @@ type service struct {
 	// reconciler compares Stripe's event list with the inbox (nil without
 	// a Stripe API key).
 	reconciler *webhooks.Reconciler
+	// retention prunes the webhook inbox by age where the worker runs.
+	retention *webhooks.Retention
 	// reportsDB is the reporting replica's handle, nil when reports read db.
 	reportsDB *db.DB
 	reports   *reports.Service
@@ -185,6 +187,10 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	}
 	if lister != nil {
 		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
+	}
+	if s.retention, err = webhooks.NewRetention(d, clk, log, auditLog, s.metrics.Registry, retentionPolicy(cfg)); err != nil {
+		_ = d.Close()
+		return nil, err
 	}
 	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
@@ -305,6 +311,13 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.notifier.Run(workerCtx)
 		}()
+		if s.retention.Enabled() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.retention.Loop(workerCtx, s.cfg.RetentionInterval)
+			}()
+		}
 		if s.cfg.ReconcileInterval > 0 && s.reconciler != nil {
 			wg.Add(1)
 			go func() {
