@@ -195,3 +195,11 @@ func (r *Retention) Loop(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// emptyPayloadIn empties the raw payload of event eventID inside tx.
+func emptyPayloadIn(ctx context.Context, tx *gorm.DB, eventID string) error {
+	if err := tx.WithContext(ctx).Exec(`UPDATE webhook_events SET payload = ? WHERE event_id = ?`, []byte{}, eventID).Error; err != nil {
+		return fmt.Errorf("empty the payload of event %s: %w", eventID, err)
+	}
+	return nil
+}

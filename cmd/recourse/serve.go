@@ -30,6 +30,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/privacy"
 	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
@@ -225,6 +226,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)
 	reports.NewHTTP(s.reports).Register(api)
+	privacy.NewHTTP(privacy.NewEraser(d, clk, auditLog, log)).Register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
