@@ -143,6 +143,10 @@ type eraseRun struct {
 // mirrorTables hold the customer's objects by customer_id.
 var mirrorTables = []string{"billing_subscriptions", "billing_invoices", "billing_charges", "billing_refunds", "billing_disputes", "billing_fraud_warnings"}
 
+// channelStripe is cases' channel of cases opened from provider events
+// (cases.ChannelStripe; privacy imports no domain package).
+const channelStripe = "stripe"
+
 // chunk bounds IN lists (both databases take far more bind parameters).
 const chunk = 500
 
@@ -212,11 +216,11 @@ func (w *eraseRun) gather() error {
 		identifiers = collect(identifiers, []byte(f.Data))
 	}
 	for _, part := range chunks(w.cases) {
-		var texts []struct{ Title, Description string }
-		if err := tx.Table("cases").Select("title, description").Where("id IN ?", part).Scan(&texts).Error; err != nil {
+		var texts []struct{ Title, Description, Channel string }
+		if err := tx.Table("cases").Select("title, description, channel").Where("id IN ? AND channel <> ?", part, channelStripe).Scan(&texts).Error; err != nil {
 			return fmt.Errorf("erase: read cases: %w", err)
 		}
-		for _, t := range texts {
+		for _, t := range texts { // a person wrote these; they are quoted on timelines
 			identifiers = append(identifiers, t.Title, t.Description)
 		}
 		var n int64
@@ -373,7 +377,17 @@ func (w *eraseRun) erasePerCase(part []string, scrubText, scrubJSON func(string,
 		}
 		return Erased
 	}
-	if err := w.rewrite("cases", "id", []string{"title", "description"}, "id IN ?", []any{part}, whole); err != nil {
+	// A person wrote a manual case's title; Recourse wrote a provider
+	// case's ("Renewal failed: 49.00 USD"), which names no one and stays.
+	if err := w.rewrite("cases", "id", []string{"title", "description"}, "id IN ? AND channel <> ?", []any{part, channelStripe}, whole); err != nil {
+		return err
+	}
+	if err := w.rewrite("cases", "id", []string{"title", "description"}, "id IN ? AND channel = ?", []any{part, channelStripe}, func(col, v string) string {
+		if col == "description" {
+			return whole(col, v)
+		}
+		return scrubText(col, v)
+	}); err != nil {
 		return err
 	}
 	if err := w.rewrite("case_timeline", "id", []string{"summary", "body"}, "case_id IN ?", []any{part}, func(col, v string) string {
