@@ -176,12 +176,10 @@ func (w *eraseRun) gather() error {
 	if err := tx.Table("billing_timeline").Where("customer_id = ?", w.customer).Distinct("event_id").Pluck("event_id", &w.events).Error; err != nil {
 		return fmt.Errorf("erase: list the customer's events: %w", err)
 	}
-	subjects := append([]string{w.customer}, w.objects...)
 	seen := map[string]bool{}
-	for _, part := range chunks(subjects) {
+	addCases := func(where string, args ...any) error {
 		var ids []string
-		q := tx.Table("cases").Where("customer_id = ? OR subject_id IN ?", w.customer, part)
-		if err := q.Pluck("id", &ids).Error; err != nil {
+		if err := tx.Table("cases").Where(where, args...).Pluck("id", &ids).Error; err != nil {
 			return fmt.Errorf("erase: list cases: %w", err)
 		}
 		for _, c := range ids {
@@ -189,6 +187,15 @@ func (w *eraseRun) gather() error {
 				seen[c] = true
 				w.cases = append(w.cases, c)
 			}
+		}
+		return nil
+	}
+	if err := addCases("customer_id = ?", w.customer); err != nil {
+		return err
+	}
+	for _, part := range chunks(append([]string{w.customer}, w.objects...)) {
+		if err := addCases("subject_id IN ?", part); err != nil {
+			return err
 		}
 	}
 	sort.Strings(w.cases)

@@ -29,3 +29,13 @@ WHEN NOT EXISTS (SELECT 1 FROM erasure_grants)
   OR NEW.occurred_at IS NOT OLD.occurred_at OR NEW.from_state IS NOT OLD.from_state OR NEW.to_state IS NOT OLD.to_state
   OR NEW.transition IS NOT OLD.transition
 BEGIN SELECT RAISE(ABORT, 'case_timeline is append-only'); END;
+
+-- What an erasure looks up: the customer's objects, cases by subject, and
+-- the audit entries, events and notifications about them.
+CREATE INDEX billing_refunds_customer_idx ON billing_refunds (customer_id);
+CREATE INDEX billing_disputes_customer_idx ON billing_disputes (customer_id);
+CREATE INDEX billing_fraud_warnings_customer_idx ON billing_fraud_warnings (customer_id);
+CREATE INDEX cases_subject_id_idx ON cases (subject_id) WHERE subject_id IS NOT NULL;
+CREATE INDEX audit_log_object_idx ON audit_log (object_id, id);
+CREATE INDEX events_subject_idx ON events (subject, id);
+CREATE INDEX notification_deliveries_subject_idx ON notification_deliveries (subject);
