@@ -41,6 +41,9 @@ func TestCustomerErasure(t *testing.T) {
 			other := g.ActiveRenews(start, 1)
 			var cust, otherCust map[string]any
 			for _, e := range victim {
+				if e.Type == "charge.dispute.updated" || e.Type == "charge.dispute.closed" {
+					break // the dispute stays open: its evidence is being prepared
+				}
 				if e.Type == "customer.created" {
 					cust = e.Object
 				}
@@ -87,6 +90,23 @@ func TestCustomerErasure(t *testing.T) {
 			if code, m := in.do("POST", "/api/v1/cases/"+manual["id"].(string)+"/escalate", agent, jsonBody(map[string]any{"team": "finance", "reason": "customer " + email + " insists"}), nil); code != 200 {
 				t.Fatalf("escalate: %d %v", code, m)
 			}
+			// The analyst assembles the dispute's evidence from the facts.
+			assembled := 0
+			for _, c := range cs {
+				if c["kind"] == "dispute" {
+					if code, m := in.do("POST", "/api/v1/cases/"+c["id"].(string)+"/evidence/assemble", analyst, nil, nil); code != 200 {
+						t.Fatalf("assemble: %d %v", code, m)
+					}
+					_, _, body := in.raw("/api/v1/cases/"+c["id"].(string)+"/evidence", analyst, nil)
+					if !strings.Contains(body, ip) && !strings.Contains(body, email) {
+						t.Fatalf("the assembled evidence names neither the IP nor the email: %s", body)
+					}
+					assembled++
+				}
+			}
+			if assembled == 0 {
+				t.Fatal("no dispute case")
+			}
 			before := in.casesOf(agent, id)
 			auditBefore := in.auditTrail(sup)
 
@@ -97,12 +117,19 @@ func TestCustomerErasure(t *testing.T) {
 			if code, _ := in.do("POST", "/api/v1/customers/"+id+"/erase", admin, jsonBody(map[string]any{"reason": ""}), nil); code != 400 {
 				t.Fatalf("an erasure without a reason: %d", code)
 			}
+			// An open dispute holds the erasure back, unless forced.
+			if code, m := in.do("POST", "/api/v1/customers/"+id+"/erase", admin, jsonBody(map[string]any{"reason": "DSR-2026-0042"}), nil); code != 409 || m["error"].(map[string]any)["code"] != "open_dispute" {
+				t.Fatalf("erasure with an open dispute: %d %v", code, m)
+			}
 			logsBefore := len(in.logs())
-			code, rep := in.do("POST", "/api/v1/customers/"+id+"/erase", admin, jsonBody(map[string]any{"reason": "DSR-2026-0042 (verified by email)"}), nil)
+			code, rep := in.do("POST", "/api/v1/customers/"+id+"/erase", admin, jsonBody(map[string]any{"reason": "DSR-2026-0042 (verified by email)", "force": true}), nil)
 			if code != 200 || rep["customer_id"] != id || rep["already_erased"] != false {
 				t.Fatalf("erase: %d %v", code, rep)
 			}
 			t.Logf("erasure report: %v", rep)
+			if _, _, body := in.raw("/api/v1/customers/"+id, admin, nil); strings.Contains(body, email) || strings.Contains(body, name) {
+				t.Errorf("the mirror still holds the customer right after the erasure: %s", body)
+			}
 
 			// Stripe keeps sending the customer: nothing comes back.
 			cust["phone"] = "+1 415 555 0199"
@@ -127,7 +154,7 @@ func TestCustomerErasure(t *testing.T) {
 			for _, path := range []string{"/api/v1/customers/" + id, "/api/v1/customers/" + id + "/timeline", "/api/v1/customers?q=" + url.QueryEscape(email),
 				"/api/v1/customers/" + id + "/facts", "/api/v1/cases?format=csv", "/api/v1/audit?format=csv", "/api/v1/audit?format=jsonl",
 				"/api/v1/webhook-events?format=csv", "/api/v1/events", "/api/v1/cases?customer=" + id} {
-				code, body, _ := in.raw(path, admin, nil)
+				code, _, body := in.raw(path, admin, nil)
 				if code != 200 {
 					t.Errorf("GET %s: %d", path, code)
 				}
@@ -136,7 +163,7 @@ func TestCustomerErasure(t *testing.T) {
 			for _, c := range before {
 				cid := c["id"].(string)
 				for _, path := range []string{"/api/v1/cases/" + cid, "/api/v1/cases/" + cid + "/timeline", "/api/v1/cases/" + cid + "/evidence"} {
-					_, body, _ := in.raw(path, admin, nil)
+					_, _, body := in.raw(path, admin, nil)
 					find("GET "+path, body)
 				}
 			}
@@ -199,6 +226,10 @@ func TestCustomerErasure(t *testing.T) {
 						find(table+"."+col, v)
 					}
 				}
+			}
+			var packets int64
+			if err := d.WithContext(context.Background()).Raw(`SELECT count(*) FROM dispute_evidence_drafts WHERE packet IS NOT NULL`).Scan(&packets).Error; err != nil || packets != 0 {
+				t.Errorf("%d evidence packets kept (%v)", packets, err)
 			}
 			var payloads [][]byte
 			if err := d.WithContext(context.Background()).Raw(`SELECT payload FROM webhook_events`).Scan(&payloads).Error; err != nil {
