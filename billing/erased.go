@@ -42,3 +42,25 @@ func (x Charge) withoutPersonalData() Charge {
 	x.CardFingerprint = ""
 	return x
 }
+
+// DropPersonalData blanks, in the store's transaction, what the mirror
+// keeps about customerID that identifies the person (the fields the
+// withoutPersonalData methods blank). The webhook handler calls it after
+// applying an event for an erased customer, so an event that was being
+// applied while the erasure ran — it checked before the erasure committed
+// — cannot leave personal data behind: the erasure waits for the rows the
+// event locked, and this runs after them.
+func (s *Store) DropPersonalData(ctx context.Context, customerID string) error {
+	g := s.conn(ctx)
+	for _, st := range []struct{ table, set, where string }{
+		{"billing_customers", "email = '', name = ''", "id = ? AND (email <> '' OR name <> '')"},
+		{"billing_subscriptions", "cancellation_comment = ''", "customer_id = ? AND cancellation_comment <> ''"},
+		{"billing_invoices", "hosted_invoice_url = ''", "customer_id = ? AND hosted_invoice_url <> ''"},
+		{"billing_charges", "failure_message = '', card_fingerprint = ''", "customer_id = ? AND (failure_message <> '' OR card_fingerprint <> '')"},
+	} {
+		if err := g.Exec("UPDATE "+st.table+" SET "+st.set+" WHERE "+st.where, customerID).Error; err != nil {
+			return fmt.Errorf("drop personal data of %s from %s: %w", customerID, st.table, err)
+		}
+	}
+	return nil
+}

@@ -36,6 +36,9 @@ func RegisterBilling(r *Registry, store *billing.Store, cases CaseHandler) {
 		if erased, err := store.In(tx).IsErased(ctx, ch.CustomerID); err != nil {
 			return err
 		} else if erased {
+			if err := store.In(tx).DropPersonalData(ctx, ch.CustomerID); err != nil {
+				return err
+			}
 			if err := emptyPayloadIn(ctx, tx, ev.ID); err != nil {
 				return err
 			}
