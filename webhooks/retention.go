@@ -115,7 +115,7 @@ func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 		rep.PayloadCutoff = now.Add(-r.policy.PayloadAge)
 		err = r.batches(ctx, &rep, func(tx *gorm.DB) (int64, error) {
 			res := tx.Exec(`UPDATE webhook_events SET payload = ? WHERE id IN (SELECT id FROM webhook_events
-  WHERE `+appliedStatuses+` AND created < ? AND length(payload) > 0 ORDER BY id LIMIT ?)`, []byte{}, rep.PayloadCutoff, r.policy.Batch)
+  WHERE `+appliedStatuses+` AND length(payload) > 0 AND created < ? ORDER BY created LIMIT ?)`, []byte{}, rep.PayloadCutoff, r.policy.Batch)
 			return res.RowsAffected, res.Error
 		}, &rep.PayloadsEmptied, r.emptied)
 	}

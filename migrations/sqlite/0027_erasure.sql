@@ -39,3 +39,9 @@ CREATE INDEX cases_subject_id_idx ON cases (subject_id) WHERE subject_id IS NOT 
 CREATE INDEX audit_log_object_idx ON audit_log (object_id, id);
 CREATE INDEX events_subject_idx ON events (subject, id);
 CREATE INDEX notification_deliveries_subject_idx ON notification_deliveries (subject);
+
+-- Payload retention (webhooks.Retention) looks for applied events that
+-- still have a payload, oldest first; once emptied a row leaves this index,
+-- so it covers only the last RECOURSE_RETENTION_PAYLOAD_DAYS of events and
+-- each run skips nothing it emptied before.
+CREATE INDEX webhook_events_payload_kept_idx ON webhook_events (created) WHERE status IN ('processed', 'ignored') AND length(payload) > 0;
