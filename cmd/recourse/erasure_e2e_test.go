@@ -153,7 +153,9 @@ func TestCustomerErasure(t *testing.T) {
 			// The API, the exports.
 			for _, path := range []string{"/api/v1/customers/" + id, "/api/v1/customers/" + id + "/timeline", "/api/v1/customers?q=" + url.QueryEscape(email),
 				"/api/v1/customers/" + id + "/facts", "/api/v1/cases?format=csv", "/api/v1/audit?format=csv", "/api/v1/audit?format=jsonl",
-				"/api/v1/webhook-events?format=csv", "/api/v1/events", "/api/v1/cases?customer=" + id} {
+				"/api/v1/webhook-events?format=csv", "/api/v1/events", "/api/v1/cases?customer=" + id,
+				"/api/v1/reports/volume?group_by=assignee&format=csv", "/api/v1/reports/team?format=jsonl", "/api/v1/reports/root_causes?format=csv",
+				"/api/v1/reports/disputes?format=csv"} {
 				code, _, body := in.raw(path, admin, nil)
 				if code != 200 {
 					t.Errorf("GET %s: %d", path, code)
