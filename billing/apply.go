@@ -293,6 +293,11 @@ func (s *Store) loadCurrent(ctx context.Context, env envelope, ch *Change) error
 func (s *Store) applyCustomer(ctx context.Context, env envelope, ch *Change) (timelineRecord, error) {
 	in := parseCustomer(env.Object, env)
 	in.Version = env.version()
+	if erased, err := s.IsErased(ctx, in.ID); err != nil {
+		return timelineRecord{}, err
+	} else if erased {
+		in = in.withoutPersonalData()
+	}
 	rank := func(c Customer) []int64 { return []int64{boolRank(c.Deleted)} }
 	row, first, v, err := upsert(ctx, s, &customerRow{Customer: in}, func(st *customerRow) (*customerRow, verdict) {
 		v := compareStates(ordering{version: in.Version, rank: rank(in)}, ordering{version: st.Version, rank: rank(st.Customer)})
@@ -325,6 +330,11 @@ func subscriptionRank(x Subscription) []int64 {
 func (s *Store) applySubscription(ctx context.Context, env envelope, ch *Change) (timelineRecord, error) {
 	in := parseSubscription(env.Object, env)
 	in.Version = env.version()
+	if erased, err := s.IsErased(ctx, in.CustomerID); err != nil {
+		return timelineRecord{}, err
+	} else if erased {
+		in = in.withoutPersonalData()
+	}
 	prevStatus := jsonObject(env.Previous).str("status")
 	row, first, v, err := upsert(ctx, s, &subscriptionRow{Subscription: in, PrevStatus: prevStatus}, func(st *subscriptionRow) (*subscriptionRow, verdict) {
 		v := compareStates(
@@ -369,6 +379,11 @@ func invoiceRank(x Invoice) []int64 {
 func (s *Store) applyInvoice(ctx context.Context, env envelope, ch *Change) (timelineRecord, error) {
 	in := parseInvoice(env.Object, env)
 	in.Version = env.version()
+	if erased, err := s.IsErased(ctx, in.CustomerID); err != nil {
+		return timelineRecord{}, err
+	} else if erased {
+		in = in.withoutPersonalData()
+	}
 	if env.Type == string(stripe.EventTypeInvoicePaymentFailed) {
 		code, err := s.paymentFailureCode(ctx, env.Object, in)
 		if err != nil {
@@ -444,6 +459,11 @@ func chargeRank(x Charge) []int64 {
 func (s *Store) applyCharge(ctx context.Context, env envelope, ch *Change) (timelineRecord, error) {
 	in := parseCharge(env.Object, env)
 	in.Version = env.version()
+	if erased, err := s.IsErased(ctx, in.CustomerID); err != nil {
+		return timelineRecord{}, err
+	} else if erased {
+		in = in.withoutPersonalData()
+	}
 	prevStatus := jsonObject(env.Previous).str("status")
 	row, first, v, err := upsert(ctx, s, &chargeRow{Charge: in, PrevStatus: prevStatus}, func(st *chargeRow) (*chargeRow, verdict) {
 		v := compareStates(

@@ -382,6 +382,14 @@ func (s *FactStore) Put(ctx context.Context, customerID string, facts []json.Raw
 		return res, errs.Coded(errs.EUNPROCESSABLE, "too_many_facts", "a batch carries at most %d facts (got %d)", MaxFactsPerBatch, len(facts)).
 			WithDetails(map[string]any{"limit": MaxFactsPerBatch, "count": len(facts)})
 	}
+	// An erased customer's facts would bring their personal data back.
+	var erased int64
+	if err := s.db.WithContext(ctx).Table("erased_customers").Where("customer_id = ?", customerID).Count(&erased).Error; err != nil {
+		return res, fmt.Errorf("is customer %s erased: %w", customerID, err)
+	}
+	if erased > 0 {
+		return res, errs.Coded(errs.ECONFLICT, "customer_erased", "customer %s was erased (GDPR art. 17): Recourse keeps no facts about them", customerID)
+	}
 	now := s.clock.Now()
 	rows := make([]factRow, 0, len(facts))
 	seen := make(map[string]bool, len(facts))

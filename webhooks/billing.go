@@ -31,6 +31,18 @@ func RegisterBilling(r *Registry, store *billing.Store, cases CaseHandler) {
 		if err != nil {
 			return fmt.Errorf("apply %s to the billing mirror: %w", ev.Type, err)
 		}
+		// An erased customer's events keep no raw payload: the mirror has
+		// dropped their personal data, and so does the inbox.
+		if erased, err := store.In(tx).IsErased(ctx, ch.CustomerID); err != nil {
+			return err
+		} else if erased {
+			if err := store.In(tx).DropPersonalData(ctx, ch.CustomerID); err != nil {
+				return err
+			}
+			if err := emptyPayloadIn(ctx, tx, ev.ID); err != nil {
+				return err
+			}
+		}
 		if ch.Duplicate || cases == nil {
 			return nil
 		}

@@ -9,6 +9,8 @@
 //	recourse token create --user EMAIL [--name LABEL] [--role R]   print a new API token (once)
 //	recourse token list | revoke ID      list or revoke API tokens
 //	recourse replay EVENT_ID | --all     put dead-lettered webhook events back
+//	recourse retention run               prune the webhook inbox by age once
+//	recourse customer erase ID --reason R   erase a customer's personal data
 //	recourse facts import FILE.csv|FILE.jsonl   back-fill evidence facts
 //	recourse demo                        play a realistic business as signed Stripe events
 //	recourse healthcheck [--url URL]     exit 0 if /readyz answers 200
@@ -65,6 +67,9 @@ commands:
   reconcile [--since 72h|TIME] [--json]
                                      list Stripe's events and feed the inbox any it lacks
                                      (from the last reconciled point by default)
+  retention run [--payload-days N] [--events-days N] [--json]
+                                     prune the webhook inbox once (RECOURSE_RETENTION_*)
+  customer erase ID --reason R       erase a customer's personal data (GDPR art. 17; audited)
   export cases|audit|webhook-events [--format csv|jsonl] [filters]
                                      stream a list as CSV or JSON lines to stdout
   facts import [--customer-column C] FILE.csv|FILE.jsonl
@@ -99,6 +104,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exportCmd(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return reconcileCmd(ctx, rest, getenv, stdout, stderr)
+	case "retention":
+		return retentionCmd(ctx, rest, getenv, stdout, stderr)
+	case "customer":
+		return customerCmd(ctx, rest, getenv, stdout, stderr)
 	case "facts":
 		return factsCmd(ctx, rest, getenv, stdout, stderr)
 	case "demo":

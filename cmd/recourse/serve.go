@@ -30,6 +30,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/metrics"
 	"github.com/recourse-hq/recourse/migrations"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/privacy"
 	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/web" // web
 	"github.com/recourse-hq/recourse/webhooks"
@@ -71,6 +72,8 @@ type service struct {
 	// reconciler compares Stripe's event list with the inbox (nil without
 	// a Stripe API key).
 	reconciler *webhooks.Reconciler
+	// retention prunes the webhook inbox by age where the worker runs.
+	retention *webhooks.Retention
 	// reportsDB is the reporting replica's handle, nil when reports read db.
 	reportsDB *db.DB
 	reports   *reports.Service
@@ -186,6 +189,10 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	if lister != nil {
 		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
 	}
+	if s.retention, err = webhooks.NewRetention(d, clk, log, auditLog, s.metrics.Registry, retentionPolicy(cfg)); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
 	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
 	}, notify)
@@ -222,6 +229,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)
 	reports.NewHTTP(s.reports).Register(api)
+	privacy.NewHTTP(privacy.NewEraser(d, clk, auditLog, log)).Register(api)
 	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
@@ -310,6 +318,13 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.notifier.Run(workerCtx)
 		}()
+		if s.retention.Enabled() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.retention.Loop(workerCtx, s.cfg.RetentionInterval)
+			}()
+		}
 		if s.cfg.ReconcileInterval > 0 && s.reconciler != nil {
 			wg.Add(1)
 			go func() {

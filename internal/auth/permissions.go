@@ -46,6 +46,9 @@ const (
 	PermNotificationsReplay Permission = "notifications:replay"
 	// The desk's KPIs and reports (GET /reports/{name}): a supervisor's view.
 	PermReportsRead Permission = "reports:read"
+	// Erasing a customer's personal data (GDPR art. 17): irreversible, so
+	// admins only.
+	PermCustomersErase Permission = "customers:erase"
 )
 
 // grants is read-only after package initialisation.
@@ -71,6 +74,7 @@ var grants = map[Permission][]Role{
 	PermNotificationsRead:   {RoleSupervisor, RoleAdmin},
 	PermNotificationsReplay: {RoleSupervisor, RoleAdmin},
 	PermReportsRead:         {RoleSupervisor, RoleAdmin},
+	PermCustomersErase:      {RoleAdmin},
 }
 
 // Allowed reports whether role has perm.

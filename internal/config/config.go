@@ -78,6 +78,13 @@ type Config struct {
 	// ReconcileWindow back on the first run.
 	ReconcileInterval time.Duration
 	ReconcileWindow   time.Duration
+	// Retention of the webhook inbox (webhooks.Retention): the raw payload
+	// of an applied event older than RetentionPayloadDays is emptied, an
+	// applied row older than RetentionEventsDays deleted (0: never; at
+	// least 30), every RetentionInterval where the worker runs.
+	RetentionPayloadDays int
+	RetentionEventsDays  int
+	RetentionInterval    time.Duration
 	// OIDC* configure console sign-in through an OpenID Connect provider;
 	// an empty OIDCIssuer turns single sign-on off.
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCRedirectURL, OIDCLabel string
@@ -140,6 +147,9 @@ var settings = []Setting{
 	{"RECOURSE_NOTIFY_MAX_ATTEMPTS", "notify-max-attempts", "10", "attempts before a notification is marked failed"},
 	{"RECOURSE_NOTIFY_BACKOFF_BASE", "notify-backoff-base", "10s", "first notification retry delay; doubles per attempt"},
 	{"RECOURSE_NOTIFY_BACKOFF_MAX", "notify-backoff-max", "1h", "longest notification retry delay"},
+	{"RECOURSE_RETENTION_PAYLOAD_DAYS", "retention-payload-days", "0", "empty the raw payload of processed or ignored webhook events created more than this many days ago (id, type, object, times and status stay); 0 keeps payloads"},
+	{"RECOURSE_RETENTION_EVENTS_DAYS", "retention-events-days", "0", "delete processed or ignored webhook inbox rows created more than this many days ago; 0 keeps them, else at least 30 (Stripe can redeliver or list an event for 30 days, and its id is what dedupes it)"},
+	{"RECOURSE_RETENTION_INTERVAL", "retention-interval", "1h", "how often the retention job runs where the worker runs (recourse retention run runs it once)"},
 	{"RECOURSE_RECONCILE_INTERVAL", "reconcile-interval", "0s", "how often to list Stripe's events and feed the inbox any it lacks (needs RECOURSE_STRIPE_API_KEY); 0 turns the periodic run off (`recourse reconcile` runs it once)"},
 	{"RECOURSE_RECONCILE_WINDOW", "reconcile-window", "72h", "how far back the first reconciliation looks when none has finished yet (Stripe keeps events 30 days)"},
 	{"RECOURSE_OIDC_ISSUER", "oidc-issuer", "", "OpenID Connect issuer URL for console single sign-on (https, or http on loopback); empty turns single sign-on off"},
@@ -236,6 +246,9 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.NotifyBackoffMax = p.dur("RECOURSE_NOTIFY_BACKOFF_MAX")
 	c.ReconcileInterval = p.dur("RECOURSE_RECONCILE_INTERVAL")
 	c.ReconcileWindow = p.dur("RECOURSE_RECONCILE_WINDOW")
+	c.RetentionPayloadDays = p.int("RECOURSE_RETENTION_PAYLOAD_DAYS")
+	c.RetentionEventsDays = p.int("RECOURSE_RETENTION_EVENTS_DAYS")
+	c.RetentionInterval = p.dur("RECOURSE_RETENTION_INTERVAL")
 	c.OIDCIssuer = p.str("RECOURSE_OIDC_ISSUER")
 	c.OIDCClientID = p.str("RECOURSE_OIDC_CLIENT_ID")
 	c.OIDCClientSecret = p.str("RECOURSE_OIDC_CLIENT_SECRET")
@@ -289,6 +302,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_RECONCILE_INTERVAL must be 0 (off) or at least 1m")
 	case c.RateLimitMaxKeys < 1:
 		return fmt.Errorf("RECOURSE_RATE_LIMIT_MAX_KEYS must be at least 1")
+	case c.RetentionPayloadDays < 0:
+		return fmt.Errorf("RECOURSE_RETENTION_PAYLOAD_DAYS must be 0 (keep payloads) or a number of days")
+	case c.RetentionEventsDays < 0 || (c.RetentionEventsDays > 0 && c.RetentionEventsDays < 30):
+		return fmt.Errorf("RECOURSE_RETENTION_EVENTS_DAYS must be 0 (keep rows) or at least 30: Stripe can redeliver or list an event for 30 days, and the inbox row's event id is what keeps it from being applied twice")
+	case c.RetentionInterval < time.Minute:
+		return fmt.Errorf("RECOURSE_RETENTION_INTERVAL must be at least 1m")
 	case c.ReconcileWindow <= 0 || c.ReconcileWindow > 30*24*time.Hour:
 		return fmt.Errorf("RECOURSE_RECONCILE_WINDOW must be positive and at most 720h (Stripe keeps events 30 days)")
 	}

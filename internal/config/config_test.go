@@ -144,3 +144,21 @@ func TestRateLimitSettings(t *testing.T) {
 		}
 	}
 }
+
+// Inbox rows may not be deleted before Stripe's 30 days are over.
+func TestRetentionSettings(t *testing.T) {
+	for val, ok := range map[string]bool{"0": true, "30": true, "365": true, "29": false, "1": false, "-1": false} {
+		_, err := Load(nil, func(k string) string {
+			if k == "RECOURSE_RETENTION_EVENTS_DAYS" {
+				return val
+			}
+			return ""
+		}, io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("RECOURSE_RETENTION_EVENTS_DAYS=%s: error %v", val, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "30") {
+			t.Errorf("the refusal does not say why: %v", err)
+		}
+	}
+}
