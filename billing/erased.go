@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // IsErased reports whether customerID's personal data was erased
@@ -18,6 +19,22 @@ func (s *Store) IsErased(ctx context.Context, customerID string) (bool, error) {
 		return false, fmt.Errorf("is customer %s erased: %w", customerID, err)
 	}
 	return n > 0, nil
+}
+
+// ErasedAt returns when customerID's personal data was erased, or nil.
+func (s *Store) ErasedAt(ctx context.Context, customerID string) (*time.Time, error) {
+	if customerID == "" {
+		return nil, nil
+	}
+	var at []time.Time
+	if err := s.conn(ctx).Table("erased_customers").Where("customer_id = ?", customerID).Limit(1).Pluck("erased_at", &at).Error; err != nil {
+		return nil, fmt.Errorf("when was customer %s erased: %w", customerID, err)
+	}
+	if len(at) == 0 {
+		return nil, nil
+	}
+	t := at[0].UTC()
+	return &t, nil
 }
 
 // withoutPersonalData blanks what identifies the person; ids, amounts,

@@ -123,6 +123,10 @@ type CustomerOverview struct {
 	Customer
 	Mirrored      bool           `json:"mirrored"`
 	Subscriptions []Subscription `json:"subscriptions"`
+	// ErasedAt is when the customer's personal data was erased (privacy;
+	// `recourse customer erase`), nil when it was not: an empty email
+	// and name then mean erased, not unknown.
+	ErasedAt *time.Time `json:"erased_at"`
 }
 
 // CustomerOverview returns the customer with its subscriptions. A customer
@@ -146,7 +150,10 @@ func (s *Store) CustomerOverview(ctx context.Context, id string) (CustomerOvervi
 	if out.Subscriptions, err = s.SubscriptionsByCustomer(ctx, id); err != nil {
 		return CustomerOverview{}, err
 	}
-	if !out.Mirrored && len(out.Subscriptions) == 0 {
+	if out.ErasedAt, err = s.ErasedAt(ctx, id); err != nil {
+		return CustomerOverview{}, err
+	}
+	if !out.Mirrored && len(out.Subscriptions) == 0 && out.ErasedAt == nil {
 		known, err := s.hasTimeline(ctx, id)
 		if err != nil {
 			return CustomerOverview{}, err

@@ -315,3 +315,25 @@ func TestExternalTicketsInConsole(t *testing.T) {
 
 	})
 }
+
+// A customer whose personal data was erased says so on the Customer 360,
+// so an empty email and name read as erased, not as unknown.
+func TestCustomer360ShowsErasure(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ce := newCustomerEnv(t, d)
+		ce.user("ada@example.com", "Ada", auth.RoleAgent)
+		b := ce.browser()
+		b.mustLogin("ada@example.com")
+		id := ce.customerID()
+		if p := b.get("/customers/" + id); strings.Contains(p.body, `id="erased"`) {
+			t.Fatal("a customer never erased shows the erasure notice")
+		}
+		at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+		if err := d.Gorm.Exec("INSERT INTO erased_customers (customer_id, erased_at) VALUES (?, ?)", id, at).Error; err != nil {
+			t.Fatal(err)
+		}
+		want(t, b.get("/customers/"+id), http.StatusOK, `<p class="notice" id="erased" role="status">`,
+			`<time datetime="2026-11-21T10:00:00Z">`)
+	})
+}

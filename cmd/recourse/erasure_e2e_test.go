@@ -121,12 +121,18 @@ func TestCustomerErasure(t *testing.T) {
 			if code, m := in.do("POST", "/api/v1/customers/"+id+"/erase", admin, jsonBody(map[string]any{"reason": "DSR-2026-0042"}), nil); code != 409 || m["error"].(map[string]any)["code"] != "open_dispute" {
 				t.Fatalf("erasure with an open dispute: %d %v", code, m)
 			}
+			if code, c := in.do("GET", "/api/v1/customers/"+id, admin, nil, nil); code != 200 || c["erased_at"] != nil {
+				t.Fatalf("before the erasure: %d erased_at %v", code, c["erased_at"])
+			}
 			logsBefore := len(in.logs())
 			code, rep := in.do("POST", "/api/v1/customers/"+id+"/erase", admin, jsonBody(map[string]any{"reason": "DSR-2026-0042 (verified by email)", "force": true}), nil)
 			if code != 200 || rep["customer_id"] != id || rep["already_erased"] != false {
 				t.Fatalf("erase: %d %v", code, rep)
 			}
 			t.Logf("erasure report: %v", rep)
+			if code, c := in.do("GET", "/api/v1/customers/"+id, admin, nil, nil); code != 200 || c["erased_at"] != rep["erased_at"] {
+				t.Fatalf("after the erasure: %d erased_at %v, want %v", code, c["erased_at"], rep["erased_at"])
+			}
 			if _, _, body := in.raw("/api/v1/customers/"+id, admin, nil); strings.Contains(body, email) || strings.Contains(body, name) {
 				t.Errorf("the mirror still holds the customer right after the erasure: %s", body)
 			}
