@@ -104,6 +104,19 @@ func sortedMapKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// bucketRows puts every group of every bucket (section "bucket") and
+// every total (section "totals") of a bucketed report.
+func bucketRows[G any](buckets []GroupedBucket[G], totals []G, put func(section string, b *Bucket, g G)) {
+	for i := range buckets {
+		for _, g := range buckets[i].Groups {
+			put("bucket", &buckets[i].Bucket, g)
+		}
+	}
+	for _, g := range totals {
+		put("totals", nil, g)
+	}
+}
+
 // Rows flattens the volume report: section "bucket" per bucket and group,
 // "totals" per group.
 func (r *VolumeReport) Rows() []Row {
@@ -114,14 +127,7 @@ func (r *VolumeReport) Rows() []Row {
 		w.int(section, b, g.Key, "reopened", g.Reopened)
 		w.int(section, b, g.Key, "backlog", g.Backlog)
 	}
-	for i := range r.Buckets {
-		for _, g := range r.Buckets[i].Groups {
-			put("bucket", &r.Buckets[i].Bucket, g)
-		}
-	}
-	for _, g := range r.Totals {
-		put("totals", nil, g)
-	}
+	bucketRows(r.Buckets, r.Totals, put)
 	return w.rows
 }
 
@@ -146,14 +152,7 @@ func (r *ResolutionReport) Rows() []Row {
 		w.int(section, b, g.Key, "first_response_breaches", g.FirstResponseBreaches)
 		w.int(section, b, g.Key, "resolution_breaches", g.ResolutionBreaches)
 	}
-	for i := range r.Buckets {
-		for _, g := range r.Buckets[i].Groups {
-			put("bucket", &r.Buckets[i].Bucket, g)
-		}
-	}
-	for _, g := range r.Totals {
-		put("totals", nil, g)
-	}
+	bucketRows(r.Buckets, r.Totals, put)
 	return w.rows
 }
 

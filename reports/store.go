@@ -175,11 +175,14 @@ type VolumeGroup struct {
 	Backlog int64 `json:"backlog"`
 }
 
-// VolumeBucket is one interval's groups.
-type VolumeBucket struct {
+// GroupedBucket is one interval's groups of a bucketed report.
+type GroupedBucket[G any] struct {
 	Bucket
-	Groups []VolumeGroup `json:"groups"`
+	Groups []G `json:"groups"`
 }
+
+// VolumeBucket is one interval's groups.
+type VolumeBucket = GroupedBucket[VolumeGroup]
 
 // VolumeReport is the case flow: cases opened (created), closed (whose
 // close — the last one, for a case closed more than once — falls in the
@@ -356,10 +359,7 @@ type ResolutionGroup struct {
 }
 
 // ResolutionBucket is one interval's groups.
-type ResolutionBucket struct {
-	Bucket
-	Groups []ResolutionGroup `json:"groups"`
-}
+type ResolutionBucket = GroupedBucket[ResolutionGroup]
 
 // ResolutionReport is how fast cases are answered and resolved, and how
 // often within their SLA. A first response is met when it came by its due
