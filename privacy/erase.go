@@ -56,6 +56,18 @@ type Report struct {
 
 const maxReason = 1000
 
+// auditAction is an erasure's audit log entry.
+const auditAction = "customer.erase"
+
+// changed is how many rows the erasure changed.
+func (r Report) changed() int64 {
+	var n int64
+	for _, v := range r.Rows {
+		n += v
+	}
+	return n
+}
+
 // Erase removes the customer's personal data — email, name, phone,
 // address, IPs, device ids, the free text of their cases, notes, actions
 // and evidence — from every table, in one transaction, and marks the
@@ -79,6 +91,37 @@ func (e *Eraser) Erase(ctx context.Context, req Request) (Report, error) {
 		return Report{}, errs.Coded(errs.EINVALID, "reason_too_long", "the reason is longer than %d characters", maxReason)
 	}
 	now := e.clock.Now().UTC()
+	rep, err := e.pass(ctx, id, reason, req.Force, now, "")
+	if err != nil {
+		return Report{}, err
+	}
+	if e.db.Dialect == db.Postgres {
+		// A transaction that was applying one of the customer's events while
+		// this one ran read "not erased" and wrote what this one could not
+		// see yet (a new charge, its payload). Once every transaction older
+		// than the erasure has ended, a second pass finds and erases it; a
+		// later one reads "erased" and keeps nothing. (SQLite has one writer
+		// and serializable snapshots: nothing overlaps there.)
+		if err := e.waitOlderTransactions(ctx); err != nil {
+			e.log.Warn("customer erasure: the sweep after concurrent writes did not run", "customer", id, "err", err)
+			return rep, nil
+		}
+		again, err := e.pass(ctx, id, reason, true, now, "sweep after writes that were in flight during the erasure: ")
+		if err != nil {
+			e.log.Warn("customer erasure: the sweep after concurrent writes failed", "customer", id, "err", err)
+			return rep, nil
+		}
+		for t, n := range again.Rows {
+			rep.Rows[t] += n
+		}
+	}
+	e.log.Info("customer erased", "customer", id, "cases", rep.Cases, "rows", rep.Rows)
+	return rep, nil
+}
+
+// pass is one erasure transaction. sweep, when not empty, marks a second
+// pass in the audit log (recorded only when it changed something).
+func (e *Eraser) pass(ctx context.Context, id, reason string, force bool, now time.Time, sweep string) (Report, error) {
 	rep := Report{CustomerID: id, ErasedAt: now, Rows: map[string]int64{}}
 	err := e.db.Transact(ctx, func(tx *gorm.DB) error {
 		tx = tx.WithContext(ctx)
@@ -95,7 +138,7 @@ func (e *Eraser) Erase(ctx context.Context, req Request) (Report, error) {
 		if err := w.gather(); err != nil {
 			return err
 		}
-		if !req.Force && w.openDisputes > 0 {
+		if !force && w.openDisputes > 0 {
 			return errs.Coded(errs.ECONFLICT, "open_dispute",
 				"customer %s has %d open dispute case(s): erasing now destroys the evidence; close them first, or force the erasure (GDPR art. 17(3)(e) allows keeping data needed for legal claims)", id, w.openDisputes)
 		}
@@ -110,14 +153,49 @@ func (e *Eraser) Erase(ctx context.Context, req Request) (Report, error) {
 		if err := tx.Exec(`DELETE FROM erasure_grants WHERE id = ?`, grant).Error; err != nil {
 			return fmt.Errorf("close erasure of %s: %w", id, err)
 		}
-		return e.audit.Record(ctx, tx, audit.Entry{Action: "customer.erase", ObjectType: "customer", ObjectID: id,
-			After: audit.Marshal(rep), Detail: w.scrub.text(reason)})
+		if sweep != "" && rep.changed() == 0 {
+			return nil
+		}
+		return e.audit.Record(ctx, tx, audit.Entry{Action: auditAction, ObjectType: "customer", ObjectID: id,
+			After: audit.Marshal(rep), Detail: sweep + w.scrub.text(reason)})
 	})
 	if err != nil {
 		return Report{}, err
 	}
-	e.log.Info("customer erased", "customer", id, "cases", rep.Cases, "rows", rep.Rows)
 	return rep, nil
+}
+
+// sweepWait bounds how long an erasure waits for the transactions that
+// were running when it committed.
+const sweepWait = 30 * time.Second
+
+// waitOlderTransactions returns once no transaction of this database
+// that began before now is still running (ours excluded), or errs after
+// sweepWait.
+func (e *Eraser) waitOlderTransactions(ctx context.Context) error {
+	var since time.Time
+	if err := e.db.Gorm.WithContext(ctx).Raw(`SELECT clock_timestamp()`).Scan(&since).Error; err != nil {
+		return err
+	}
+	deadline := time.Now().Add(sweepWait)
+	for {
+		var n int64
+		if err := e.db.Gorm.WithContext(ctx).Raw(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start < ?`, since).Scan(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d transaction(s) older than the erasure still running after %s", n, sweepWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func randomID() string {
@@ -362,15 +440,16 @@ func (w *eraseRun) erase() error {
 		}
 	}
 	// The audit log: every entry stays, with its actor, action, time, case
-	// and object; its free text is erased.
+	// and object; its free text is erased (an erasure's own entries are
+	// written without it, and stay as written).
 	subjects := append(append(append([]string{c}, w.cases...), w.objects...), w.actions...)
 	for _, part := range chunks(subjects) {
-		if err := w.rewrite("audit_log", "id", []string{"before", "after", "detail"}, "object_id IN ?", []any{part}, scrubJSON); err != nil {
+		if err := w.rewrite("audit_log", "id", []string{"before", "after", "detail"}, "object_id IN ? AND action <> ?", []any{part, auditAction}, scrubJSON); err != nil {
 			return err
 		}
 	}
 	for _, part := range chunks(w.cases) {
-		if err := w.rewrite("audit_log", "id", []string{"before", "after", "detail"}, "case_id IN ?", []any{part}, scrubJSON); err != nil {
+		if err := w.rewrite("audit_log", "id", []string{"before", "after", "detail"}, "case_id IN ? AND action <> ?", []any{part, auditAction}, scrubJSON); err != nil {
 			return err
 		}
 	}

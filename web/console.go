@@ -25,6 +25,7 @@
 //	POST /actions/:id/decide         approve or reject a pending action (actions.Service.Decide) → 303 /?view=approvals
 //	GET  /customers?q=               customer search (billing.Store.SearchCustomers); one exact hit → 303 /customers/:id
 //	GET  /customers/:id              Customer 360: billing objects, timeline, every case, dispute facts (facts:read)
+//	POST /customers/:id/erase        erase the customer's personal data (privacy.Eraser; customers:erase) → 303 /customers/:id?done=erased
 //	GET  /password/set?token=…       set a password through a one-time link (no session; login CSRF pattern)
 //	POST /password/set               set it (auth.UserStore.UsePasswordLink) → a page that says sign in
 //	GET  /admin                      the admin screens the role may open
@@ -85,6 +86,7 @@ import (
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/ratelimit"
 	"github.com/recourse-hq/recourse/notifications"
+	"github.com/recourse-hq/recourse/privacy"
 	"github.com/recourse-hq/recourse/reports"
 	"github.com/recourse-hq/recourse/webhooks"
 )
@@ -169,6 +171,9 @@ type Options struct {
 	// console answers a 429 page with Retry-After. The failed sign-in
 	// limits (LoginWindow) apply besides.
 	IPLimit, UserLimit *ratelimit.Limiter
+	// Eraser erases a customer's personal data from the Customer 360
+	// (customers:erase; nil: no form, and the route answers 503).
+	Eraser *privacy.Eraser
 	// RateLimited counts refusals by scope ("ip", "console"; nil: not
 	// counted).
 	RateLimited *prometheus.CounterVec
@@ -230,6 +235,7 @@ func (con *Console) Register(e *echo.Echo) {
 	s.POST("/actions/:id/decide", con.decide)
 	s.GET("/customers", con.customers)
 	s.GET("/customers/:id", con.customerPage)
+	s.POST("/customers/:id/erase", con.eraseCustomer, con.require(auth.PermCustomersErase))
 	con.registerAdmin(s)
 	s.POST("/cases/:id/actions", con.requestAction)
 	s.POST("/cases/:id/actions/preview", con.previewAction)

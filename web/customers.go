@@ -143,12 +143,26 @@ type customerPage struct {
 	FactsMissing  bool
 	CasesMissing  bool
 	TimelineEmpty bool
+	// CanErase (customers:erase, admins) shows the erasure form; Erase is
+	// what it was sent with when it is shown again with an error.
+	CanErase bool
+	Erase    eraseForm
 }
 
 // customerPage is GET /customers/:id: the Customer 360 — profile,
 // subscriptions, invoices, charges, refunds, disputes, the billing
 // timeline, every case of the customer and (facts:read) the dispute facts.
 func (con *Console) customerPage(c echo.Context) error {
+	pg := page{}
+	if c.QueryParam("done") == "erased" {
+		pg.Notice = "The customer's personal data was erased."
+	}
+	return con.showCustomer(c, http.StatusOK, pg, eraseForm{})
+}
+
+// showCustomer renders the Customer 360 with status, the flash of flash
+// (Error, ErrorCode, Notice) and the erasure form's last values.
+func (con *Console) showCustomer(c echo.Context, status int, flash page, form eraseForm) error {
 	ctx := c.Request().Context()
 	p, _ := auth.FromContext(ctx)
 	if !auth.Allowed(p.Role, auth.PermBillingRead) || con.opt.Billing == nil {
@@ -167,7 +181,9 @@ func (con *Console) customerPage(c echo.Context) error {
 	if title == "" {
 		title = ov.ID
 	}
-	pg := customerPage{page: con.basePage(c, title), Customer: ov}
+	pg := customerPage{page: con.basePage(c, title), Customer: ov, Erase: form,
+		CanErase: con.opt.Eraser != nil && auth.Allowed(p.Role, auth.PermCustomersErase)}
+	pg.Error, pg.ErrorCode, pg.Notice = flash.Error, flash.ErrorCode, flash.Notice
 	if pg.Invoices, err = b.InvoicesByCustomer(ctx, id); err != nil {
 		return con.fail(c, err)
 	}
@@ -211,5 +227,5 @@ func (con *Console) customerPage(c echo.Context) error {
 		}
 		pg.Facts = facts
 	}
-	return con.render(c, http.StatusOK, "customer.html", pg)
+	return con.render(c, status, "customer.html", pg)
 }

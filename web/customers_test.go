@@ -19,12 +19,14 @@ import (
 	"github.com/recourse-hq/recourse/billing"
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/dbtest"
 	"github.com/recourse-hq/recourse/internal/httpx"
 	"github.com/recourse-hq/recourse/internal/stripetest"
+	"github.com/recourse-hq/recourse/privacy"
 )
 
 // customerEnv is a console with the billing mirror and the facts store,
@@ -40,9 +42,20 @@ type customerEnv struct {
 
 func newCustomerEnv(t *testing.T, d *db.DB) *customerEnv {
 	t.Helper()
+	return newCustomerEnvWith(t, d, nil)
+}
+
+// newCustomerEnvWith is newCustomerEnv with more options set by with.
+func newCustomerEnvWith(t *testing.T, d *db.DB, with func(*Options)) *customerEnv {
+	t.Helper()
 	clk := clock.NewManual(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	ce := &customerEnv{store: billing.NewStore(d, clk), facts: disputes.NewFactStore(d, clk)}
-	ce.env = newEnvWith(t, d, func(o *Options) { o.Billing, o.Facts = ce.store, ce.facts })
+	ce.env = newEnvWith(t, d, func(o *Options) {
+		o.Billing, o.Facts = ce.store, ce.facts
+		if with != nil {
+			with(o)
+		}
+	})
 	gen := stripetest.New(7, stripetest.WithClock(func() time.Time { return clk.Now() }))
 	evs := gen.Chargeback(clk.Now().Add(-60*24*time.Hour), stripetest.ChargebackOptions{Brand: "visa", Reason: "fraudulent"})
 	ctx := context.Background()
@@ -335,5 +348,89 @@ func TestCustomer360ShowsErasure(t *testing.T) {
 		}
 		want(t, b.get("/customers/"+id), http.StatusOK, `<p class="notice" id="erased" role="status">`,
 			`<time datetime="2026-11-21T10:00:00Z">`)
+	})
+}
+
+// An admin erases a customer from the Customer 360: the form asks for a
+// reason and the id typed again, refuses over an open dispute unless
+// forced, and afterwards the page holds none of the customer's personal
+// data. Roles without customers:erase see no form and are refused.
+func TestConsoleErasesCustomer(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		clk := clock.NewManual(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+		ce := newCustomerEnvWith(t, d, func(o *Options) {
+			o.Eraser = privacy.NewEraser(d, clk, audit.New(d, clk), slog.New(slog.DiscardHandler))
+		})
+		ctx := context.Background()
+		ada := ce.user("ada@example.com", "Ada", auth.RoleAdmin)
+		ce.user("sam@example.com", "Sam", auth.RoleSupervisor)
+		id, email, name := ce.customerID(), ce.customer["email"].(string), ce.customer["name"].(string)
+		dp := ce.dispute["id"].(string)
+		if _, err := ce.cases.OpenManual(ctx, ada, cases.ManualCase{Kind: cases.KindBillingInquiry, Channel: cases.ChannelEmail,
+			Title: "Chargeback from " + name, Links: cases.Links{Customer: &id, Dispute: &dp}}); err != nil {
+			t.Fatal(err)
+		}
+		erased := func() bool {
+			var n int64
+			if err := d.Gorm.Table("erased_customers").Where("customer_id = ?", id).Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		}
+
+		sam := ce.browser()
+		sam.mustLogin("sam@example.com")
+		if p := sam.get("/customers/" + id); p.status != http.StatusOK || strings.Contains(p.body, `id="erase-form"`) {
+			t.Fatalf("a supervisor sees the erasure form (%d)", p.status)
+		}
+		csrf := csrfOf(t, sam.get("/customers/"+id))
+		want(t, sam.post("/customers/"+id+"/erase", url.Values{"csrf": {csrf}, "reason": {"DSR-1"}, "confirm": {id}, "force": {"on"}}),
+			http.StatusForbidden, "customers:erase")
+		if erased() {
+			t.Fatal("a supervisor erased a customer")
+		}
+
+		b := ce.browser()
+		b.mustLogin("ada@example.com")
+		page := b.get("/customers/" + id)
+		want(t, page, http.StatusOK, `id="erase-form"`, `action="/customers/`+id+`/erase"`, html.EscapeString(email))
+		csrf = csrfOf(t, page)
+		post := func(f url.Values) resp {
+			f.Set("csrf", csrf)
+			return b.post("/customers/"+id+"/erase", f)
+		}
+		// Without the CSRF token nothing happens.
+		if p := b.post("/customers/"+id+"/erase", url.Values{"reason": {"DSR-1"}, "confirm": {id}, "force": {"on"}}); p.status < 400 || erased() {
+			t.Fatalf("no CSRF token: %d, erased %v", p.status, erased())
+		}
+		want(t, post(url.Values{"reason": {"DSR-1"}, "confirm": {id + "x"}}), http.StatusBadRequest, `data-code="confirmation_mismatch"`, `value="DSR-1"`)
+		want(t, post(url.Values{"reason": {"  "}, "confirm": {id}}), http.StatusBadRequest, `data-code="reason_required"`)
+		want(t, post(url.Values{"reason": {"DSR-1"}, "confirm": {id}}), http.StatusConflict, `data-code="open_dispute"`, `value="DSR-1"`)
+		if erased() {
+			t.Fatal("refused erasures erased the customer")
+		}
+
+		p := post(url.Values{"reason": {"DSR-1"}, "confirm": {" " + id + " "}, "force": {"on"}})
+		if p.status != http.StatusSeeOther || p.header.Get("Location") != "/customers/"+id+"?done=erased" {
+			t.Fatalf("erase: %d %s\n%s", p.status, p.header.Get("Location"), p.body)
+		}
+		if !erased() {
+			t.Fatal("the customer is not erased")
+		}
+		after := b.get("/customers/" + id + "?done=erased")
+		want(t, after, http.StatusOK, `id="notice"`, `id="erased"`, "Erase again")
+		for _, s := range []string{email, html.EscapeString(email), name, html.EscapeString(name)} {
+			if strings.Contains(after.body, s) {
+				t.Fatalf("the Customer 360 still shows %q after the erasure", s)
+			}
+		}
+		var actors []string
+		if err := d.Gorm.Table("audit_log").Where("action = ? AND object_id = ?", "customer.erase", id).Pluck("actor", &actors).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(actors) != 1 || actors[0] != "Ada" {
+			t.Fatalf("audit actors %v, want [Ada]", actors)
+		}
 	})
 }

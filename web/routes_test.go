@@ -70,6 +70,7 @@ var routeAccess = map[string]struct {
 	"POST /cases/:id/evidence/actions":     {perm: auth.PermDisputesWork},
 	"GET /customers":                       {perm: auth.PermBillingRead},
 	"GET /customers/:id":                   {perm: auth.PermBillingRead},
+	"POST /customers/:id/erase":            {perm: auth.PermCustomersErase},
 	"GET /admin/notifications":             {perm: auth.PermNotificationsRead},
 	"POST /admin/notifications/:id/replay": {perm: auth.PermNotificationsReplay},
 	"GET /export/cases.csv":                {perm: auth.PermCasesRead},

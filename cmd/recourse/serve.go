@@ -229,8 +229,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)
 	reports.NewHTTP(s.reports).Register(api)
-	privacy.NewHTTP(privacy.NewEraser(d, clk, auditLog, log)).Register(api)
-	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, // web
+	eraser := privacy.NewEraser(d, clk, auditLog, log)
+	privacy.NewHTTP(eraser).Register(api)
+	console, err := web.New(web.Options{DB: d, Clock: clk, Log: log, Users: users, Cases: s.cases, Billing: store, Actions: s.actions, Facts: s.facts, Eraser: eraser, // web
 		IdleTimeout: cfg.ConsoleIdleTimeout, SessionMax: cfg.ConsoleSessionMax, SecureCookies: cfg.ConsoleSecureCookies, // web
 		Tokens: tokens, Inbox: inbox, Audit: auditLog, Policy: policy, // admin
 		Replayed:        func() { s.metrics.WebhookReplayed.Inc(); notify() }, // admin
