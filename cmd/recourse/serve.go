@@ -143,7 +143,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Facts: s.facts, Policy: policy.Disputes, Audit: auditLog})
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions,
-		Evidence: workbench})
+		Evidence: workbench, CallBudget: actions.CallBudget(cfg.StripeTimeout, cfg.StripeRetries)})
 	for _, c := range s.actions.Collectors() {
 		if err := s.metrics.Registry.Register(c); err != nil {
 			_ = d.Close()
