@@ -161,6 +161,9 @@ func (s *Store) ApplyRead(ctx context.Context, r ProviderRead) (ReadResult, erro
 		if err := s.recordTimeline(ctx, env, &ch, rec); err != nil {
 			return ReadResult{}, err
 		}
+		// The same read, applied by another replica between our first
+		// look and the row lock: it changed the state, not we.
+		res.Changed = !ch.Duplicate
 	}
 	res.Change = ch
 	return res, nil
