@@ -246,6 +246,12 @@ func newHarnessOpts(t *testing.T, d *db.DB, provider billing.Provider, fetcher b
 // newHarnessFull is newHarnessOpts with an evidence workbench and a policy.
 func newHarnessFull(t *testing.T, d *db.DB, provider billing.Provider, fetcher billing.Fetcher, ev actions.Evidence, pol actions.Policy) *harness {
 	t.Helper()
+	return newHarnessBudget(t, d, provider, fetcher, ev, pol, 0)
+}
+
+// newHarnessBudget is newHarnessFull with a provider call budget (0: the default).
+func newHarnessBudget(t *testing.T, d *db.DB, provider billing.Provider, fetcher billing.Fetcher, ev actions.Evidence, pol actions.Policy, budget time.Duration) *harness {
+	t.Helper()
 	h := &harness{t: t, db: d, clock: clock.NewManual(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)),
 		cases:  &fakeCases{cases: map[string]actions.CaseRef{}, timeline: map[string][]string{}},
 		mirror: &fakeMirror{subs: map[string]billing.Subscription{}, invoices: map[string]billing.Invoice{}, charges: map[string]billing.Charge{}, disputes: map[string]billing.Dispute{}},
@@ -253,7 +259,7 @@ func newHarnessFull(t *testing.T, d *db.DB, provider billing.Provider, fetcher b
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	al := audit.New(d, h.clock)
 	h.svc = actions.NewService(actions.Config{DB: d, Clock: h.clock, Log: log, Provider: provider, Fetcher: fetcher,
-		Mirror: func(*gorm.DB) actions.Mirror { return h.mirror }, Cases: h.cases, Audit: al, Policy: pol, Evidence: ev})
+		Mirror: func(*gorm.DB) actions.Mirror { return h.mirror }, Cases: h.cases, Audit: al, Policy: pol, Evidence: ev, CallBudget: budget})
 	e := httpx.New(httpx.Options{Logger: log, Metrics: metrics.New()})
 	ts := auth.NewTokenStore(d, h.clock)
 	api := e.Group("/api/v1", auth.Middleware(ts))

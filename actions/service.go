@@ -38,7 +38,30 @@ type Service struct {
 	policy   Policy
 	evidence Evidence
 	metrics  *actionMetrics
+	// callBudget bounds one provider call, retries included.
+	callBudget time.Duration
 }
+
+// DefaultCallBudget is CallBudget of the default Stripe settings (20 s a
+// request, two retries).
+var DefaultCallBudget = CallBudget(20*time.Second, 2)
+
+// maxRetryBackoff is the longest stripe-go sleeps between two tries.
+const maxRetryBackoff = 5 * time.Second
+
+// CallBudget is how long one provider call may take when each request may
+// take timeout and the client retries it up to retries times (stripe-go's
+// network retries, same idempotency key), sleeping at most 5 s between
+// tries: timeout × (1 + retries) + retries × 5 s.
+func CallBudget(timeout time.Duration, retries int) time.Duration {
+	retries = max(retries, 0)
+	return timeout*time.Duration(1+retries) + maxRetryBackoff*time.Duration(retries)
+}
+
+// Lease is how long one execution of an action of type t owns it before
+// another execution (a client's retry, another replica's resumer) may take
+// it over: the call's budget plus a margin for the writes around it.
+func (s *Service) Lease(t Type) time.Duration { return s.leaseFor(t) }
 
 // Config wires a Service.
 type Config struct {
@@ -57,11 +80,19 @@ type Config struct {
 	// submit_evidence and stage_evidence are refused with 503
 	// evidence_unavailable.
 	Evidence Evidence
+	// CallBudget is how long one provider call may take, the client's
+	// retries included (see CallBudget); 0 means DefaultCallBudget. An
+	// execution's lease outlasts it (see leaseFor).
+	CallBudget time.Duration
 }
 
 // NewService returns the action service.
 func NewService(c Config) *Service {
-	s := &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence}
+	s := &Service{db: c.DB, clock: c.Clock, log: c.Log, provider: c.Provider, fetcher: c.Fetcher, mirror: c.Mirror, cases: c.Cases, audit: c.Audit, policy: c.Policy, evidence: c.Evidence,
+		callBudget: c.CallBudget}
+	if s.callBudget <= 0 {
+		s.callBudget = DefaultCallBudget
+	}
 	s.metrics = newActionMetrics(s)
 	return s
 }
@@ -464,8 +495,29 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// leaseFor is how long one execution attempt owns an action.
-const leaseFor = 30 * time.Second
+// leaseMargin is how much longer than its provider call an execution owns
+// an action: the database writes before and after the call.
+const leaseMargin = 10 * time.Second
+
+// evidenceBudget bounds sending an evidence package: several uploads and
+// the dispute update.
+const evidenceBudget = 120 * time.Second
+
+// leaseFor is how long one execution attempt of an action of type t owns
+// it: longer than the provider call can take (its context ends then), so
+// another replica's resumer never sends the same call while the first is
+// still waiting for Stripe or retrying.
+func (s *Service) leaseFor(t Type) time.Duration {
+	return s.callTimeout(t) + leaseMargin
+}
+
+// callTimeout bounds the provider call of an action of type t.
+func (s *Service) callTimeout(t Type) time.Duration {
+	if isEvidence(t) {
+		return max(evidenceBudget, s.callBudget)
+	}
+	return s.callBudget
+}
 
 // leased is the outcome of taking an action's lease.
 type leased struct {
@@ -480,14 +532,14 @@ type leased struct {
 // policy again right before the provider call. A second or later attempt
 // may already have reached the provider: for it only the refusals in
 // standsInDoubt stop the call.
-func (s *Service) lease(ctx context.Context, id string) (leased, error) {
+func (s *Service) lease(ctx context.Context, id string, t Type) (leased, error) {
 	var l leased
 	err := s.db.Transact(ctx, func(tx *gorm.DB) error {
 		l = leased{}
 		now := s.clock.Now()
 		res := tx.WithContext(ctx).Model(&row{}).
 			Where("id = ? AND status = ? AND (lease_until IS NULL OR lease_until < ?)", id, string(StatusExecuting), now).
-			Updates(map[string]any{"lease_until": now.Add(leaseFor), "attempts": gorm.Expr("attempts + 1"), "updated_at": now})
+			Updates(map[string]any{"lease_until": now.Add(s.leaseFor(t)), "attempts": gorm.Expr("attempts + 1"), "updated_at": now})
 		if res.Error != nil {
 			return fmt.Errorf("lease action %s: %w", id, res.Error)
 		}
@@ -535,7 +587,7 @@ func (s *Service) lease(ctx context.Context, id string) (leased, error) {
 // executions cannot act twice. Taking the lease re-checks policy (see
 // recheck); a refusal ends the action refused and is returned.
 func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
-	l, err := s.lease(ctx, a.ID)
+	l, err := s.lease(ctx, a.ID, a.Type)
 	if err != nil {
 		return a, err
 	}
@@ -563,13 +615,13 @@ func (s *Service) execute(ctx context.Context, a Action) (Action, error) {
 		if err != nil {
 			return s.refuseBeforeSend(ctx, a, err)
 		}
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 120*time.Second)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.callTimeout(a.Type))
 		start := time.Now()
 		result, fileIDs, callErr = s.sendEvidence(pctx, params.Dispute, pkg, a.Type == SubmitEvidence, key)
 		s.metrics.providerCall(a.Type, start)
 		cancel()
 	} else {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.callTimeout(a.Type))
 		start := time.Now()
 		result, callErr = s.call(pctx, a.Type, params, key)
 		s.metrics.providerCall(a.Type, start)

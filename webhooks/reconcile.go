@@ -58,6 +58,9 @@ type ReconcileReport struct {
 	Invalid int  `json:"invalid"` // listed but not a usable event
 	// MissingIDs names the first missing events (at most 50).
 	MissingIDs []string `json:"missing_ids,omitempty"`
+	// Refetch says what reading the stale objects behind open cases
+	// found (nil when refetching is off).
+	Refetch *RefetchReport `json:"refetch,omitempty"`
 }
 
 // Reconciler compares the provider's event list with the inbox.
@@ -70,6 +73,7 @@ type Reconciler struct {
 	audit   *audit.Log
 	onStore func()
 	metrics ReconcileMetrics
+	refetch *refetcher // nil: events only
 }
 
 // ReconcileMetrics are the reconciler's collectors.
@@ -77,6 +81,9 @@ type ReconcileMetrics struct {
 	Runs    *prometheus.CounterVec // by outcome: ok, failed
 	Missing prometheus.Counter     // events found missing and fed
 	Last    prometheus.Gauge       // end of the last successful run
+	// StaleObjects counts refetched objects by outcome (nil unless
+	// WithRefetch).
+	StaleObjects *prometheus.CounterVec
 }
 
 // Metrics returns the reconciler's collectors.
@@ -115,7 +122,12 @@ type reconcileRun struct {
 	Listed     int
 	Missing    int
 	Invalid    int
-	Error      *string
+	// What refetching found (migration 0030); zero when it is off.
+	StaleChecked int
+	StaleChanged int
+	StaleFixed   int
+	StaleFailed  int
+	Error        *string
 }
 
 func (reconcileRun) TableName() string { return "reconcile_runs" }
@@ -209,6 +221,16 @@ func (r *Reconciler) Run(ctx context.Context, since time.Time) (ReconcileReport,
 		r.onStore()
 		r.metrics.Missing.Add(float64(rep.Missing))
 	}
+	// Then the states no listed event explains. The events fed above may
+	// be applied before or after these reads: the newer-wins rule gives
+	// the same end either way.
+	if r.refetch != nil && err == nil {
+		var ferr error
+		rep.Refetch, ferr = r.refetchStale(ctx, started)
+		if ferr != nil {
+			err = fmt.Errorf("refetch stale objects: %w", ferr)
+		}
+	}
 	if rerr := r.record(ctx, started, rep, err); rerr != nil && err == nil {
 		err = rerr
 	}
@@ -231,6 +253,11 @@ func (r *Reconciler) record(ctx context.Context, started time.Time, rep Reconcil
 	run := reconcileRun{StartedAt: started, FinishedAt: r.clock.Now().UTC(), Since: rep.Since, Until: rep.Until,
 		Listed: rep.Listed, Missing: rep.Missing, Invalid: rep.Invalid}
 	detail := fmt.Sprintf("listed %d, present %d, missing %d (fed to the inbox), invalid %d", rep.Listed, rep.Present, rep.Missing, rep.Invalid)
+	if f := rep.Refetch; f != nil {
+		run.StaleChecked, run.StaleChanged, run.StaleFixed, run.StaleFailed = f.Checked, f.Changed, f.Fixed, f.Failed
+		detail += fmt.Sprintf("; stale objects (synced before %s): %d, checked %d, changed %d, fixed %d, superseded %d, failed %d",
+			f.Cutoff.Format(time.RFC3339), f.Stale, f.Checked, f.Changed, f.Fixed, f.Superseded, f.Failed)
+	}
 	if runErr != nil {
 		msg := runErr.Error()
 		run.Error = &msg

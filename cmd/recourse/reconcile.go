@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/recourse-hq/recourse/actions"
+	"github.com/recourse-hq/recourse/billing"
 	stripeprovider "github.com/recourse-hq/recourse/billing/stripe"
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/config"
@@ -53,7 +57,24 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	defer d.Close()
 	clk := clock.System{}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rec := webhooks.NewReconciler(d, webhooks.NewInbox(d), sc, clk, log, audit.New(d, clk), nil, nil)
+	auditLog := audit.New(d, clk)
+	rec := webhooks.NewReconciler(d, webhooks.NewInbox(d), sc, clk, log, auditLog, nil, nil)
+	if cfg.ReconcileStaleAfter > 0 {
+		// Reads move cases as the service's worker would: the same SLA
+		// policy and echo finder.
+		policy, err := loadPolicy(ctx, cfg.PolicyFile, net.DefaultResolver)
+		if err != nil {
+			return err
+		}
+		store := billing.NewStore(d, clk, billing.WithFetcher(sc, cfg.StripeTimeout))
+		_, caseMirror := mirrorFor(store)
+		cs, err := cases.NewService(cases.Options{DB: d, Clock: clk, Audit: auditLog, Billing: caseMirror, SLA: &policy.SLA,
+			Logger: log, Echoes: actions.Echoes{}})
+		if err != nil {
+			return err
+		}
+		rec.WithRefetch(webhooks.RefetchOptions{Reader: sc, Store: store, Cases: cs, StaleAfter: cfg.ReconcileStaleAfter}, nil)
+	}
 	var from time.Time
 	switch {
 	case *since == "":
@@ -95,5 +116,27 @@ func printReconcile(w io.Writer, rep webhooks.ReconcileReport) {
 			more = fmt.Sprintf(" and %d more", rep.Missing-len(rep.MissingIDs))
 		}
 		fmt.Fprintf(w, "  missing events: %s%s\n", strings.Join(rep.MissingIDs, " "), more)
+	}
+	if f := rep.Refetch; f != nil {
+		printRefetch(w, f)
+	}
+}
+
+func printRefetch(w io.Writer, f *webhooks.RefetchReport) {
+	fmt.Fprintf(w, "refetched the stale objects of open cases (last synced before %s, %s ago)\n", f.Cutoff.Format(time.RFC3339), f.StaleAfter)
+	fmt.Fprintf(w, "  objects     %d\n  stale       %d\n  checked     %d\n  changed     %d (Stripe's state differed and was newer: the mirror took it)\n"+
+		"  fixed       %d (changes that reached their cases)\n  superseded  %d (an event newer than the read had arrived)\n  failed      %d\n",
+		f.Objects, f.Stale, f.Checked, f.Changed, f.Fixed, f.Superseded, f.Failed)
+	for _, o := range f.ChangedObjects {
+		fmt.Fprintf(w, "  changed: %s %s: %s → %s (%d case(s))\n", o.Kind, o.ID, o.Before, o.After, o.Cases)
+	}
+	for _, o := range f.FailedObjects {
+		fmt.Fprintf(w, "  failed: %s %s: %s\n", o.Kind, o.ID, o.Error)
+	}
+	if n := f.Changed - len(f.ChangedObjects); n > 0 {
+		fmt.Fprintf(w, "  (and %d more changed)\n", n)
+	}
+	if n := f.Failed - len(f.FailedObjects); n > 0 {
+		fmt.Fprintf(w, "  (and %d more failed)\n", n)
 	}
 }

@@ -122,6 +122,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	var provider billing.Provider
 	var fetcher billing.Fetcher
 	var lister webhooks.EventLister
+	var reader billing.ObjectReader
 	if cfg.StripeAPIKey != "" {
 		var sc *stripeprovider.Client
 		if sc, err = stripeprovider.New(stripeprovider.Config{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase,
@@ -129,7 +130,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 			_ = d.Close()
 			return nil, err
 		}
-		provider, fetcher, lister = sc, sc, sc
+		provider, fetcher, lister, reader = sc, sc, sc, sc
 	}
 	store := billing.NewStore(d, clk, billing.WithFetcher(fetcher, cfg.StripeTimeout))
 	actionMirror, caseMirror := mirrorFor(store)
@@ -143,7 +144,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Facts: s.facts, Policy: policy.Disputes, Audit: auditLog})
 	s.actions = actions.NewService(actions.Config{DB: d, Clock: clk, Log: log, Provider: provider, Fetcher: fetcher, Mirror: actionMirror,
 		Cases: s.cases, Audit: auditLog, Policy: policy.Actions,
-		Evidence: workbench})
+		Evidence: workbench, CallBudget: actions.CallBudget(cfg.StripeTimeout, cfg.StripeRetries)})
 	for _, c := range s.actions.Collectors() {
 		if err := s.metrics.Registry.Register(c); err != nil {
 			_ = d.Close()
@@ -188,6 +189,10 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	}
 	if lister != nil {
 		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
+		if cfg.ReconcileStaleAfter > 0 {
+			s.reconciler.WithRefetch(webhooks.RefetchOptions{Reader: reader, Store: store, Cases: s.cases,
+				StaleAfter: cfg.ReconcileStaleAfter}, s.metrics.Registry)
+		}
 	}
 	if s.retention, err = webhooks.NewRetention(d, clk, log, auditLog, s.metrics.Registry, retentionPolicy(cfg)); err != nil {
 		_ = d.Close()

@@ -78,6 +78,9 @@ type Config struct {
 	// ReconcileWindow back on the first run.
 	ReconcileInterval time.Duration
 	ReconcileWindow   time.Duration
+	// ReconcileStaleAfter: each run also reads at Stripe the objects behind
+	// open cases whose mirror was last synced longer ago than this (0: off).
+	ReconcileStaleAfter time.Duration
 	// Retention of the webhook inbox (webhooks.Retention): the raw payload
 	// of an applied event older than RetentionPayloadDays is emptied, an
 	// applied row older than RetentionEventsDays deleted (0: never; at
@@ -152,6 +155,7 @@ var settings = []Setting{
 	{"RECOURSE_RETENTION_INTERVAL", "retention-interval", "1h", "how often the retention job runs where the worker runs (recourse retention run runs it once)"},
 	{"RECOURSE_RECONCILE_INTERVAL", "reconcile-interval", "0s", "how often to list Stripe's events and feed the inbox any it lacks (needs RECOURSE_STRIPE_API_KEY); 0 turns the periodic run off (`recourse reconcile` runs it once)"},
 	{"RECOURSE_RECONCILE_WINDOW", "reconcile-window", "72h", "how far back the first reconciliation looks when none has finished yet (Stripe keeps events 30 days)"},
+	{"RECOURSE_RECONCILE_STALE_AFTER", "reconcile-stale-after", "24h", "each reconciliation also reads at Stripe the customer, subscription, invoice, charge and dispute of every open case whose mirror has heard nothing from Stripe for longer than this, and applies what it finds (newer wins, as for events); 0 turns refetching off"},
 	{"RECOURSE_OIDC_ISSUER", "oidc-issuer", "", "OpenID Connect issuer URL for console single sign-on (https, or http on loopback); empty turns single sign-on off"},
 	{"RECOURSE_OIDC_CLIENT_ID", "oidc-client-id", "", "client id Recourse is registered under at the OpenID Connect provider"},
 	{"RECOURSE_OIDC_CLIENT_SECRET", "oidc-client-secret", "", "client secret of that registration (empty for a public client: PKCE is always used)"},
@@ -246,6 +250,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.NotifyBackoffMax = p.dur("RECOURSE_NOTIFY_BACKOFF_MAX")
 	c.ReconcileInterval = p.dur("RECOURSE_RECONCILE_INTERVAL")
 	c.ReconcileWindow = p.dur("RECOURSE_RECONCILE_WINDOW")
+	c.ReconcileStaleAfter = p.dur("RECOURSE_RECONCILE_STALE_AFTER")
 	c.RetentionPayloadDays = p.int("RECOURSE_RETENTION_PAYLOAD_DAYS")
 	c.RetentionEventsDays = p.int("RECOURSE_RETENTION_EVENTS_DAYS")
 	c.RetentionInterval = p.dur("RECOURSE_RETENTION_INTERVAL")
@@ -310,6 +315,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RECOURSE_RETENTION_INTERVAL must be at least 1m")
 	case c.ReconcileWindow <= 0 || c.ReconcileWindow > 30*24*time.Hour:
 		return fmt.Errorf("RECOURSE_RECONCILE_WINDOW must be positive and at most 720h (Stripe keeps events 30 days)")
+	case c.ReconcileStaleAfter < 0 || (c.ReconcileStaleAfter > 0 && c.ReconcileStaleAfter < time.Minute):
+		return fmt.Errorf("RECOURSE_RECONCILE_STALE_AFTER must be 0 (off) or at least 1m")
 	}
 	switch c.LogFormat {
 	case "json", "text":
