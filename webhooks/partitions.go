@@ -33,7 +33,7 @@ const inboxColumns = "id, event_id, provider, type, created, livemode, account, 
 // out of DEFAULT (webhook_events_add_month, migration 0029), and returns how
 // many it made. Nothing to do on SQLite.
 func EnsurePartitions(ctx context.Context, d *db.DB, now time.Time) (int, error) {
-	if d.Dialect != db.Postgres {
+	if !d.Dialect.Partitioned() {
 		return 0, nil
 	}
 	made := 0

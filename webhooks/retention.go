@@ -127,7 +127,7 @@ func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 	rep := RetentionReport{Now: now}
 	var err error
 	rep.PartitionsCreated, err = EnsurePartitions(ctx, r.db, now)
-	if err == nil && r.policy.EventAge > 0 && r.db.Dialect == db.Postgres {
+	if err == nil && r.policy.EventAge > 0 && r.db.Dialect.Partitioned() {
 		rep.EventCutoff = now.Add(-r.policy.EventAge)
 		err = r.dropMonths(ctx, &rep)
 	}
@@ -239,7 +239,7 @@ func (r *Retention) Enabled() bool { return r.policy.PayloadAge > 0 || r.policy.
 // Needed reports whether the job has work: a policy that prunes, or the
 // inbox's month partitions to make ahead (PostgreSQL), which the job does
 // even with retention off.
-func (r *Retention) Needed() bool { return r.Enabled() || r.db.Dialect == db.Postgres }
+func (r *Retention) Needed() bool { return r.Enabled() || r.db.Dialect.Partitioned() }
 
 // Loop runs Run every interval until ctx is cancelled.
 func (r *Retention) Loop(ctx context.Context, interval time.Duration) {
