@@ -43,6 +43,12 @@ func EnsurePartitions(ctx context.Context, d *db.DB, now time.Time) (int, error)
 		// held only while that month's rows move.
 		var ok bool
 		if err := d.Transact(ctx, func(tx *gorm.DB) error {
+			// Behind a long transaction on DEFAULT, give up rather than
+			// hold the inbox's writers in the lock queue; a later call
+			// makes it.
+			if err := tx.WithContext(ctx).Exec(`SET LOCAL lock_timeout = '5s'`).Error; err != nil {
+				return err
+			}
 			return tx.WithContext(ctx).Raw(`SELECT webhook_events_add_month(?)`, first.AddDate(0, i, 0)).Scan(&ok).Error
 		}); err != nil {
 			return made, fmt.Errorf("make the inbox partition for %s: %w", first.AddDate(0, i, 0).Format("2006-01"), err)
