@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -241,4 +242,149 @@ func TestRetentionDropsMonths(t *testing.T) {
 			t.Errorf("third run: %+v %v", rep, err)
 		}
 	})
+}
+
+// TestRetentionDropsMonthsUnderLoad: months are made and dropped while the
+// intake stores events and workers claim, fail and release them, on
+// PostgreSQL: no statement fails (a lock-order deadlock would), every
+// stored event is there exactly once, and only applied rows of dropped
+// months are gone.
+func TestRetentionDropsMonthsUnderLoad(t *testing.T) {
+	t.Parallel()
+	d := dbtest.Open(t, db.Postgres)
+	ctx := context.Background()
+	inbox := webhooks.NewInbox(d)
+	// Six old months of applied rows (a few dead), made and filled first.
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, m := range []time.Time{start, start.AddDate(0, 3, 0)} {
+		if _, err := webhooks.EnsurePartitions(ctx, d, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var old []webhooks.Event
+	for i := 0; i < 600; i++ {
+		c := start.Add(time.Duration(i) * 6 * time.Hour)
+		id := fmt.Sprintf("evt_old_%04d", i)
+		old = append(old, webhooks.Event{ID: id, Type: "invoice.paid", Created: c, ObjectType: "invoice", ObjectID: "in_" + id, Payload: []byte(`{}`)})
+	}
+	if _, err := inbox.InsertBatch(ctx, old, start); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WithContext(ctx).Exec(`UPDATE webhook_events SET status = CASE WHEN id % 50 = 0 THEN 'dead' ELSE 'processed' END`).Error; err != nil {
+		t.Fatal(err)
+	}
+	var keep int64
+	d.WithContext(ctx).Raw(`SELECT count(*) FROM webhook_events WHERE status = 'dead'`).Scan(&keep)
+
+	clk := clock.NewManual(time.Date(2026, 7, 20, 0, 0, 0, 0, time.UTC))
+	ret, err := webhooks.NewRetention(d, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), audit.New(d, clk), nil,
+		webhooks.RetentionPolicy{EventAge: 30 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errc := make(chan error, 8)
+	var stored sync.Map
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ { // the intake
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				now := clk.Now()
+				var batch []webhooks.Event
+				for j := 0; j < 5; j++ {
+					id := fmt.Sprintf("evt_new_%d_%d_%d", w, i, j)
+					batch = append(batch, webhooks.Event{ID: id, Type: "invoice.paid", Created: now.Add(-time.Duration(j) * time.Hour), ObjectType: "invoice", ObjectID: "in_" + id, Payload: []byte(`{}`)})
+				}
+				ins, err := inbox.InsertBatch(ctx, batch, now)
+				if err != nil {
+					errc <- fmt.Errorf("intake: %w", err)
+					return
+				}
+				for id := range ins {
+					stored.Store(id, true)
+				}
+			}
+		}(w)
+	}
+	for w := 0; w < 2; w++ { // workers: claim, fail one, release the rest
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				evs, err := inbox.Claim(ctx, owner, 10, clk.Now(), time.Minute)
+				if err != nil {
+					errc <- fmt.Errorf("claim: %w", err)
+					return
+				}
+				var ids []string
+				for i, e := range evs {
+					if i == 0 {
+						if err := inbox.Fail(ctx, e, owner, "boom", clk.Now(), clk.Now(), false); err != nil {
+							errc <- fmt.Errorf("fail: %w", err)
+							return
+						}
+						continue
+					}
+					ids = append(ids, e.ID)
+				}
+				if err := inbox.Release(ctx, owner, ids); err != nil {
+					errc <- fmt.Errorf("release: %w", err)
+					return
+				}
+			}
+		}(w)
+	}
+	// Retention, a month a run: the cutoff passes the end of January,
+	// then of each later month, and each run makes the months ahead.
+	dropped := 0
+	for m := 1; m <= 6; m++ {
+		clk.Set(start.AddDate(0, m, 0).Add(30*24*time.Hour + time.Hour))
+		rep, err := ret.Run(ctx)
+		if err != nil {
+			t.Fatalf("run %d: %v", m, err)
+		}
+		dropped += len(rep.PartitionsDropped)
+	}
+	close(stop)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	if dropped != 6 {
+		t.Errorf("dropped %d months, want 6", dropped)
+	}
+	var dups, olds int64
+	d.WithContext(ctx).Raw(`SELECT count(*) FROM (SELECT event_id FROM webhook_events GROUP BY event_id HAVING count(*) > 1) x`).Scan(&dups)
+	d.WithContext(ctx).Raw(`SELECT count(*) FROM webhook_events WHERE event_id LIKE 'evt_old_%'`).Scan(&olds)
+	if dups != 0 || olds != keep {
+		t.Errorf("%d duplicated events; %d old events left, want the %d dead ones", dups, olds, keep)
+	}
+	n := 0
+	stored.Range(func(k, _ any) bool {
+		n++
+		var c int64
+		d.WithContext(ctx).Raw(`SELECT count(*) FROM webhook_events WHERE event_id = ?`, k).Scan(&c)
+		if c != 1 {
+			t.Errorf("stored event %v: %d rows", k, c)
+		}
+		return true
+	})
+	if n == 0 {
+		t.Error("the intake stored nothing meanwhile")
+	}
+	t.Logf("%d events stored meanwhile", n)
 }
