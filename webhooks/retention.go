@@ -125,9 +125,12 @@ const appliedStatuses = "status IN ('processed', 'ignored')"
 func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 	now := r.clock.Now().UTC()
 	rep := RetentionReport{Now: now}
+	// Months not made cost only events waiting in DEFAULT: prune anyway,
+	// and report the failure after.
 	var err error
-	rep.PartitionsCreated, err = EnsurePartitions(ctx, r.db, now)
-	if err == nil && r.policy.EventAge > 0 && r.db.Dialect.Partitioned() {
+	made, perr := EnsurePartitions(ctx, r.db, now)
+	rep.PartitionsCreated = made
+	if r.policy.EventAge > 0 && r.db.Dialect.Partitioned() {
 		rep.EventCutoff = now.Add(-r.policy.EventAge)
 		err = r.dropMonths(ctx, &rep)
 	}
@@ -156,6 +159,9 @@ func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 			After: audit.Marshal(rep), Detail: detail}); aerr != nil && err == nil {
 			err = aerr
 		}
+	}
+	if err == nil && perr != nil {
+		err = fmt.Errorf("webhook retention: %w", perr)
 	}
 	if err != nil {
 		return rep, err
