@@ -10,10 +10,79 @@
 # a ~500-byte payload and the inbox's indexes, then removes the oldest month
 # from each and prints the times and sizes. The schema is dropped at the end.
 # PARTED_ONLY=1 builds and measures the partitioned table alone.
+#
+# REAL=1 measures the real schema and code instead, in a database of its
+# own (DB, default recourse_partbench, created and dropped): migrations up
+# to 0028, N events loaded into the plain inbox, then `recourse migrate up`
+# (0029: the copy into monthly partitions), then `recourse retention run`
+# with an event age that drops the oldest month (and row-deletes the hours
+# of the next month before the cutoff), then again with the cutoff 15 days
+# further on (row deletes only), printing times and sizes.
 set -euo pipefail
 N=${N:-10000000}
 MONTHS=${MONTHS:-12}
 URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+if [ -n "${REAL:-}" ]; then
+  cd "$(dirname "$0")/.."
+  DB=${DB:-recourse_partbench}
+  BASE=${URL%%\?*}; BASE=${BASE%/*}
+  RURL="$BASE/$DB?sslmode=disable"
+  q() { command psql "$RURL" -v ON_ERROR_STOP=1 -X -q "$@"; }
+  now() { date +%s.%N; }
+  since() { echo "$(now) - $1" | bc; }
+  size() { q -tAc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c WHERE c.relkind = 'r' AND (c.relname = 'webhook_events' OR c.relname LIKE 'webhook\_events\_%')"; }
+  command psql "$URL" -X -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+  trap 'command psql "$URL" -X -q -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true' EXIT
+  go build -o /tmp/recourse-partbench ./cmd/recourse
+  q -c "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)"
+  for f in migrations/postgres/*.sql; do
+    v=$(basename "$f" .sql); n=$((10#${v%%_*}))
+    [ "$n" -ge 29 ] && break
+    q -1 -f "$f" -c "INSERT INTO schema_migrations VALUES ($n, '$v', now())"
+  done
+  start=$(q -tAc "SELECT date_trunc('month', now() - interval '$((MONTHS-1)) months')")
+  # The inbox as 0001 and 0027 left it; its indexes dropped for the load and
+  # made again after it (the same table, sooner).
+  t0=$(now)
+  q <<SQL
+ALTER TABLE webhook_events DROP CONSTRAINT webhook_events_event_id_key;
+DROP INDEX webhook_events_due_idx, webhook_events_pending_age_idx, webhook_events_status_idx, webhook_events_type_idx,
+           webhook_events_object_idx, webhook_events_payload_kept_idx;
+INSERT INTO webhook_events (event_id, type, created, object_type, object_id, payload, status, attempts, next_attempt_at, received_at, processed_at)
+SELECT 'evt_' || md5(g::text), (ARRAY['invoice.paid','invoice.payment_failed','customer.subscription.updated','charge.succeeded'])[1 + g % 4],
+       c, 'invoice', 'in_' || (g % 2000000),
+       convert_to(repeat(md5(g::text), 15), 'UTF8'),
+       CASE WHEN g % 1000 = 0 THEN 'dead' WHEN g % 100003 = 0 THEN 'pending' ELSE 'processed' END, 1, c, c, c
+FROM (SELECT g, '$start'::timestamptz + (g::float8 / $N) * (now() - '$start'::timestamptz) AS c FROM generate_series(1, $N) g) s;
+ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_event_id_key UNIQUE (event_id);
+CREATE INDEX webhook_events_due_idx ON webhook_events (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_events_pending_age_idx ON webhook_events (received_at) WHERE status = 'pending';
+CREATE INDEX webhook_events_status_idx ON webhook_events (status, id);
+CREATE INDEX webhook_events_type_idx ON webhook_events (type, id);
+CREATE INDEX webhook_events_object_idx ON webhook_events (object_id);
+CREATE INDEX webhook_events_payload_kept_idx ON webhook_events (created) WHERE status IN ('processed', 'ignored') AND length(payload) > 0;
+VACUUM ANALYZE webhook_events;
+SQL
+  echo "load $N events into the plain inbox (schema 0028): $(since $t0) s"
+  echo "rows $(q -tAc "SELECT count(*) FROM webhook_events"), size (heap, TOAST, indexes) $(size)"
+  export DATABASE_URL="$RURL"
+  t0=$(now)
+  /tmp/recourse-partbench migrate up
+  echo "recourse migrate up (0029: copy into monthly partitions, keys and indexes): $(since $t0) s"
+  q -c "VACUUM ANALYZE webhook_events"
+  echo "size after the migration $(size); partitions: $(q -tAc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'webhook_events'::regclass")"
+  m0=$(q -tAc "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'webhook_events'::regclass AND c.relname <> 'webhook_events_default' ORDER BY 1 LIMIT 1")
+  echo "oldest month $m0: $(q -tAc "SELECT count(*) || ' rows, ' || count(*) FILTER (WHERE status NOT IN ('processed','ignored')) || ' pending or dead, ' || pg_size_pretty(pg_total_relation_size('$m0')) FROM $m0")"
+  # The event age whose cutoff falls on the first day after the oldest month.
+  days=$(q -tAc "SELECT floor(extract(epoch FROM now() - ('$start'::timestamptz + interval '1 month')) / 86400)::int")
+  for d in $days $((days - 15)); do
+    t0=$(now)
+    /tmp/recourse-partbench retention run --events-days "$d" --json | tr -d '\n '; echo
+    echo "recourse retention run --events-days $d: $(since $t0) s; size after $(size); rows $(q -tAc "SELECT count(*) FROM webhook_events"), in DEFAULT $(q -tAc "SELECT count(*) FROM webhook_events_default")"
+  done
+  t0=$(now); q -c "VACUUM webhook_events"; echo "VACUUM after the row deletes: $(since $t0) s; size $(size)"
+  exit 0
+fi
 S=partbench_$$
 psql() { command psql "$URL" -v ON_ERROR_STOP=1 -X -q "$@"; }
 trap 'psql -c "DROP SCHEMA IF EXISTS $S CASCADE" >/dev/null 2>&1 || true' EXIT

@@ -126,7 +126,10 @@ func (in *Inbox) InsertBatch(ctx context.Context, events []Event, now time.Time)
 	if n == 0 {
 		return map[string]bool{}, nil
 	}
-	rows, err := in.db.InsertReturning(ctx, "webhook_events", insertColumns, values, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+	// No conflict target: the unique key is (event_id, created) on
+	// PostgreSQL, whose inbox is partitioned by created (migration 0029),
+	// and event_id on SQLite; either refuses a stored event again.
+	rows, err := in.db.InsertReturning(ctx, "webhook_events", insertColumns, values, "ON CONFLICT DO NOTHING RETURNING event_id")
 	if err != nil {
 		return nil, fmt.Errorf("insert %d inbox events: %w", n, err)
 	}

@@ -32,7 +32,7 @@ import (
 )
 
 // BenchmarkIntake measures the Stripe webhook endpoint on PostgreSQL against
-// a floor: a bare single-row INSERT … ON CONFLICT (event_id) DO NOTHING of
+// a floor: a bare single-row INSERT … ON CONFLICT DO NOTHING of
 // the same kind of payload through the same connection pool.
 //
 // For each concurrency C (1, 8, 32) it measures, in the same run:
@@ -396,7 +396,7 @@ func fanOut(n, c int, backends []int, do func(i int)) (time.Duration, cpuUse) {
 }
 
 const floorInsert = `INSERT INTO webhook_events (event_id, type, created, livemode, account, api_version, object_type, object_id, payload, status, attempts, next_attempt_at, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`
 
 // runFloor inserts evs one row per statement from c goroutines.
 func runFloor(b *testing.B, pool *sql.DB, evs []benchEvent, c int, backends []int) runResult {

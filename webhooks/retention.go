@@ -57,8 +57,16 @@ type RetentionReport struct {
 	PayloadCutoff   time.Time `json:"payload_cutoff,omitzero"`
 	EventCutoff     time.Time `json:"event_cutoff,omitzero"`
 	PayloadsEmptied int64     `json:"payloads_emptied"`
-	EventsDeleted   int64     `json:"events_deleted"`
-	Batches         int       `json:"batches"`
+	// EventsDeleted counts every applied row removed: by row deletes and
+	// with the month partitions dropped (PostgreSQL).
+	EventsDeleted int64 `json:"events_deleted"`
+	Batches       int   `json:"batches"`
+	// PostgreSQL: month partitions made ahead, month partitions dropped
+	// whole (their ends no later than the event cutoff), and the pending or
+	// dead rows of those months kept (moved to the DEFAULT partition).
+	PartitionsCreated int      `json:"partitions_created"`
+	PartitionsDropped []string `json:"partitions_dropped,omitempty"`
+	EventsMoved       int64    `json:"events_moved"`
 }
 
 // Retention prunes the webhook inbox by age. It never touches pending or
@@ -71,6 +79,7 @@ type Retention struct {
 	policy  RetentionPolicy
 	emptied prometheus.Counter
 	deleted prometheus.Counter
+	dropped prometheus.Counter
 	last    prometheus.Gauge
 }
 
@@ -90,12 +99,14 @@ func NewRetention(d *db.DB, c clock.Clock, log *slog.Logger, a *audit.Log, reg p
 		emptied: prometheus.NewCounter(prometheus.CounterOpts{Name: "recourse_retention_payloads_emptied_total",
 			Help: "Raw webhook payloads emptied by the retention job."}),
 		deleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "recourse_retention_events_deleted_total",
-			Help: "Applied webhook inbox rows deleted by the retention job."}),
+			Help: "Applied webhook inbox rows deleted by the retention job (row deletes and dropped month partitions)."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "recourse_retention_partitions_dropped_total",
+			Help: "Month partitions of the webhook inbox dropped whole by the retention job (PostgreSQL)."}),
 		last: prometheus.NewGauge(prometheus.GaugeOpts{Name: "recourse_retention_last_success_timestamp_seconds",
 			Help: "When the last successful retention run ended (Unix time)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.emptied, r.deleted, r.last)
+		reg.MustRegister(r.emptied, r.deleted, r.dropped, r.last)
 	}
 	return r, nil
 }
@@ -103,15 +114,27 @@ func NewRetention(d *db.DB, c clock.Clock, log *slog.Logger, a *audit.Log, reg p
 // applied is the statuses retention may prune.
 const appliedStatuses = "status IN ('processed', 'ignored')"
 
-// Run prunes once: payloads first, then rows, each in bounded batches of
-// their own transaction. Something pruned is audited as one
+// Run prunes once. On PostgreSQL it first makes the coming months'
+// partitions and drops whole the months that end no later than the event
+// cutoff (each in a transaction of its own, keeping their pending and dead
+// rows); then, on both databases, it empties payloads and deletes the rows
+// left older than the cutoffs (the month at the edge, DEFAULT), in bounded
+// batches of their own transaction. Something pruned is audited as one
 // webhook_event.retention entry with the counts. A failure leaves what
-// earlier batches did in place; the next run continues.
+// earlier steps did in place; the next run continues.
 func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 	now := r.clock.Now().UTC()
 	rep := RetentionReport{Now: now}
+	// Months not made cost only events waiting in DEFAULT: prune anyway,
+	// and report the failure after.
 	var err error
-	if r.policy.PayloadAge > 0 {
+	made, perr := EnsurePartitions(ctx, r.db, now)
+	rep.PartitionsCreated = made
+	if r.policy.EventAge > 0 && r.db.Dialect.Partitioned() {
+		rep.EventCutoff = now.Add(-r.policy.EventAge)
+		err = r.dropMonths(ctx, &rep)
+	}
+	if err == nil && r.policy.PayloadAge > 0 {
 		rep.PayloadCutoff = now.Add(-r.policy.PayloadAge)
 		err = r.batches(ctx, &rep, func(tx *gorm.DB) (int64, error) {
 			res := tx.Exec(`UPDATE webhook_events SET payload = ? WHERE id IN (SELECT id FROM webhook_events
@@ -127,17 +150,59 @@ func (r *Retention) Run(ctx context.Context) (RetentionReport, error) {
 			return res.RowsAffected, res.Error
 		}, &rep.EventsDeleted, r.deleted)
 	}
-	if rep.PayloadsEmptied+rep.EventsDeleted > 0 && r.audit != nil {
+	if (rep.PayloadsEmptied+rep.EventsDeleted > 0 || len(rep.PartitionsDropped) > 0) && r.audit != nil {
+		detail := fmt.Sprintf("emptied %d payloads, deleted %d events", rep.PayloadsEmptied, rep.EventsDeleted)
+		if len(rep.PartitionsDropped) > 0 {
+			detail += fmt.Sprintf(" (%d month partitions dropped, %d pending or dead events of those months kept)", len(rep.PartitionsDropped), rep.EventsMoved)
+		}
 		if aerr := r.audit.Record(ctx, nil, audit.Entry{Action: "webhook_event.retention", ObjectType: "webhook_event",
-			After: audit.Marshal(rep), Detail: fmt.Sprintf("emptied %d payloads, deleted %d events", rep.PayloadsEmptied, rep.EventsDeleted)}); aerr != nil && err == nil {
+			After: audit.Marshal(rep), Detail: detail}); aerr != nil && err == nil {
 			err = aerr
 		}
+	}
+	if err == nil && perr != nil {
+		err = fmt.Errorf("webhook retention: %w", perr)
 	}
 	if err != nil {
 		return rep, err
 	}
 	r.last.Set(float64(r.clock.Now().Unix()))
 	return rep, nil
+}
+
+// dropMonths drops every month partition whose end is no later than the
+// event cutoff: all its rows are strictly older than the cutoff, so row
+// deletes would remove every applied one of them too. A month whose newest
+// possible row is at or after the cutoff stays for the row deletes.
+func (r *Retention) dropMonths(ctx context.Context, rep *RetentionReport) error {
+	parts, err := monthPartitions(ctx, r.db.Gorm)
+	if err != nil {
+		return fmt.Errorf("webhook retention: %w", err)
+	}
+	for _, p := range parts {
+		if p.Hi.After(rep.EventCutoff) {
+			break
+		}
+		start := time.Now()
+		res, ok, err := dropMonth(ctx, r.db, p)
+		if err != nil {
+			return fmt.Errorf("webhook retention: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		rep.PartitionsDropped = append(rep.PartitionsDropped, p.Name)
+		rep.EventsDeleted += res.deleted
+		rep.EventsMoved += res.kept
+		r.deleted.Add(float64(res.deleted))
+		r.dropped.Inc()
+		r.log.Info("retention: inbox month dropped", "partition", p.Name, "events_deleted", res.deleted,
+			"events_kept", res.kept, "seconds", time.Since(start).Seconds())
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Retention) batches(ctx context.Context, rep *RetentionReport, stmt func(tx *gorm.DB) (int64, error), total *int64, c prometheus.Counter) error {
@@ -167,15 +232,20 @@ func (r *Retention) batches(ctx context.Context, rep *RetentionReport, stmt func
 }
 
 // RetentionMetrics are the job's collectors.
-type RetentionMetrics struct{ Emptied, Deleted prometheus.Counter }
+type RetentionMetrics struct{ Emptied, Deleted, PartitionsDropped prometheus.Counter }
 
 // Metrics returns the job's counters.
 func (r *Retention) Metrics() RetentionMetrics {
-	return RetentionMetrics{Emptied: r.emptied, Deleted: r.deleted}
+	return RetentionMetrics{Emptied: r.emptied, Deleted: r.deleted, PartitionsDropped: r.dropped}
 }
 
 // Enabled reports whether the policy prunes anything.
 func (r *Retention) Enabled() bool { return r.policy.PayloadAge > 0 || r.policy.EventAge > 0 }
+
+// Needed reports whether the job has work: a policy that prunes, or the
+// inbox's month partitions to make ahead (PostgreSQL), which the job does
+// even with retention off.
+func (r *Retention) Needed() bool { return r.Enabled() || r.db.Dialect.Partitioned() }
 
 // Loop runs Run every interval until ctx is cancelled.
 func (r *Retention) Loop(ctx context.Context, interval time.Duration) {
@@ -185,8 +255,9 @@ func (r *Retention) Loop(ctx context.Context, interval time.Duration) {
 		rep, err := r.Run(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("retention: run failed; the next one continues", "err", err)
-		} else if rep.PayloadsEmptied+rep.EventsDeleted > 0 {
-			r.log.Info("retention: webhook inbox pruned", "payloads_emptied", rep.PayloadsEmptied, "events_deleted", rep.EventsDeleted)
+		} else if rep.PayloadsEmptied+rep.EventsDeleted > 0 || len(rep.PartitionsDropped) > 0 {
+			r.log.Info("retention: webhook inbox pruned", "payloads_emptied", rep.PayloadsEmptied, "events_deleted", rep.EventsDeleted,
+				"partitions_dropped", len(rep.PartitionsDropped), "events_kept_from_dropped", rep.EventsMoved)
 		}
 		select {
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/recourse-hq/recourse/internal/audit"
@@ -79,6 +80,10 @@ func retentionCmd(ctx context.Context, args []string, getenv func(string) string
 	}
 	if !rep.EventCutoff.IsZero() {
 		fmt.Fprintf(stdout, "events deleted    %d (applied events created before %s)\n", rep.EventsDeleted, rep.EventCutoff.Format(time.RFC3339))
+	}
+	if len(rep.PartitionsDropped) > 0 {
+		fmt.Fprintf(stdout, "months dropped    %d (%s; %d pending or dead events of them kept)\n", len(rep.PartitionsDropped),
+			strings.Join(rep.PartitionsDropped, ", "), rep.EventsMoved)
 	}
 	return err
 }

@@ -108,6 +108,14 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 			log.Info("migrations applied", "versions", applied)
 		}
 	}
+	// PostgreSQL: this month's and the next months' inbox partitions, in
+	// case no retention job has run for a while. A failure only costs
+	// events landing in DEFAULT until the job makes them.
+	if n, err := webhooks.EnsurePartitions(ctx, d, clk.Now()); err != nil {
+		log.Warn("could not make the webhook inbox's month partitions; the retention job tries again", "err", err)
+	} else if n > 0 {
+		log.Info("webhook inbox month partitions made", "count", n)
+	}
 
 	policy, err := loadPolicy(ctx, cfg.PolicyFile, net.DefaultResolver)
 	if err != nil {
@@ -324,7 +332,7 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			s.notifier.Run(workerCtx)
 		}()
-		if s.retention.Enabled() {
+		if s.retention.Needed() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

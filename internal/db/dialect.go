@@ -21,6 +21,7 @@ import (
 //	SkipLockedSQL        " FOR UPDATE SKIP LOCKED"           ""
 //	AdvisoryXactLock     pg_advisory_xact_lock(class, hashtext(key))   no-op (one writer)
 //	InsertReturning      INSERT … VALUES ($1,…),(…) … RETURNING …       same with ? placeholders
+//	Partitioned          true: webhook_events by month (0029)   false: plain tables
 //
 // SQLite runs on one connection and opens every transaction with BEGIN
 // IMMEDIATE, so a transaction already holds the only write lock there is:
@@ -70,6 +71,11 @@ func (d Dialect) SkipLockedSQL() string {
 	}
 	return ""
 }
+
+// Partitioned reports whether the dialect's schema partitions the large
+// append-only tables by month (PostgreSQL, migration 0029: the webhook
+// inbox), so retention may drop a month instead of deleting its rows.
+func (d Dialect) Partitioned() bool { return d == Postgres }
 
 // AdvisoryXactLock takes the advisory lock (class, key) inside tx and holds
 // it until tx ends; another transaction asking for the same (class, key)
