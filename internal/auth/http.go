@@ -22,10 +22,12 @@ func NewTokenHTTP(s *TokenStore) *TokenHTTP { return &TokenHTTP{store: s} }
 // Register mounts GET/POST /tokens and DELETE /tokens/:id on the
 // authenticated /api/v1 group, for tokens:manage only.
 func (h *TokenHTTP) Register(g *echo.Group) {
-	m := Require(PermTokensManage)
-	g.GET("/tokens", h.list, m)
-	g.POST("/tokens", h.create, m)
-	g.DELETE("/tokens/:id", h.revoke, m)
+	// A scoped admin issues no tokens: a token for another user would act
+	// with that user's (wider) scope.
+	m := []echo.MiddlewareFunc{Require(PermTokensManage), RequireUnscoped()}
+	g.GET("/tokens", h.list, m...)
+	g.POST("/tokens", h.create, m...)
+	g.DELETE("/tokens/:id", h.revoke, m...)
 }
 
 // createToken is the body of POST /tokens: the token's user, a label, and
@@ -98,11 +100,13 @@ func NewUserHTTP(s *UserStore) *UserHTTP { return &UserHTTP{store: s} }
 // Register mounts GET/POST /users and GET/PATCH /users/:id on the
 // authenticated /api/v1 group, for users:manage only.
 func (h *UserHTTP) Register(g *echo.Group) {
-	m := Require(PermUsersManage)
-	g.GET("/users", h.list, m)
-	g.POST("/users", h.create, m)
-	g.GET("/users/:id", h.get, m)
-	g.PATCH("/users/:id", h.patch, m)
+	// A scoped admin manages no users: each change could reach an identity
+	// wider than their own (README "Scoping").
+	m := []echo.MiddlewareFunc{Require(PermUsersManage), RequireUnscoped()}
+	g.GET("/users", h.list, m...)
+	g.POST("/users", h.create, m...)
+	g.GET("/users/:id", h.get, m...)
+	g.PATCH("/users/:id", h.patch, m...)
 }
 
 // createUserRequest is the body of POST /users. Unknown fields (id,
@@ -120,6 +124,7 @@ type patchUserRequest struct {
 	DisplayName *string   `json:"display_name"`
 	Role        *string   `json:"role"`
 	Teams       *[]string `json:"teams"`
+	Scope       *Scope    `json:"scope"`
 	Active      *bool     `json:"active"`
 }
 
@@ -194,7 +199,7 @@ func (h *UserHTTP) patch(c echo.Context) error {
 	if err := httpx.Bind(c, &req); err != nil {
 		return err
 	}
-	p := UserPatch{Email: req.Email, DisplayName: req.DisplayName, Teams: req.Teams, Active: req.Active}
+	p := UserPatch{Email: req.Email, DisplayName: req.DisplayName, Teams: req.Teams, Scope: req.Scope, Active: req.Active}
 	if req.Role != nil {
 		role, err := ParseRole(*req.Role)
 		if err != nil {
