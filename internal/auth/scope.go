@@ -268,3 +268,18 @@ func Unscoped(p Principal) error {
 	}
 	return nil
 }
+
+// CustomerVisible reports whether customer id is in the scope of ctx's
+// principal (at least one of their cases is), reading through g; always
+// true for an unrestricted caller.
+func CustomerVisible(ctx context.Context, g *gorm.DB, id string) (bool, error) {
+	cond, args := ScopeOf(ctx).CustomerSQL("?")
+	if cond == "" {
+		return true, nil
+	}
+	var n int64
+	if err := g.WithContext(ctx).Raw("SELECT COUNT(*) WHERE "+cond, append([]any{id}, args...)...).Scan(&n).Error; err != nil {
+		return false, fmt.Errorf("check the scope of customer %s: %w", id, err)
+	}
+	return n > 0, nil
+}

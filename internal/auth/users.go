@@ -41,10 +41,10 @@ type User struct {
 	ID int64 `json:"id"`
 	// Email is unique; nil for users migrated from token names until an
 	// admin sets it.
-	Email         *string    `json:"email"`
-	DisplayName   string     `json:"display_name"`
-	Role          Role       `json:"role"`
-	Teams         []string   `json:"teams"`
+	Email       *string  `json:"email"`
+	DisplayName string   `json:"display_name"`
+	Role        Role     `json:"role"`
+	Teams       []string `json:"teams"`
 	// Scope limits what the user sees and touches (empty: everything);
 	// see Scope.
 	Scope         Scope      `json:"scope"`
