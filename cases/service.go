@@ -732,10 +732,6 @@ func (s *Service) withinScope(ctx context.Context, tx *gorm.DB, c Case) error {
 	if sc.Unrestricted() {
 		return nil
 	}
-	if !sc.AllowsCase(string(c.Team), c.BusinessLine) {
-		return errs.Coded(errs.EINVALID, "out_of_scope", "a %s case goes to team %s with business line %q; your access is limited to %s",
-			c.Kind, c.Team, deref(c.BusinessLine), sc)
-	}
 	customers := []string{deref(c.Links.Customer)}
 	r := s.reader(tx)
 	if id := c.Links.Subscription; id != nil {
@@ -761,6 +757,10 @@ func (s *Service) withinScope(ctx context.Context, tx *gorm.DB, c Case) error {
 		if !ok {
 			return errs.NotFound("no customer %q", id)
 		}
+	}
+	if !sc.AllowsCase(string(c.Team), c.BusinessLine) {
+		return errs.Coded(errs.EINVALID, "out_of_scope", "a %s case goes to team %s with business line %q; your access is limited to %s",
+			c.Kind, c.Team, deref(c.BusinessLine), sc)
 	}
 	return nil
 }
