@@ -61,6 +61,7 @@ func (con *Console) registerAdmin(s *echo.Group) {
 	s.POST("/admin/users/:id/role", con.adminUserRole, users)
 	s.POST("/admin/users/:id/active", con.adminUserActive, users)
 	s.POST("/admin/users/:id/link", con.adminUserLink, users)
+	s.POST("/admin/users/:id/scope", con.adminUserScope, users)
 	s.GET("/admin/tokens", con.adminTokens, tokens)
 	s.POST("/admin/tokens", con.adminCreateToken, tokens)
 	s.POST("/admin/tokens/:id/revoke", con.adminRevokeToken, tokens)

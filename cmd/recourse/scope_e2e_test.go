@@ -184,6 +184,7 @@ var scopeRoutes = map[string]scopeRoute{
 	"POST /admin/users":                    {kind: scopeRefused, perm: auth.PermUsersManage, form: url.Values{"email": {"walk2@example.com"}, "display_name": {"Walk"}, "role": {"agent"}}},
 	"POST /admin/users/:id/role":           {kind: scopeRefused, perm: auth.PermUsersManage, form: url.Values{"role": {"admin"}}},
 	"POST /admin/users/:id/active":         {kind: scopeRefused, perm: auth.PermUsersManage, form: url.Values{"active": {"false"}}},
+	"POST /admin/users/:id/scope":          {kind: scopeRefused, perm: auth.PermUsersManage, form: url.Values{"teams": {""}, "business_lines": {""}}, note: "clearing a scope widens it"},
 	"POST /admin/users/:id/link":           {kind: scopeRefused, perm: auth.PermUsersManage},
 	"GET /admin/tokens":                    {kind: scopeRefused, perm: auth.PermTokensManage},
 	"POST /admin/tokens":                   {kind: scopeRefused, perm: auth.PermTokensManage, form: url.Values{"user_id": {"1"}, "name": {"walk"}}},
