@@ -711,6 +711,16 @@ func TestScopeWalk(t *testing.T) {
 				t.Errorf("rescoped to apac, the session reads A: %d, want 404", code)
 			}
 
+			// Handing a case out of one's scope is allowed, and it then leaves
+			// the view (the walker is on apac now: B's case is theirs).
+			if code, m := in.do("POST", "/api/v1/cases/"+w.objB["case"]+"/escalate", walker, jsonBody(map[string]any{"team": "finance", "reason": "hand-off"}), nil); code != 200 {
+				t.Errorf("hand B's case to finance: %d %v", code, m)
+			}
+			in.mustCLI("user", "scope", "walker@example.com", "--teams", "disputes", "--business-lines", "apac")
+			if code, _ := in.do("GET", "/api/v1/cases/"+w.objB["case"], walker, nil, nil); code != 404 {
+				t.Errorf("the case handed to finance is still in a disputes scope: %d", code)
+			}
+
 			// BFLA: each lower role, unscoped, on every route it lacks.
 			for _, role := range []auth.Role{auth.RoleAgent, auth.RoleAnalyst, auth.RoleSupervisor} {
 				tok := in.token(string(role))
