@@ -349,6 +349,11 @@ func seedScopeWorld(t *testing.T, in *instance, admin string) scopeWorld {
 		t.Fatalf("B's ticket: %d %v", code, m)
 	}
 	w.objB["ticket"] = "zendesk/b-ticket-77"
+	// A view another person shares, whose filter names B.
+	if code, m := in.do("POST", "/api/v1/views", admin, jsonBody(map[string]any{"name": "b-watch", "shared": true,
+		"filters": map[string]any{"customer": w.objB["customer"]}}), nil); code != 201 {
+		t.Fatalf("B's shared view: %d %v", code, m)
+	}
 	w.objA["ticket"] = "zendesk/a-ticket-none"
 	if code, m := in.do("POST", "/api/v1/customers/"+w.objB["customer"]+"/facts", admin, jsonBody(map[string]any{"facts": []map[string]any{
 		{"id": "b-login", "kind": "login", "occurred_at": start.Add(time.Hour).Format(time.RFC3339), "ip": "198.51.100.66"}}}), nil); code != 200 {
