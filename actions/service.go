@@ -308,6 +308,13 @@ func (s *Service) Get(ctx context.Context, id string) (Action, error) {
 	if err != nil {
 		return Action{}, fmt.Errorf("get action %s: %w", id, err)
 	}
+	// An action is in scope with its case: out of the caller's scope it
+	// answers like a missing id (README "Scoping").
+	if _, err := s.cases.Lookup(ctx, s.db.WithContext(ctx), r.CaseID); errs.Is(err, errs.ENOTFOUND) {
+		return Action{}, errs.NotFound("no action %q", id)
+	} else if err != nil {
+		return Action{}, err
+	}
 	return r.action(), nil
 }
 
@@ -334,7 +341,11 @@ func (s *Service) ForCase(ctx context.Context, caseID string) ([]Action, error) 
 // decision, oldest first (the approvals inbox).
 func (s *Service) PendingApproval(ctx context.Context, limit int) ([]Action, error) {
 	var rows []row
-	if err := s.db.WithContext(ctx).Where("status = ?", string(StatusPendingApproval)).Order("created_at, id").Limit(limit).Find(&rows).Error; err != nil {
+	q := s.db.WithContext(ctx).Where("status = ?", string(StatusPendingApproval))
+	if cond, args := auth.ScopeOf(ctx).CaseSQL("scope_c"); cond != "" {
+		q = q.Where("case_id IN (SELECT scope_c.id FROM cases scope_c WHERE "+cond+")", args...)
+	}
+	if err := q.Order("created_at, id").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list actions waiting for approval: %w", err)
 	}
 	out := make([]Action, len(rows))
@@ -369,6 +380,11 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, note stri
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return errs.NotFound("no action %q", id)
 			}
+			return err
+		}
+		if _, err := s.cases.Lookup(ctx, tx, r.CaseID); errs.Is(err, errs.ENOTFOUND) {
+			return errs.NotFound("no action %q", id) // out of the decider's scope
+		} else if err != nil {
 			return err
 		}
 		if samePerson(r, p) {

@@ -33,12 +33,12 @@ func (s *Store) Register(g *echo.Group) {
 	g.GET("/customers", s.searchCustomers, read)
 	g.GET("/customers/:id", s.getCustomer, read)
 	g.GET("/customers/:id/timeline", s.getTimeline, read)
-	g.GET("/subscriptions/:id", getter(s.Subscription), read)
-	g.GET("/invoices/:id", getter(s.Invoice), read)
-	g.GET("/charges/:id", getter(s.Charge), read)
-	g.GET("/refunds/:id", getter(s.Refund), read)
-	g.GET("/disputes/:id", getter(s.Dispute), read)
-	g.GET("/early-fraud-warnings/:id", getter(s.FraudWarning), read)
+	g.GET("/subscriptions/:id", getter(s, KindSubscription, s.Subscription, func(v Subscription) string { return v.CustomerID }), read)
+	g.GET("/invoices/:id", getter(s, KindInvoice, s.Invoice, func(v Invoice) string { return v.CustomerID }), read)
+	g.GET("/charges/:id", getter(s, KindCharge, s.Charge, func(v Charge) string { return v.CustomerID }), read)
+	g.GET("/refunds/:id", getter(s, KindRefund, s.Refund, func(v Refund) string { return v.CustomerID }), read)
+	g.GET("/disputes/:id", getter(s, KindDispute, s.Dispute, func(v Dispute) string { return v.CustomerID }), read)
+	g.GET("/early-fraud-warnings/:id", getter(s, KindFraudWarning, s.FraudWarning, func(v FraudWarning) string { return v.CustomerID }), read)
 }
 
 // pathID reads the :id parameter; EINVALID when it cannot be a provider id.
@@ -50,14 +50,23 @@ func pathID(c echo.Context) (string, error) {
 	return id, nil
 }
 
-func getter[T any](load func(context.Context, string) (T, error)) echo.HandlerFunc {
+// getter serves one mirrored object by id. The object is in the caller's
+// scope with its customer (auth.Scope); out of scope it answers exactly
+// like an unknown id.
+func getter[T any](s *Store, kind ObjectKind, load func(context.Context, string) (T, error), customer func(T) string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := pathID(c)
 		if err != nil {
 			return err
 		}
-		v, err := load(c.Request().Context(), id)
+		ctx := c.Request().Context()
+		v, err := load(ctx, id)
 		if err != nil {
+			return err
+		}
+		if err := s.CustomerInScope(ctx, customer(v)); errs.Is(err, errs.ENOTFOUND) {
+			return errs.NotFound("no %s %q in the billing mirror", kindWords(kind), id) // as take words a missing one
+		} else if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, v)

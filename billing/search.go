@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
 )
@@ -243,6 +246,15 @@ func hitOf(c Customer) CustomerHit {
 	return CustomerHit{ID: c.ID, Email: c.Email, Name: c.Name, Created: c.Created, Deleted: c.Deleted, Mirrored: true}
 }
 
+// customersInScope narrows q, a query on billing_customers, to the
+// customers in the scope of ctx's principal (auth.Scope).
+func customersInScope(ctx context.Context, q *gorm.DB) *gorm.DB {
+	if cond, args := auth.ScopeOf(ctx).CustomerSQL("billing_customers.id"); cond != "" {
+		return q.Where(cond, args...)
+	}
+	return q
+}
+
 // searchByPrefix finds customers whose lower(column) starts with lower(q),
 // in (lower(column), id) order after cur: one range scan of
 // billing_customers_<column>_search_idx.
@@ -253,6 +265,7 @@ func (s *Store) searchByPrefix(ctx context.Context, column, q string, cur search
 		// The cursor holds the hit's own text; lower() it the same way.
 		tx = tx.Where("("+key+" > lower(?) OR ("+key+" = lower(?) AND id > ?))", cur.Key, cur.Key, cur.ID)
 	}
+	tx = customersInScope(ctx, tx)
 	var rows []customerRow
 	if err := tx.Order(key + ", id").Limit(limit + 1).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("search customers by %s: %w", column, err)
@@ -271,6 +284,7 @@ func (s *Store) searchByCard(ctx context.Context, last4 string, brands []string,
 	if after {
 		tx = tx.Where("id > ?", cur.ID)
 	}
+	tx = customersInScope(ctx, tx)
 	var rows []customerRow
 	if err := tx.Order("id").Limit(limit + 1).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("search customers by card: %w", err)

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
@@ -781,4 +782,20 @@ func (s *Store) CustomerEmails(ctx context.Context, ids []string) (map[string]st
 		}
 	}
 	return out, nil
+}
+
+// CustomerInScope returns nil when customer id is within the scope of ctx's
+// principal — at least one of their cases is (auth.Scope) — and ENOTFOUND,
+// worded like a missing customer, when it is not: a scoped user learns
+// nothing of customers outside their scope. Unrestricted callers always
+// get nil.
+func (s *Store) CustomerInScope(ctx context.Context, id string) error {
+	ok, err := auth.CustomerVisible(ctx, s.conn(ctx), id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.NotFound("no customer %q in the billing mirror", id)
+	}
+	return nil
 }

@@ -100,6 +100,9 @@ func (s *Store) Timeline(ctx context.Context, customerID string, page httpx.Page
 	if err != nil {
 		return httpx.List[TimelineEntry]{}, err
 	}
+	if err := s.CustomerInScope(ctx, customerID); err != nil {
+		return httpx.List[TimelineEntry]{}, err
+	}
 	q := s.conn(ctx).Where("customer_id = ?", customerID)
 	if after {
 		at := cur.At.UTC()
@@ -136,6 +139,9 @@ type CustomerOverview struct {
 func (s *Store) CustomerOverview(ctx context.Context, id string) (CustomerOverview, error) {
 	if id == "" {
 		return CustomerOverview{}, errs.NotFound("no customer with an empty id")
+	}
+	if err := s.CustomerInScope(ctx, id); err != nil {
+		return CustomerOverview{}, err
 	}
 	out := CustomerOverview{Customer: Customer{ID: id}, Mirrored: true}
 	c, err := s.Customer(ctx, id)

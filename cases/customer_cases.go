@@ -25,7 +25,7 @@ func (s *Service) OpenCaseCounts(ctx context.Context, customerIDs []string) (map
 		CustomerID string
 		N          int
 	}
-	err := s.db.Gorm.WithContext(ctx).Model(&caseRow{}).Select("customer_id, COUNT(*) AS n").
+	err := inScope(ctx, s.db.Gorm.WithContext(ctx).Model(&caseRow{}), "").Select("customer_id, COUNT(*) AS n").
 		Where("status = 'open' AND customer_id IN ?", customerIDs).Group("customer_id").Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("count open cases of %d customers: %w", len(customerIDs), err)

@@ -109,7 +109,7 @@ func (s *Service) linkExternal(ctx context.Context, tx *gorm.DB, caseID string, 
 // FindExternal returns the link of ticket (system, id), if any.
 func (s *Service) FindExternal(ctx context.Context, system, ticketID string) (ExternalTicket, bool, error) {
 	var r externalRow
-	err := s.db.WithContext(ctx).Where("system = ? AND ticket_id = ?", system, ticketID).Take(&r).Error
+	err := caseInScope(ctx, s.db.WithContext(ctx), "case_id").Where("system = ? AND ticket_id = ?", system, ticketID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return ExternalTicket{}, false, nil
 	}
@@ -127,7 +127,7 @@ func (s *Service) TicketsByID(ctx context.Context, ticketID string) ([]ExternalT
 		return nil, nil
 	}
 	var rows []externalRow
-	if err := s.db.WithContext(ctx).Where("ticket_id = ?", ticketID).Order("system").Limit(20).Find(&rows).Error; err != nil {
+	if err := caseInScope(ctx, s.db.WithContext(ctx), "case_id").Where("ticket_id = ?", ticketID).Order("system").Limit(20).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("find ticket %s: %w", ticketID, err)
 	}
 	out := make([]ExternalTicket, len(rows))

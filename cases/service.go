@@ -682,6 +682,9 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 	}
 	err = s.db.Transact(ctx, func(tx *gorm.DB) error {
 		s.fillCustomer(ctx, tx, &c)
+		if err := s.withinScope(ctx, tx, c); err != nil {
+			return err
+		}
 		inserted, err := s.st.insert(ctx, tx, c)
 		if err != nil {
 			return err
@@ -692,7 +695,7 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 				return err
 			}
 			e := errs.Coded(errs.ECONFLICT, "open_case_exists", "an open %s case already exists for %s", c.Kind, deref(c.Subject))
-			if ok {
+			if ok && auth.ScopeOf(ctx).AllowsCase(string(existing.Team), existing.BusinessLine) {
 				e = e.WithDetails(map[string]any{"case_id": existing.ID})
 			}
 			return e
@@ -717,6 +720,49 @@ func (s *Service) OpenManual(ctx context.Context, p auth.Principal, in ManualCas
 		return Case{}, err
 	}
 	return c, nil
+}
+
+// withinScope refuses a new case outside the scope of ctx's principal: its
+// team and business line must be in scope (EINVALID out_of_scope), and so
+// must its customer and the customer of every linked mirrored object —
+// ENOTFOUND, like an unknown customer, otherwise, so a scoped user cannot
+// attach, or learn of, customers beyond their scope.
+func (s *Service) withinScope(ctx context.Context, tx *gorm.DB, c Case) error {
+	sc := auth.ScopeOf(ctx)
+	if sc.Unrestricted() {
+		return nil
+	}
+	customers := []string{deref(c.Links.Customer)}
+	r := s.reader(tx)
+	if id := c.Links.Subscription; id != nil {
+		if v, err := r.Subscription(ctx, *id); err == nil {
+			customers = append(customers, v.CustomerID)
+		}
+	}
+	if id := c.Links.Charge; id != nil {
+		if v, err := r.Charge(ctx, *id); err == nil {
+			customers = append(customers, v.CustomerID)
+		}
+	}
+	if id := c.Links.Invoice; id != nil {
+		if v, err := r.Invoice(ctx, *id); err == nil {
+			customers = append(customers, v.CustomerID)
+		}
+	}
+	for _, id := range customers {
+		ok, err := auth.CustomerVisible(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errs.NotFound("no customer %q", id)
+		}
+	}
+	if !sc.AllowsCase(string(c.Team), c.BusinessLine) {
+		return errs.Coded(errs.EINVALID, "out_of_scope", "a %s case goes to team %s with business line %q; your access is limited to %s",
+			c.Kind, c.Team, deref(c.BusinessLine), sc)
+	}
+	return nil
 }
 
 // manualCase validates in and builds the new case.

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 	"github.com/recourse-hq/recourse/internal/httpx"
@@ -194,7 +195,30 @@ func (st store) get(ctx context.Context, g *gorm.DB, id string, forUpdate bool) 
 	if err != nil {
 		return Case{}, fmt.Errorf("get case %s: %w", id, err)
 	}
+	// Out of the caller's scope answers exactly like a missing id, so a
+	// scoped user learns nothing of the case's existence (README "Scoping").
+	if !auth.ScopeOf(ctx).AllowsCase(r.Team, r.BusinessLine) {
+		return Case{}, errs.NotFound("no case %s", id)
+	}
 	return r.toCase(), nil
+}
+
+// caseInScope narrows q, a query on a table whose column names a case, to
+// rows of cases in the scope of ctx's principal.
+func caseInScope(ctx context.Context, q *gorm.DB, column string) *gorm.DB {
+	if cond, args := auth.ScopeOf(ctx).CaseSQL("scope_c"); cond != "" {
+		return q.Where(column+" IN (SELECT scope_c.id FROM cases scope_c WHERE "+cond+")", args...)
+	}
+	return q
+}
+
+// inScope narrows q, a query on the cases table (aliased alias, "" for
+// none), to the cases in the scope of ctx's principal.
+func inScope(ctx context.Context, q *gorm.DB, alias string) *gorm.DB {
+	if cond, args := auth.ScopeOf(ctx).CaseSQL(alias); cond != "" {
+		return q.Where(cond, args...)
+	}
+	return q
 }
 
 // forSubject returns the open case of kind on subject, else the most
@@ -462,7 +486,7 @@ func (st store) list(ctx context.Context, g *gorm.DB, f Filter, page httpx.PageR
 	if f.Sort == "" {
 		f.Sort = SortCreatedDesc
 	}
-	q := g.WithContext(ctx).Model(&caseRow{})
+	q := inScope(ctx, g.WithContext(ctx).Model(&caseRow{}), "")
 	if f.Kind != "" {
 		q = q.Where("kind = ?", string(f.Kind))
 	}

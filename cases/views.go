@@ -155,6 +155,16 @@ func (s *Service) SaveView(ctx context.Context, p auth.Principal, in NewView) (S
 	return row.toView(), nil
 }
 
+// sharedWithin is the condition on other people's views that p may use:
+// shared ones — none within a scope, as a shared view's filters may name a
+// customer or object beyond it (README "Scoping").
+func sharedWithin(p auth.Principal) string {
+	if !p.Scope.Unrestricted() {
+		return "FALSE"
+	}
+	return "shared"
+}
+
 // Views lists the views p may use: their own and everyone's shared ones,
 // by name. EFORBIDDEN when p is not a person.
 func (s *Service) Views(ctx context.Context, p auth.Principal) ([]SavedView, error) {
@@ -162,7 +172,7 @@ func (s *Service) Views(ctx context.Context, p auth.Principal) ([]SavedView, err
 		return nil, err
 	}
 	var rows []viewRow
-	if err := s.db.Gorm.WithContext(ctx).Where("owner_id = ? OR shared", p.UserID).Order("name, id").Find(&rows).Error; err != nil {
+	if err := s.db.Gorm.WithContext(ctx).Where("owner_id = ? OR ("+sharedWithin(p)+")", p.UserID).Order("name, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list saved views: %w", err)
 	}
 	out := make([]SavedView, len(rows))
@@ -180,7 +190,7 @@ func (s *Service) View(ctx context.Context, p auth.Principal, id int64) (SavedVi
 		return SavedView{}, err
 	}
 	var r viewRow
-	err := s.db.Gorm.WithContext(ctx).Where("id = ? AND (owner_id = ? OR shared)", id, p.UserID).Take(&r).Error
+	err := s.db.Gorm.WithContext(ctx).Where("id = ? AND (owner_id = ? OR ("+sharedWithin(p)+"))", id, p.UserID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return SavedView{}, errs.Coded(errs.ENOTFOUND, "not_found", "no saved view %d", id)
 	}

@@ -362,6 +362,20 @@ func maskJSONValue(v any) (any, bool) {
 	}
 }
 
+// inScope answers ENOTFOUND, like an unknown customer, when customerID is
+// outside the scope of ctx's principal (auth.Scope): a scoped user neither
+// reads nor writes the facts of customers they cannot see.
+func (s *FactStore) inScope(ctx context.Context, customerID string) error {
+	ok, err := auth.CustomerVisible(ctx, s.db.Gorm, customerID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.NotFound("no customer %q", customerID)
+	}
+	return nil
+}
+
 // Put validates each fact of a batch (JSON, the FactInput shape) for
 // customerID on its own and keeps the good ones in one transaction; bad ones
 // are refused one by one with their index. A fact whose (customer, id) is
@@ -371,13 +385,17 @@ func maskJSONValue(v any) (any, bool) {
 //
 // Errors: EINVALID for a bad customer id, EUNPROCESSABLE (code
 // too_many_facts) for more than MaxFactsPerBatch facts, EUNAVAILABLE or
-// EINTERNAL when the database fails (nothing is kept then).
+// EINTERNAL when the database fails (nothing is kept then); ENOTFOUND for
+// a customer outside the caller's scope.
 func (s *FactStore) Put(ctx context.Context, customerID string, facts []json.RawMessage) (PutResult, error) {
 	res := PutResult{Rejected: []Rejection{}}
 	if err := ValidCustomerID(customerID); err != nil {
 		return res, err
 	}
 	customerID = pan.Mask(customerID) // an id is never a reason to keep a card number
+	if err := s.inScope(ctx, customerID); err != nil {
+		return res, err
+	}
 	if len(facts) > MaxFactsPerBatch {
 		return res, errs.Coded(errs.EUNPROCESSABLE, "too_many_facts", "a batch carries at most %d facts (got %d)", MaxFactsPerBatch, len(facts)).
 			WithDetails(map[string]any{"limit": MaxFactsPerBatch, "count": len(facts)})
@@ -472,6 +490,9 @@ func (s *FactStore) Facts(ctx context.Context, customerID string, q FactQuery) (
 		return nil, err
 	}
 	customerID = pan.Mask(customerID) // as Put keeps it
+	if err := s.inScope(ctx, customerID); err != nil {
+		return nil, err
+	}
 	for _, k := range q.Kinds {
 		if !ValidFactKind(k) {
 			return nil, errs.Coded(errs.EINVALID, "fact_kind_unknown", "kind %q is not one of %s", pan.Mask(string(k)), factKindList())

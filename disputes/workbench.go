@@ -932,6 +932,11 @@ func (w *Workbench) patch(ctx context.Context, caseID string, fields map[string]
 // Packet returns the rebuttal packet PDF of the case's draft. ENOTFOUND
 // no_evidence_draft / no_evidence_packet.
 func (w *Workbench) Packet(ctx context.Context, caseID string) ([]byte, error) {
+	// The case first: a download is a read of the case, and out of the
+	// caller's scope it answers like a missing case (README "Scoping").
+	if _, err := w.cases.Get(ctx, caseID); err != nil {
+		return nil, err
+	}
 	r, found, err := loadDraft(ctx, w.db.Gorm, caseID)
 	if err != nil {
 		return nil, err

@@ -26,11 +26,12 @@ var adminScreens = []adminScreen{
 	{"/admin/audit", "Audit log", "Who did what, when, to which case or object.", auth.PermAuditRead},
 }
 
-// adminScreensFor returns the screens role may open.
-func adminScreensFor(role auth.Role) []adminScreen {
+// adminScreensFor returns the screens p may open (by role, and within a
+// scope only those a scope can narrow).
+func adminScreensFor(p auth.Principal) []adminScreen {
 	var out []adminScreen
 	for _, s := range adminScreens {
-		if auth.Allowed(role, s.Perm) {
+		if auth.Permits(p, s.Perm) {
 			out = append(out, s)
 		}
 	}
@@ -40,12 +41,12 @@ func adminScreensFor(role auth.Role) []adminScreen {
 func init() {
 	// The layout's nav shows the Admin link to roles with at least one
 	// admin screen.
-	funcs["adminNav"] = func(p *auth.Principal) bool { return p != nil && len(adminScreensFor(p.Role)) > 0 }
+	funcs["adminNav"] = func(p *auth.Principal) bool { return p != nil && len(adminScreensFor(*p)) > 0 }
 	funcs["adminScreens"] = func(p *auth.Principal) []adminScreen {
 		if p == nil {
 			return nil
 		}
-		return adminScreensFor(p.Role)
+		return adminScreensFor(*p)
 	}
 }
 
@@ -60,6 +61,7 @@ func (con *Console) registerAdmin(s *echo.Group) {
 	s.POST("/admin/users/:id/role", con.adminUserRole, users)
 	s.POST("/admin/users/:id/active", con.adminUserActive, users)
 	s.POST("/admin/users/:id/link", con.adminUserLink, users)
+	s.POST("/admin/users/:id/scope", con.adminUserScope, users)
 	s.GET("/admin/tokens", con.adminTokens, tokens)
 	s.POST("/admin/tokens", con.adminCreateToken, tokens)
 	s.POST("/admin/tokens/:id/revoke", con.adminRevokeToken, tokens)
@@ -82,6 +84,9 @@ func (con *Console) require(perm auth.Permission) echo.MiddlewareFunc {
 			if !auth.Allowed(p.Role, perm) {
 				return con.renderError(c, http.StatusForbidden, "Your role ("+string(p.Role)+") may not open this page: it needs "+string(perm)+".")
 			}
+			if !auth.Permits(p, perm) {
+				return con.renderError(c, http.StatusForbidden, "Your access is limited to "+p.Scope.String()+"; this page spans every team and business line.")
+			}
 			return next(c)
 		}
 	}
@@ -95,7 +100,7 @@ type adminIndexPage struct {
 // adminIndex is GET /admin: the screens the role may open.
 func (con *Console) adminIndex(c echo.Context) error {
 	p, _ := auth.FromContext(c.Request().Context())
-	screens := adminScreensFor(p.Role)
+	screens := adminScreensFor(p)
 	if len(screens) == 0 {
 		return con.renderError(c, http.StatusForbidden, "Your role ("+string(p.Role)+") has no admin screens.")
 	}

@@ -42,7 +42,7 @@ func newAdminEnv(t *testing.T, d *db.DB) *adminEnv {
 	a := &adminEnv{d: d, woken: &atomic.Int32{}}
 	en := newEnvWith(t, d, func(o *Options) {
 		a.audit = audit.New(d, o.Clock)
-		o.Users = auth.NewUserStore(d, o.Clock, a.audit.ForAuth())
+		o.Users = auth.NewUserStore(d, o.Clock, a.audit.ForAuth()).WithKnownTeams([]string{"disputes", "risk", "support"})
 		a.tokens = auth.NewTokenStore(d, o.Clock).WithAuditor(a.audit.ForAuth())
 		a.inbox = webhooks.NewInbox(d).WithAudit(a.audit)
 		o.Tokens, o.Inbox, o.Audit = a.tokens, a.inbox, a.audit
@@ -147,6 +147,7 @@ func TestAdminScreensByRole(t *testing.T) {
 			{fmt.Sprintf("/admin/users/%d/role", target.ID), auth.PermUsersManage, url.Values{"role": {"admin"}}},
 			{fmt.Sprintf("/admin/users/%d/active", target.ID), auth.PermUsersManage, url.Values{"active": {"false"}}},
 			{fmt.Sprintf("/admin/users/%d/link", target.ID), auth.PermUsersManage, url.Values{}},
+			{fmt.Sprintf("/admin/users/%d/scope", target.ID), auth.PermUsersManage, url.Values{"teams": {"disputes"}}},
 			{"/admin/tokens", auth.PermTokensManage, url.Values{"user_id": {fmt.Sprint(target.ID)}, "name": {"x"}}},
 			{"/admin/tokens/1/revoke", auth.PermTokensManage, url.Values{}},
 			{"/admin/webhooks/evt_hidden_1/replay", auth.PermWebhookEventsReplay, url.Values{}},
@@ -290,6 +291,24 @@ func TestAdminUsers(t *testing.T) {
 		}
 		if u, _ := a.users.Get(ctx, ada.ID); !u.Active {
 			t.Fatal("not reactivated")
+		}
+		// Scope: known teams only (the API's code), shown on the page, and
+		// both fields empty clear it.
+		p = b.post(fmt.Sprintf("/admin/users/%d/scope", ada.ID), url.Values{"csrf": {csrf}, "teams": {"nope"}, "business_lines": {""}})
+		if p.status != http.StatusBadRequest || codeOf(p) != "invalid_scope" {
+			t.Fatalf("unknown team: %d %q", p.status, codeOf(p))
+		}
+		p = b.post(fmt.Sprintf("/admin/users/%d/scope", ada.ID), url.Values{"csrf": {csrf}, "teams": {"risk, disputes"}, "business_lines": {"emea"}})
+		if p.status != http.StatusSeeOther || !strings.HasSuffix(p.header.Get("Location"), "done=scope") {
+			t.Fatalf("scope: %d %s", p.status, p.body)
+		}
+		if u, _ := a.users.Get(ctx, ada.ID); u.Scope.String() != "teams=disputes,risk business_lines=emea" {
+			t.Fatalf("scope now %s", u.Scope)
+		}
+		want(t, b.get("/admin/users?done=scope"), http.StatusOK, "Scope changed", `value="disputes,risk"`, `value="emea"`)
+		p = b.post(fmt.Sprintf("/admin/users/%d/scope", ada.ID), url.Values{"csrf": {csrf}, "teams": {""}, "business_lines": {""}})
+		if u, _ := a.users.Get(ctx, ada.ID); p.status != http.StatusSeeOther || !u.Scope.Unrestricted() {
+			t.Fatalf("clear scope: %d %s", p.status, u.Scope)
 		}
 		// Last sign-in is shown where a session is on record.
 		want(t, b.get("/admin/users"), http.StatusOK, `<time datetime="2026-11-20T09:00:00Z">`)

@@ -42,6 +42,7 @@ var userNotices = map[string]string{
 	"role":        "Role changed. Their API tokens keep their own role, never above the user's.",
 	"deactivated": "User deactivated: they are signed out and every API token they held is revoked.",
 	"reactivated": "User reactivated. Their old tokens stay revoked; make them a password link or a new token if needed.",
+	"scope":       "Scope changed. It applies to their API tokens and console sessions at their next request.",
 }
 
 // adminUsers is GET /admin/users: every user, a page at a time, as
@@ -150,6 +151,33 @@ func (con *Console) adminUserActive(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/users?done="+done)
 }
 
+// adminUserScope is POST /admin/users/:id/scope (teams, business_lines:
+// comma-separated; both empty clears the scope), as PATCH
+// /api/v1/users/{id} with a scope: known teams only, audited user.scope.
+// A scoped admin never reaches it (users:manage is refused within a scope).
+func (con *Console) adminUserScope(c echo.Context) error {
+	id, err := formUserID(c)
+	if err == nil {
+		sc := auth.Scope{Teams: splitComma(c.FormValue("teams")), BusinessLines: splitComma(c.FormValue("business_lines"))}
+		_, err = con.opt.Users.Update(c.Request().Context(), id, auth.UserPatch{Scope: &sc})
+	}
+	if err != nil {
+		return con.showUsers(c, http.StatusOK, err, newUserForm{Role: string(auth.RoleAgent)})
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/users?done=scope")
+}
+
+// splitComma reads a comma-separated form value, dropping empty items.
+func splitComma(v string) []string {
+	out := []string{}
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 type linkPage struct {
 	page
 	For  auth.User
@@ -215,4 +243,8 @@ func (s *sessionStore) lastSignIns(ctx context.Context, ids []int64) (map[int64]
 		}
 	}
 	return out, nil
+}
+
+func init() {
+	funcs["join"] = strings.Join // a user's scope, as the scope form takes it
 }

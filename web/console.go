@@ -383,7 +383,7 @@ func (con *Console) basePage(c echo.Context, title string) page {
 	pg := page{Title: title, CanDo: func(auth.Permission) bool { return false }}
 	if p, ok := auth.FromContext(c.Request().Context()); ok {
 		pg.User = &p
-		pg.CanDo = func(perm auth.Permission) bool { return auth.Allowed(p.Role, perm) }
+		pg.CanDo = func(perm auth.Permission) bool { return auth.Permits(p, perm) }
 		pg.CanSearch = con.opt.Billing != nil && auth.Allowed(p.Role, auth.PermBillingRead)
 	}
 	if s, ok := c.Get("session").(session); ok {

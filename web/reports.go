@@ -92,6 +92,9 @@ func (con *Console) reportsAllowed(c echo.Context) (bool, error) {
 	if !auth.Allowed(p.Role, auth.PermReportsRead) {
 		return false, con.renderError(c, http.StatusForbidden, "Your role may not read reports.")
 	}
+	if !auth.Permits(p, auth.PermReportsRead) {
+		return false, con.renderError(c, http.StatusForbidden, "Reports aggregate every team and business line; your access is limited to "+p.Scope.String()+".")
+	}
 	if con.opt.Reports == nil {
 		return false, con.renderError(c, http.StatusServiceUnavailable, "Reports are not available on this server.")
 	}
@@ -320,5 +323,5 @@ func groupWord(q reports.Query, section string) string {
 
 func init() {
 	// The layout's nav shows Reports to roles that may read them.
-	funcs["reportsNav"] = func(p *auth.Principal) bool { return p != nil && auth.Allowed(p.Role, auth.PermReportsRead) }
+	funcs["reportsNav"] = func(p *auth.Principal) bool { return p != nil && auth.Permits(*p, auth.PermReportsRead) }
 }

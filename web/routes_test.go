@@ -49,6 +49,7 @@ var routeAccess = map[string]struct {
 	"POST /admin/users/:id/role":           {perm: auth.PermUsersManage},
 	"POST /admin/users/:id/active":         {perm: auth.PermUsersManage},
 	"POST /admin/users/:id/link":           {perm: auth.PermUsersManage},
+	"POST /admin/users/:id/scope":          {perm: auth.PermUsersManage},
 	"GET /admin/tokens":                    {perm: auth.PermTokensManage},
 	"POST /admin/tokens":                   {perm: auth.PermTokensManage},
 	"POST /admin/tokens/:id/revoke":        {perm: auth.PermTokensManage},

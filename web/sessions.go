@@ -151,7 +151,17 @@ WHERE s.id = ?`, hashToken(tok)).Scan(&rows).Error
 		}
 		r.LastSeenAt = now
 	}
-	p := auth.Principal{Kind: auth.ActorUser, UserID: r.UserID, Name: r.Name, Role: auth.Role(r.Role)}
+	// The scope is read with the session on every request, so a change
+	// applies to a signed-in user at once.
+	var scope auth.Scope
+	if err := s.db.Read(ctx, func(g *gorm.DB) error {
+		var err error
+		scope, err = auth.LoadScope(ctx, g, r.UserID)
+		return err
+	}); err != nil {
+		return session{}, auth.Principal{}, fmt.Errorf("read scope of console user %d: %w", r.UserID, err)
+	}
+	p := auth.Principal{Kind: auth.ActorUser, UserID: r.UserID, Name: r.Name, Role: auth.Role(r.Role), Scope: scope}
 	return session{ID: r.ID, UserID: r.UserID, CSRF: r.CSRF, CreatedAt: r.CreatedAt, LastSeenAt: r.LastSeenAt, ExpiresAt: r.ExpiresAt}, p, nil
 }
 

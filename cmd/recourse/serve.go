@@ -237,7 +237,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	workbench.Register(api)
 	actions.NewHTTP(s.actions, auditLog, policy).Register(api)
 	auth.NewTokenHTTP(tokens).Register(api)
-	users := auth.NewUserStore(d, clk, auditLog.ForAuth()) // web
+	users := auth.NewUserStore(d, clk, auditLog.ForAuth()).WithKnownTeams(teamNames()) // web
 	auth.NewUserHTTP(users).Register(api)
 	s.ops.register(api)
 	notifications.NewHTTP(notices, clk).Register(api)

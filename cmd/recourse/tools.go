@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/internal/audit"
 	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
@@ -216,7 +217,7 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func userCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] [--password-stdin] | password EMAIL|ID --password-stdin | link EMAIL|ID | list | deactivate EMAIL|ID"
+	const usage = "usage: recourse user create --email E --name N --role R [--teams T,T] [--password-stdin] | password EMAIL|ID --password-stdin | link EMAIL|ID | list | deactivate EMAIL|ID | scope EMAIL|ID (--teams T,T --business-lines B,B | --clear)"
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -226,7 +227,9 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 	email := fs.String("email", "", "the user's email (create)")
 	name := fs.String("name", "", "the user's display name (create)")
 	role := fs.String("role", "", "agent, analyst, supervisor or admin (create)")
-	teams := fs.String("teams", "", "comma-separated team memberships, e.g. disputes,risk (create)")
+	teams := fs.String("teams", "", "comma-separated team memberships, e.g. disputes,risk (create); the teams of the scope (scope)")
+	businessLines := fs.String("business-lines", "", "comma-separated business lines of the scope (scope)")
+	clear := fs.Bool("clear", false, "remove the user's scope: unrestricted again (scope)")
 	pwStdin := fs.Bool("password-stdin", false, "read the console password from the first line of standard input (create, password)")
 	rest, err := parseInterleaved(fs, args[1:])
 	if err != nil {
@@ -247,20 +250,14 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer d.Close()
-	users := auth.NewUserStore(d, clock.System{}, audit.New(d, clock.System{}).ForAuth())
+	users := auth.NewUserStore(d, clock.System{}, audit.New(d, clock.System{}).ForAuth()).WithKnownTeams(teamNames())
 	switch args[0] {
 	case "create":
 		r, err := auth.ParseRole(*role)
 		if err != nil {
 			return err
 		}
-		var ts []string
-		for _, t := range strings.Split(*teams, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				ts = append(ts, t)
-			}
-		}
-		u, err := users.Create(ctx, auth.NewUser{Email: *email, DisplayName: pan.Mask(*name), Role: r, Teams: ts})
+		u, err := users.Create(ctx, auth.NewUser{Email: *email, DisplayName: pan.Mask(*name), Role: r, Teams: splitList(*teams)})
 		if err != nil {
 			return err
 		}
@@ -290,9 +287,9 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "ID\tEMAIL\tNAME\tROLE\tTEAMS\tACTIVE\n")
+		fmt.Fprintf(tw, "ID\tEMAIL\tNAME\tROLE\tTEAMS\tSCOPE\tACTIVE\n")
 		for _, u := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%t\n", u.ID, deref(u.Email), u.DisplayName, u.Role, strings.Join(u.Teams, ","), u.Active)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%t\n", u.ID, deref(u.Email), u.DisplayName, u.Role, strings.Join(u.Teams, ","), u.Scope, u.Active)
 		}
 		return tw.Flush()
 	case "link":
@@ -329,9 +326,45 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "deactivated user %d %s; every token they held is revoked\n", u.ID, u.DisplayName)
 		return nil
+	case "scope":
+		// Scoping (README "Scoping"): what the user sees and touches, applied
+		// to their tokens and console sessions at their next request.
+		if len(rest) != 1 || (*clear == (*teams != "" || *businessLines != "")) {
+			return errors.New("usage: recourse user scope EMAIL|ID --teams T,T --business-lines B,B | --clear")
+		}
+		u, err := findUser(ctx, users, rest[0])
+		if err != nil {
+			return err
+		}
+		sc := auth.Scope{Teams: splitList(*teams), BusinessLines: splitList(*businessLines)}
+		if u, err = users.Update(ctx, u.ID, auth.UserPatch{Scope: &sc}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "scope of user %d %s: %s\n", u.ID, u.DisplayName, u.Scope)
+		return nil
 	default:
-		return fmt.Errorf("unknown user command %q (want create, password, link, list or deactivate)", args[0])
+		return fmt.Errorf("unknown user command %q (want create, password, link, list, deactivate or scope)", args[0])
 	}
+}
+
+// splitList reads a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	out := []string{}
+	for _, t := range strings.Split(v, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// teamNames are the teams a scope may name: the case vocabulary's.
+func teamNames() []string {
+	var out []string
+	for _, t := range cases.Teams() {
+		out = append(out, string(t))
+	}
+	return out
 }
 
 // parseInterleaved parses fs's flags wherever they stand among the

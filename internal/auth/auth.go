@@ -125,6 +125,9 @@ type Principal struct {
 	Name string
 	// Role is the token's role, never above its user's.
 	Role Role
+	// Scope is the user's scope, read with the token or session on every
+	// request (empty: unrestricted; non-person actors are never scoped).
+	Scope Scope
 }
 
 // ActorKind returns what kind of actor p is.
@@ -213,7 +216,7 @@ func (s *TokenStore) Create(ctx context.Context, name string, role Role) (string
 				return fmt.Errorf("create user %q: %w", name, err)
 			}
 			if err := s.record(ctx, tx, Change{Action: "user.create", ObjectType: "user", ObjectID: strconv.FormatInt(u.ID, 10),
-				After: u.user(nil), Detail: name + " (" + string(role) + "), for a token"}); err != nil {
+				After: u.user(nil, Scope{}), Detail: name + " (" + string(role) + "), for a token"}); err != nil {
 				return err
 			}
 		case err != nil:
@@ -221,13 +224,13 @@ func (s *TokenStore) Create(ctx context.Context, name string, role Role) (string
 		case !u.Active:
 			return errs.Coded(errs.EINVALID, "user_inactive", "user %q is deactivated; reactivate them first", name)
 		case role.rank() > Role(u.Role).rank():
-			before := u.user(nil)
+			before := u.user(nil, Scope{})
 			if err := tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", u.ID).Updates(map[string]any{"role": string(role), "updated_at": now}).Error; err != nil {
 				return fmt.Errorf("raise role of user %d: %w", u.ID, err)
 			}
 			u.Role, u.UpdatedAt = string(role), now
 			if err := s.record(ctx, tx, Change{Action: "user.update", ObjectType: "user", ObjectID: strconv.FormatInt(u.ID, 10),
-				Before: before, After: u.user(nil), Detail: "role raised for a new token"}); err != nil {
+				Before: before, After: u.user(nil, Scope{}), Detail: "role raised for a new token"}); err != nil {
 				return err
 			}
 		}
@@ -342,6 +345,14 @@ WHERE t.token_hash = ?`, hashToken(secret)).Scan(&rows).Error
 	if !row.Active {
 		return Principal{}, errs.New(errs.EUNAUTHORIZED, "the user of this API token has been deactivated")
 	}
+	var scope Scope
+	if err := s.db.Read(ctx, func(g *gorm.DB) error {
+		var err error
+		scope, err = LoadScope(ctx, g, row.UserID)
+		return err
+	}); err != nil {
+		return Principal{}, errs.Wrap(errs.EUNAVAILABLE, err, "cannot check the API token right now")
+	}
 	now := s.clock.Now()
 	// Record use at most once a minute so reads do not turn into writes. A
 	// failure here is not the request's problem (and is never retried).
@@ -349,7 +360,7 @@ WHERE t.token_hash = ?`, hashToken(secret)).Scan(&rows).Error
 		_ = s.db.WithContext(ctx).Model(&tokenRow{}).Where("id = ?", row.TokenID).Update("last_used_at", now).Error
 	}
 	return Principal{Kind: ActorUser, TokenID: row.TokenID, UserID: row.UserID, Name: row.UserName,
-		Role: lower(Role(row.TokenRole), Role(row.UserRole))}, nil
+		Role: lower(Role(row.TokenRole), Role(row.UserRole)), Scope: scope}, nil
 }
 
 // List returns every token, newest first.

@@ -77,6 +77,38 @@ var grants = map[Permission][]Role{
 	PermCustomersErase:      {RoleAdmin},
 }
 
+// unscopedOnly are the permissions a scoped principal never holds, whatever
+// their role (README "Scoping"). What they reach cannot be narrowed to a
+// scope's teams and business lines — the raw webhook inbox, the audit log,
+// the events feed and outbound notifications span every customer; reports
+// and dispute statistics aggregate the whole desk — or could mint an
+// identity wider than the caller's: a scoped admin managing users or
+// tokens could issue a token for an unrestricted user, or clear a scope.
+var unscopedOnly = map[Permission]bool{
+	PermWebhookEventsRead:   true,
+	PermWebhookEventsReplay: true,
+	PermTokensManage:        true,
+	PermUsersManage:         true,
+	PermAuditRead:           true,
+	PermEventsRead:          true,
+	PermNotificationsRead:   true,
+	PermNotificationsReplay: true,
+	PermReportsRead:         true,
+	PermDisputesStats:       true,
+	// Erasure rewrites every case and timeline of the customer, in scope
+	// or not.
+	PermCustomersErase: true,
+}
+
+// UnscopedOnly reports whether perm is refused to every scoped principal.
+func UnscopedOnly(perm Permission) bool { return unscopedOnly[perm] }
+
+// Permits reports whether p may use perm: p's role has it, and p is not
+// limited by a scope when perm reaches beyond any scope.
+func Permits(p Principal, perm Permission) bool {
+	return Allowed(p.Role, perm) && (!unscopedOnly[perm] || p.Scope.Unrestricted())
+}
+
 // Allowed reports whether role has perm.
 func Allowed(role Role, perm Permission) bool {
 	for _, r := range grants[perm] {
@@ -99,7 +131,9 @@ func Table() map[Permission][]Role {
 	return out
 }
 
-// Require refuses the request with 403 unless the principal's role has perm.
+// Require refuses the request with 403 unless the principal's role has perm
+// (code forbidden) and, for a permission that reaches beyond any scope, the
+// principal is unscoped (code scope_restricted).
 func Require(perm Permission) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -109,6 +143,11 @@ func Require(perm Permission) echo.MiddlewareFunc {
 			}
 			if !Allowed(p.Role, perm) {
 				return errs.Coded(errs.EFORBIDDEN, "forbidden", "role %q may not %s", p.Role, perm)
+			}
+			if unscopedOnly[perm] {
+				if err := Unscoped(p); err != nil {
+					return err
+				}
 			}
 			return next(c)
 		}

@@ -41,10 +41,13 @@ type User struct {
 	ID int64 `json:"id"`
 	// Email is unique; nil for users migrated from token names until an
 	// admin sets it.
-	Email         *string    `json:"email"`
-	DisplayName   string     `json:"display_name"`
-	Role          Role       `json:"role"`
-	Teams         []string   `json:"teams"`
+	Email       *string  `json:"email"`
+	DisplayName string   `json:"display_name"`
+	Role        Role     `json:"role"`
+	Teams       []string `json:"teams"`
+	// Scope limits what the user sees and touches (empty: everything);
+	// see Scope.
+	Scope         Scope      `json:"scope"`
 	Active        bool       `json:"active"`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
@@ -64,11 +67,17 @@ type userRow struct {
 
 func (userRow) TableName() string { return "users" }
 
-func (r userRow) user(teams []string) User {
+func (r userRow) user(teams []string, scope Scope) User {
 	if teams == nil {
 		teams = []string{}
 	}
-	return User{ID: r.ID, Email: r.Email, DisplayName: r.DisplayName, Role: Role(r.Role), Teams: teams, Active: r.Active,
+	if scope.Teams == nil {
+		scope.Teams = []string{}
+	}
+	if scope.BusinessLines == nil {
+		scope.BusinessLines = []string{}
+	}
+	return User{ID: r.ID, Email: r.Email, DisplayName: r.DisplayName, Role: Role(r.Role), Teams: teams, Scope: scope, Active: r.Active,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), DeactivatedAt: r.DeactivatedAt}
 }
 
@@ -95,7 +104,10 @@ type UserPatch struct {
 	DisplayName *string
 	Role        *Role
 	Teams       *[]string
-	Active      *bool
+	// Scope replaces the user's scope (an empty one clears it). A scoped
+	// actor may only set a scope their own covers.
+	Scope  *Scope
+	Active *bool
 }
 
 // UserStore keeps users.
@@ -103,6 +115,15 @@ type UserStore struct {
 	db    *db.DB
 	clock clock.Clock
 	audit Auditor
+	// teams are the teams a scope may name (nil: any well-formed name).
+	teams []string
+}
+
+// WithKnownTeams makes s refuse scopes naming a team outside teams (the
+// case vocabulary's, which auth cannot import), and returns s.
+func (s *UserStore) WithKnownTeams(teams []string) *UserStore {
+	s.teams = teams
+	return s
 }
 
 // NewUserStore returns a store over d; every change is recorded with audit
@@ -195,7 +216,11 @@ func loadUser(ctx context.Context, g *gorm.DB, id int64) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	return u.user(teams[id]), nil
+	scopes, err := scopesOf(ctx, g, []int64{id})
+	if err != nil {
+		return User{}, err
+	}
+	return u.user(teams[id], scopes[id]), nil
 }
 
 func setTeams(ctx context.Context, tx *gorm.DB, id int64, teams []string) error {
@@ -245,7 +270,7 @@ func (s *UserStore) Create(ctx context.Context, n NewUser) (User, error) {
 		if err := setTeams(ctx, tx, u.ID, teams); err != nil {
 			return err
 		}
-		out = u.user(teams)
+		out = u.user(teams, Scope{})
 		return s.record(ctx, tx, Change{Action: "user.create", ObjectType: "user", ObjectID: strconv.FormatInt(u.ID, 10),
 			After: out, Detail: fmt.Sprintf("%s <%s> (%s)", name, email, n.Role)})
 	})
@@ -326,9 +351,13 @@ func (s *UserStore) List(ctx context.Context, f UserFilter, page httpx.PageReque
 		if err != nil {
 			return err
 		}
+		scopes, err := scopesOf(ctx, g, ids)
+		if err != nil {
+			return err
+		}
 		out = make([]User, len(rows))
 		for i, r := range rows {
-			out[i] = r.user(teams[r.ID])
+			out[i] = r.user(teams[r.ID], scopes[r.ID])
 		}
 		return nil
 	})
@@ -395,6 +424,20 @@ func (s *UserStore) Update(ctx context.Context, id int64, p UserPatch) (User, er
 				return err
 			}
 		}
+		var scope Scope
+		scopeChanged := false
+		if p.Scope != nil {
+			if scope, err = cleanScope(*p.Scope, s.teams); err != nil {
+				return err
+			}
+			// A scoped actor can hand out no more than they see themselves,
+			// to others or to themselves (the API refuses user management
+			// to scoped principals outright; this holds for any caller).
+			if me, ok := FromContext(ctx); ok && !me.Scope.Covers(scope) {
+				return errs.Coded(errs.EFORBIDDEN, "scope_widening", "your scope (%s) does not cover %s", me.Scope, scope)
+			}
+			scopeChanged = scope.String() != before.Scope.String()
+		}
 		deactivate := p.Active != nil && !*p.Active && before.Active
 		reactivate := p.Active != nil && *p.Active && !before.Active
 		if deactivate {
@@ -414,9 +457,31 @@ func (s *UserStore) Update(ctx context.Context, id int64, p UserPatch) (User, er
 				return errs.Coded(errs.ECONFLICT, "self_deactivate", "you cannot deactivate yourself; ask another admin")
 			}
 		}
-		if len(set) == 0 && p.Teams == nil {
+		if len(set) == 0 && p.Teams == nil && !scopeChanged {
 			out = before // nothing to change, nothing to audit
 			return nil
+		}
+		if scopeChanged {
+			if err := setScope(ctx, tx, id, scope); err != nil {
+				return err
+			}
+			after, err := loadUser(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if err := s.record(ctx, tx, Change{Action: "user.scope", ObjectType: "user", ObjectID: strconv.FormatInt(id, 10),
+				Before: before, After: after, Detail: before.Scope.String() + " → " + scope.String()}); err != nil {
+				return err
+			}
+			if len(set) == 0 && p.Teams == nil {
+				set["updated_at"] = now
+				if err := tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).Updates(set).Error; err != nil {
+					return fmt.Errorf("update user %d: %w", id, err)
+				}
+				out, err = loadUser(ctx, tx, id)
+				return err
+			}
+			before = after
 		}
 		set["updated_at"] = now
 		if err := tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).Updates(set).Error; err != nil {
