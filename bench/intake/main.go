@@ -326,7 +326,7 @@ FROM webhook_events WHERE event_id = ANY($1)`, evIDs, sendEnd).Scan(&n, &after, 
 				client := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 				var evs [][]byte
 				var evIDs []string
-				for _, e := range stripetest.New(*seed + 2).Mix(1000, start) {
+				for _, e := range stripetest.New(*seed+2).Mix(1000, start) {
 					evs, evIDs = append(evs, e.Payload), append(evIDs, e.ID)
 				}
 				evs, evIDs = evs[:min(len(evs), 4000)], evIDs[:min(len(evIDs), 4000)]
