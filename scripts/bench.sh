@@ -14,6 +14,12 @@
 #
 # Knobs of the intake benchmark (RECOURSE_BENCH_*) are documented in
 # webhooks/intake_bench_test.go and docs/benchmarks.md.
+#
+# Then, once (not COUNT times), the issue-11 comparison from outside: the real
+# binary against the hand-written peer (bench/intake), short by default:
+#   BENCH=Peer scripts/bench.sh      only that one
+#   PEER_FLAGS='-c 8,32,128 -rounds 5 -events 5000 -profile-c 32 -e2e 10m' scripts/bench.sh
+#                                    the full run of docs/benchmarks.md (about 15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +74,16 @@ for run in $(seq 1 "$COUNT"); do
     fi
   done
 done
+
+# The issue-11 peer comparison prints its own tables.
+if [ -z "${BENCH:-}" ] || grep -qE -- "${BENCH}" <<<"Peer"; then
+  peer_flags=${PEER_FLAGS:--c 8,32 -rounds 2 -events 2000 -profile-c 0 -e2e 1m}
+  echo "bench: go run ./bench/intake -pg $RECOURSE_TEST_DATABASE_URL $peer_flags" >&2
+  # shellcheck disable=SC2086 # the flags are words
+  if ! go run ./bench/intake -pg "$RECOURSE_TEST_DATABASE_URL" $peer_flags; then
+    status=1
+  fi
+fi
 
 # The table: one row per (sub-)benchmark, the median of each figure over its
 # runs. Known units come first in a fixed order; any others follow.

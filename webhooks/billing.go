@@ -22,6 +22,8 @@ type CaseHandler interface {
 // first, then cases. The flow goes one way: webhooks → billing → cases.
 // cases may be nil (mirror only).
 func RegisterBilling(r *Registry, store *billing.Store, cases CaseHandler) {
+	// The monthly charge rollup is written once per worker transaction.
+	r.WithScope(billing.DeferCounts)
 	r.Handle(func(ctx context.Context, tx *gorm.DB, ev Event) error {
 		ch, err := store.In(tx).Apply(ctx, billing.ProviderEvent{ID: ev.ID, Type: ev.Type, Created: ev.Created,
 			Livemode: ev.Livemode, APIVersion: ev.APIVersion, Payload: ev.Payload})

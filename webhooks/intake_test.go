@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/internal/db"
@@ -386,4 +387,70 @@ func TestDatabaseDownAnswers503ThenRedeliveryProcessed(t *testing.T) {
 	if n := countEffects(t, d, id); n != 1 {
 		t.Fatalf("effects = %d", n)
 	}
+}
+
+// A batch of events applied in one transaction, one of which fails: the
+// failing event fails alone (its attempt recorded, no effect), each of its
+// neighbours is applied exactly once, and the batch was replayed one by one.
+func TestBatchWithFailingEventAppliesNeighboursOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		createEffects(t, d)
+		var bad string
+		h := newHarness(t, d, harnessOpts{maxAttempts: 3, handlers: func(r *webhooks.Registry, h *harness) {
+			r.Handle(func(ctx context.Context, tx *gorm.DB, ev webhooks.Event) error {
+				if err := tx.Exec("INSERT INTO test_effects (event_id) VALUES (?)", ev.ID).Error; err != nil {
+					return err
+				}
+				if ev.ID == bad {
+					return errors.New("downstream refused")
+				}
+				return nil
+			}, "invoice.paid")
+		}})
+		var ids []string
+		for i := 0; i < 10; i++ {
+			id := newEventID()
+			ids = append(ids, id)
+			if r := h.deliverSigned(stripeEvent(id, "invoice.paid", time.Now())); r.Status != 200 {
+				t.Fatalf("deliver: %d %s", r.Status, r.Body)
+			}
+		}
+		bad = ids[4]
+		// One claim takes all ten (the default batch is larger).
+		if n, err := h.worker.RunOnce(context.Background()); err != nil || n != 10 {
+			t.Fatalf("RunOnce = %d, %v", n, err)
+		}
+		for _, id := range ids {
+			rec, err := h.inbox.Get(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, effects := webhooks.StatusProcessed, int64(1)
+			if id == bad {
+				want, effects = webhooks.StatusPending, 0
+				if rec.Attempts != 1 || rec.LastError == nil || !strings.Contains(*rec.LastError, "downstream refused") {
+					t.Fatalf("failing event: %+v", rec)
+				}
+			}
+			if rec.Status != want {
+				t.Fatalf("%s: status %s, want %s", id, rec.Status, want)
+			}
+			if n := countEffects(t, d, id); n != effects {
+				t.Fatalf("%s: %d effects, want %d", id, n, effects)
+			}
+		}
+		if got := testutil.ToFloat64(h.metrics.WebhookBatchReplayed); got != 1 {
+			t.Fatalf("batches replayed = %v, want 1", got)
+		}
+		// A batch without failures commits whole.
+		bad = ""
+		h.clock.Advance(2 * time.Minute)
+		h.drain()
+		if n := countEffects(t, d, ""); n != 10 {
+			t.Fatalf("effects = %d, want 10", n)
+		}
+		if got := testutil.ToFloat64(h.metrics.WebhookBatchReplayed); got != 1 {
+			t.Fatalf("batches replayed = %v, want still 1", got)
+		}
+	})
 }

@@ -62,6 +62,9 @@ func main() {
 	profileOut := flag.String("profile-out", "", "where to write perf.data (default: a temporary directory)")
 	connCap := flag.Int("max-pg-conns", 60, "cap on the peer's (and floor's) pool size: PostgreSQL's max_connections is shared with Recourse's pool")
 	keep := flag.Bool("keep-db", false, "keep the benchmark database")
+	e2eDur := flag.Duration("e2e", 0, "after the rounds, deliver events at a sustained rate for this long and measure event→case latency (0: skip)")
+	e2eRate := flag.Float64("e2e-rate", 0, "events/s for -e2e (0: half the highest backlog apply rate measured by the rounds, or by a calibration burst when -rounds 0)")
+	workerEnv := flag.String("recourse-env", "", "extra KEY=VALUE settings for recourse serve, comma-separated (e.g. RECOURSE_WORKER_BATCH=1)")
 	flag.Parse()
 
 	var concs []int
@@ -140,6 +143,11 @@ func main() {
 		"RECOURSE_RATE_LIMIT_STRIPE=0", "RECOURSE_RATE_LIMIT_IP=0", "RECOURSE_RATE_LIMIT_TOKEN=0",
 		"RECOURSE_LOG_LEVEL=warn",
 	)
+	for _, kv := range strings.Split(*workerEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	check(cmd.Start())
@@ -303,6 +311,227 @@ FROM webhook_events WHERE event_id = ANY($1)`, evIDs, sendEnd).Scan(&n, &after, 
 			c, pr, rr, rr/pr, ms(pct(r.peerLat, 0.50)), ms(pct(r.peerLat, 0.99)), ms(pct(r.recLat, 0.50)), ms(pct(r.recLat, 0.99)),
 			ar, br, fr, 100*br/fr, r.drainDur.Seconds()/float64(*rounds), float64(r.rssKB)/1024, r.peerErr, r.recErr, r.dead)
 	}
+
+	if *e2eDur > 0 {
+		rateNow := *e2eRate
+		if rateNow <= 0 {
+			best := 0.0
+			for _, c := range concs {
+				if r := results[c]; r != nil && *rounds > 0 {
+					best = max(best, rate(r.backlogN, r.backlogDur))
+				}
+			}
+			if best == 0 {
+				// Calibrate: a burst at C=32, then the backlog apply rate.
+				client := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+				var evs [][]byte
+				var evIDs []string
+				for _, e := range stripetest.New(*seed+2).Mix(1000, start) {
+					evs, evIDs = append(evs, e.Payload), append(evIDs, e.ID)
+				}
+				evs, evIDs = evs[:min(len(evs), 4000)], evIDs[:min(len(evIDs), 4000)]
+				_, _, _ = send(client, recURL+"/webhooks/stripe", evs, 32)
+				sendEnd := time.Now()
+				waitDrained(ctx, watch)
+				var after int
+				var last *time.Time
+				check(watch.QueryRow(ctx, `SELECT count(*) FILTER (WHERE processed_at > $2), max(processed_at) FROM webhook_events WHERE event_id = ANY($1)`, evIDs, sendEnd).Scan(&after, &last))
+				if last != nil {
+					best = rate(after, last.Sub(sendEnd))
+				}
+				fmt.Printf("calibration: backlog apply %.0f ev/s\n", best)
+			}
+			rateNow = best / 2
+		}
+		if rateNow <= 0 {
+			log.Fatalf("e2e: no apply rate measured; give -e2e-rate")
+		}
+		runE2E(ctx, recURL+"/webhooks/stripe", watch, &rss, *seed+1, rateNow, *e2eDur)
+	}
+}
+
+// runE2E delivers fresh events of the demo mix at a fixed rate (open loop:
+// each event has a scheduled send time, and a late sender does not push the
+// schedule back) for dur, and measures event→case latency: from the event's
+// scheduled send time to the moment a reader sees it applied (its inbox row
+// no longer pending — the same transaction that updated its case). A poller
+// asks every 25 ms about the events still outstanding; its period bounds the
+// measurement's resolution. It also reports the ack latency and the peak RSS
+// sampled throughout, per minute and overall.
+func runE2E(ctx context.Context, target string, watch *pgxpool.Pool, rss *rssSampler, seed uint64, evRate float64, dur time.Duration) {
+	fmt.Printf("\n--- event→case at a sustained %.0f events/s for %s (load %s) ---\n", evRate, dur, loadavg())
+	type item struct {
+		id      string
+		payload []byte
+	}
+	total := int(evRate * dur.Seconds())
+	feed := make(chan item, 20000)
+	go func() { // generate as we go: ten minutes of events do not fit in memory up front
+		gen := stripetest.New(seed)
+		start := time.Now().Add(-60 * 24 * time.Hour)
+		n := 0
+		for n < total {
+			for _, e := range gen.Mix(500, start) {
+				if n == total {
+					break
+				}
+				feed <- item{e.ID, e.Payload}
+				n++
+			}
+		}
+		close(feed)
+	}()
+	var mu sync.Mutex
+	outstanding := map[string]time.Time{}
+	var e2eLat, ackLat []time.Duration
+	var bad atomic.Int64
+	type minute struct {
+		sent, applied int
+		lat           []time.Duration
+		rssKB         int64
+	}
+	minutes := make([]minute, int(dur/time.Minute)+2)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}, Timeout: 30 * time.Second}
+	t0 := time.Now()
+	jobs := make(chan struct {
+		it    item
+		sched time.Time
+	}, 100000)
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				req, err := stripetest.NewWebhookRequest(context.Background(), target, j.it.payload, secret, time.Time{})
+				check(err)
+				resp, err := client.Do(req)
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat := time.Since(j.sched)
+				if resp.StatusCode/100 != 2 {
+					bad.Add(1)
+				}
+				mu.Lock()
+				ackLat = append(ackLat, lat)
+				mu.Unlock()
+			}
+		}()
+	}
+	// The poller.
+	stopPoll := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		t := time.NewTicker(25 * time.Millisecond)
+		defer t.Stop()
+		var last bool
+		for {
+			select {
+			case <-stopPoll:
+				last = true
+			case <-t.C:
+			}
+			mu.Lock()
+			ids := make([]string, 0, len(outstanding))
+			for id := range outstanding {
+				ids = append(ids, id)
+			}
+			mu.Unlock()
+			for len(ids) > 0 {
+				chunk := ids[:min(len(ids), 5000)]
+				ids = ids[len(chunk):]
+				rows, err := watch.Query(ctx, "SELECT event_id FROM webhook_events WHERE event_id = ANY($1) AND status <> 'pending'", chunk)
+				check(err)
+				seen := time.Now()
+				mu.Lock()
+				for rows.Next() {
+					var id string
+					check(rows.Scan(&id))
+					if sched, ok := outstanding[id]; ok {
+						l := seen.Sub(sched)
+						e2eLat = append(e2eLat, l)
+						m := &minutes[min(int(sched.Sub(t0)/time.Minute), len(minutes)-1)]
+						m.applied++
+						m.lat = append(m.lat, l)
+						delete(outstanding, id)
+					}
+				}
+				mu.Unlock()
+				check(rows.Err())
+			}
+			mu.Lock()
+			left := len(outstanding)
+			mu.Unlock()
+			if last && left == 0 {
+				return
+			}
+		}
+	}()
+	// RSS per minute.
+	stopRSS := make(chan struct{})
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopRSS:
+				return
+			case <-t.C:
+				k := min(int(time.Since(t0)/time.Minute), len(minutes)-1)
+				mu.Lock()
+				minutes[k].rssKB = max(minutes[k].rssKB, rss.current.Load())
+				mu.Unlock()
+			}
+		}
+	}()
+	rss.reset()
+	interval := time.Duration(float64(time.Second) / evRate)
+	i := 0
+	lastReport := t0
+	for it := range feed {
+		sched := t0.Add(time.Duration(i) * interval)
+		if d := time.Until(sched); d > 0 {
+			time.Sleep(d)
+		}
+		mu.Lock()
+		outstanding[it.id] = sched
+		minutes[min(int(sched.Sub(t0)/time.Minute), len(minutes)-1)].sent++
+		mu.Unlock()
+		jobs <- struct {
+			it    item
+			sched time.Time
+		}{it, sched}
+		i++
+		if time.Since(lastReport) >= time.Minute {
+			lastReport = time.Now()
+			mu.Lock()
+			fmt.Printf("e2e %s: sent %d, outstanding %d, RSS %.1f MB, load %s\n", time.Since(t0).Round(time.Second), i, len(outstanding), float64(rss.peak())/1024, loadavg())
+			mu.Unlock()
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	sendEnd := time.Now()
+	close(stopPoll)
+	<-pollDone
+	close(stopRSS)
+	fmt.Printf("e2e: sent %d events in %s (%.0f/s scheduled %.0f/s), %d not answered 2xx; last applied %s after the last send\n",
+		i, sendEnd.Sub(t0).Round(time.Millisecond), float64(i)/sendEnd.Sub(t0).Seconds(), evRate, bad.Load(), time.Since(sendEnd).Round(time.Millisecond))
+	fmt.Println("| minute | sent | p50 event→case ms | p99 event→case ms | max ms | peak RSS MB |")
+	fmt.Println("| --: | --: | --: | --: | --: | --: |")
+	for k, m := range minutes {
+		if m.sent == 0 {
+			continue
+		}
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.0f | %.1f |\n", k+1, m.sent, ms(pct(m.lat, 0.5)), ms(pct(m.lat, 0.99)), ms(pct(m.lat, 1)), float64(m.rssKB)/1024)
+	}
+	fmt.Printf("e2e overall: event→case p50 %.0f ms, p99 %.0f ms, max %.0f ms (poll period 25 ms); ack p50 %.2f ms, p99 %.2f ms; peak RSS %.1f MB over the phase; load %s\n",
+		ms(pct(e2eLat, 0.5)), ms(pct(e2eLat, 0.99)), ms(pct(e2eLat, 1)), ms(pct(ackLat, 0.5)), ms(pct(ackLat, 0.99)), float64(rss.peak())/1024, loadavg())
 }
 
 // send POSTs evs, each signed at send time, from c goroutines sharing client.
@@ -490,6 +719,10 @@ func perfRecord(pid int, out, tmp, name string) func() {
 	}
 	if out == "" {
 		out = tmp
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		log.Printf("perf record: %v", err)
+		return nil
 	}
 	out = filepath.Join(out, "perf-"+name+".data")
 	rec := exec.Command("perf", "record", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", out)

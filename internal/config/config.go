@@ -29,6 +29,7 @@ type Config struct {
 	WebhookSecrets       []string
 	WebhookTolerance     time.Duration
 	WebhookMaxBody       int64
+	WebhookCommitters    int
 	APIMaxBody           int64
 	ReadHeaderTimeout    time.Duration
 	ReadTimeout          time.Duration
@@ -37,6 +38,7 @@ type Config struct {
 	ShutdownTimeout      time.Duration
 	WorkerEnabled        bool
 	WorkerConcurrency    int
+	WorkerBatch          int
 	WorkerMaxAttempts    int
 	WorkerLease          time.Duration
 	WorkerPoll           time.Duration
@@ -119,6 +121,7 @@ var settings = []Setting{
 	{"RECOURSE_STRIPE_WEBHOOK_SECRETS", "stripe-webhook-secrets", "", "comma-separated Stripe webhook signing secrets (whsec_…); any one may match, for rotation"},
 	{"RECOURSE_ESCALATION_SOURCES", "escalation-sources", "", "desks that post escalated tickets to /webhooks/escalations/{name}: name:type:secret,… (type generic = Standard Webhooks, secret whsec_…; type zendesk = Zendesk webhook signing secret)"},
 	{"RECOURSE_WEBHOOK_TOLERANCE", "webhook-tolerance", "300s", "how old a Stripe-Signature timestamp may be"},
+	{"RECOURSE_WEBHOOK_COMMITTERS", "webhook-committers", "1", "group-commit loops writing acknowledged deliveries to the inbox at once"},
 	{"RECOURSE_WEBHOOK_MAX_BODY", "webhook-max-body", "1048576", "largest webhook body accepted, in bytes (larger gets 413)"},
 	{"RECOURSE_API_MAX_BODY", "api-max-body", "1048576", "largest API request body, in bytes"},
 	{"RECOURSE_HTTP_READ_HEADER_TIMEOUT", "read-header-timeout", "5s", "time allowed to read request headers"},
@@ -128,6 +131,7 @@ var settings = []Setting{
 	{"RECOURSE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long a graceful shutdown waits for in-flight work"},
 	{"RECOURSE_WORKER_ENABLED", "worker", "true", "run the webhook inbox worker in this process"},
 	{"RECOURSE_WORKER_CONCURRENCY", "worker-concurrency", "4", "events processed at once by this process"},
+	{"RECOURSE_WORKER_BATCH", "worker-batch", "16", "events one worker loop claims and applies in one transaction (1–64)"},
 	{"RECOURSE_WORKER_MAX_ATTEMPTS", "worker-max-attempts", "8", "attempts before an event is dead-lettered"},
 	{"RECOURSE_WORKER_LEASE", "worker-lease", "2m", "how long a claimed event stays reserved if its worker dies"},
 	{"RECOURSE_WORKER_POLL_INTERVAL", "worker-poll-interval", "1s", "how often an idle worker looks for due events"},
@@ -216,6 +220,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.EscalationSources = p.str("RECOURSE_ESCALATION_SOURCES")
 	c.WebhookTolerance = p.dur("RECOURSE_WEBHOOK_TOLERANCE")
 	c.WebhookMaxBody = int64(p.int("RECOURSE_WEBHOOK_MAX_BODY"))
+	c.WebhookCommitters = p.int("RECOURSE_WEBHOOK_COMMITTERS")
 	c.APIMaxBody = int64(p.int("RECOURSE_API_MAX_BODY"))
 	c.ReadHeaderTimeout = p.dur("RECOURSE_HTTP_READ_HEADER_TIMEOUT")
 	c.ReadTimeout = p.dur("RECOURSE_HTTP_READ_TIMEOUT")
@@ -224,6 +229,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	c.ShutdownTimeout = p.dur("RECOURSE_SHUTDOWN_TIMEOUT")
 	c.WorkerEnabled = p.bool("RECOURSE_WORKER_ENABLED")
 	c.WorkerConcurrency = p.int("RECOURSE_WORKER_CONCURRENCY")
+	c.WorkerBatch = p.int("RECOURSE_WORKER_BATCH")
 	c.WorkerMaxAttempts = p.int("RECOURSE_WORKER_MAX_ATTEMPTS")
 	c.WorkerLease = p.dur("RECOURSE_WORKER_LEASE")
 	c.WorkerPoll = p.dur("RECOURSE_WORKER_POLL_INTERVAL")
@@ -283,6 +289,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("body limits must be positive")
 	case c.WorkerConcurrency < 1:
 		return fmt.Errorf("RECOURSE_WORKER_CONCURRENCY must be at least 1")
+	case c.WebhookCommitters < 1 || c.WebhookCommitters > 16:
+		return fmt.Errorf("RECOURSE_WEBHOOK_COMMITTERS must be between 1 and 16")
+	case c.WorkerBatch < 1 || c.WorkerBatch > 64:
+		return fmt.Errorf("RECOURSE_WORKER_BATCH must be between 1 and 64")
 	case c.WorkerMaxAttempts < 1:
 		return fmt.Errorf("RECOURSE_WORKER_MAX_ATTEMPTS must be at least 1")
 	case c.WorkerLease < time.Second:

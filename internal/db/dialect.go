@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -86,6 +87,20 @@ func (d Dialect) AdvisoryXactLock(ctx context.Context, tx *gorm.DB, class LockCl
 	}
 	if err := tx.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", int32(class), key).Error; err != nil {
 		return fmt.Errorf("advisory lock %d/%s: %w", class, key, err)
+	}
+	return nil
+}
+
+// LockTimeout makes every lock wait in tx give up after d (SET LOCAL
+// lock_timeout) on PostgreSQL, failing the statement; the setting ends with
+// tx. On SQLite it does nothing (its busy timeout applies).
+func (d Dialect) LockTimeout(ctx context.Context, tx *gorm.DB, timeout time.Duration) error {
+	if d != Postgres {
+		return nil
+	}
+	ms := max(timeout.Milliseconds(), 1)
+	if err := tx.WithContext(ctx).Exec("SET LOCAL lock_timeout = " + strconv.FormatInt(ms, 10)).Error; err != nil {
+		return fmt.Errorf("set lock timeout: %w", err)
 	}
 	return nil
 }

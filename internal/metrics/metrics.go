@@ -28,6 +28,9 @@ type Metrics struct {
 	WebhookDead      prometheus.Counter
 	WebhookReplayed  prometheus.Counter
 	IntakeBatchSize  prometheus.Histogram
+	// WebhookBatchReplayed counts worker batches rolled back and applied
+	// again one event at a time (a failing event, a deadlock, a lost lease).
+	WebhookBatchReplayed prometheus.Counter
 
 	// RateLimited counts requests refused with 429 by an abuse limit, by
 	// scope (token, ip, console, stripe, escalation).
@@ -75,13 +78,16 @@ func New() *Metrics {
 			Name: "recourse_webhook_intake_batch_size", Help: "Deliveries committed together by the intake's group commit.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}),
+		WebhookBatchReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recourse_webhook_worker_batches_replayed_total", Help: "Worker batches rolled back and applied again one event at a time.",
+		}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recourse_http_rate_limited_total", Help: "Requests refused with 429 by a rate limit, by scope (token, ip, console, stripe, escalation).",
 		}, []string{"scope"}),
 	}
 	r.MustRegister(m.HTTPRequests, m.RateLimited, m.HTTPDuration, m.WebhookReceived, m.WebhookDuplicate,
 		m.WebhookRejected, m.WebhookProcessed, m.WebhookFailed, m.WebhookDead, m.WebhookReplayed,
-		m.IntakeBatchSize,
+		m.IntakeBatchSize, m.WebhookBatchReplayed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
