@@ -198,27 +198,37 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	if ctx.Err() != nil {
-		ids := make([]string, 0, len(events))
-		for _, e := range events {
-			ids = append(ids, e.ID)
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := w.inbox.Release(rctx, w.owner, ids); err != nil {
-			w.log.Warn("webhook worker: release on shutdown failed; events wait out their lease", "err", err)
-		}
-		cancel()
+		w.release(ctx, events)
 		return len(events), nil
 	}
-	// The batch in hand finishes even if shutdown begins meanwhile.
+	// The batch in hand finishes even if shutdown begins meanwhile; applied
+	// one by one, the event in hand does.
 	bctx := context.WithoutCancel(ctx)
 	if len(events) == 1 || !w.processBatch(bctx, events) {
-		for _, ev := range events {
+		for i, ev := range events {
+			if ctx.Err() != nil {
+				w.release(ctx, events[i:])
+				break
+			}
 			ectx, cancel := context.WithTimeout(bctx, w.cfg.EventTimeout)
 			w.process(ectx, ev)
 			cancel()
 		}
 	}
 	return len(events), nil
+}
+
+// release gives back claimed events not started, on shutdown.
+func (w *Worker) release(ctx context.Context, events []Event) {
+	ids := make([]string, 0, len(events))
+	for _, e := range events {
+		ids = append(ids, e.ID)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.inbox.Release(rctx, w.owner, ids); err != nil {
+		w.log.Warn("webhook worker: release on shutdown failed; events wait out their lease", "err", err)
+	}
 }
 
 // processBatch applies events in one transaction, in claim order, and
