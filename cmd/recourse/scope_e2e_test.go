@@ -172,6 +172,7 @@ var scopeRoutes = map[string]scopeRoute{
 	"GET /cases/:id/evidence/packet.pdf":   {kind: scopeRead, obj: "dispute_case", perm: auth.PermDisputesWork},
 	"GET /customers":                       {kind: scopeList, obj: "search", perm: auth.PermBillingRead, showsA: true},
 	"GET /customers/:id":                   {kind: scopeRead, obj: "customer", perm: auth.PermBillingRead},
+	"POST /customers/:id/erase":            {kind: scopeRefused, perm: auth.PermCustomersErase, form: url.Values{"reason": {"scope walk"}}, note: "erasure rewrites every case of the customer, in scope or not"},
 	"POST /cases/bulk":                     {kind: scopeWrite, obj: "bulk", perm: auth.PermCasesWrite, form: url.Values{"op": {"assign_me"}}},
 	"POST /views":                          {kind: scopeOwn, perm: auth.PermCasesRead, form: url.Values{"name": {"walk"}, "team": {"disputes"}}},
 	"POST /views/:id/delete":               {kind: scopeOwn, perm: auth.PermCasesRead},
