@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
 	"github.com/recourse-hq/recourse/internal/errs"
@@ -240,28 +239,9 @@ func setScope(ctx context.Context, tx *gorm.DB, id int64, s Scope) error {
 	return nil
 }
 
-// RequireUnscoped refuses the request with 403 (scope_restricted) when its
-// principal is limited by a scope: the route shows or changes what cannot
-// be filtered by team or business line (the webhook inbox, the audit log,
-// the events feed, aggregates across the desk) or could mint an identity
-// wider than the caller's (users, tokens).
-func RequireUnscoped() echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			p, ok := FromContext(c.Request().Context())
-			if !ok {
-				return errs.New(errs.EUNAUTHORIZED, "authentication required")
-			}
-			if err := Unscoped(p); err != nil {
-				return err
-			}
-			return next(c)
-		}
-	}
-}
-
 // Unscoped returns EFORBIDDEN (scope_restricted) when p is limited by a
-// scope, else nil.
+// scope, else nil: Require applies it to the permissions UnscopedOnly
+// lists.
 func Unscoped(p Principal) error {
 	if !p.Scope.Unrestricted() {
 		return errs.Coded(errs.EFORBIDDEN, "scope_restricted", "your access is limited to %s; this is not available within a scope", p.Scope)
