@@ -175,7 +175,9 @@ func (r *StatsReader) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	}
 	lastFullEnd := monthStart(to)
 	var rows []statsRow
-	scope, scopeArgs := q.Scope.CustomerSQL("d.customer_id")
+	// The dispute's customer, or its charge's when it names none (as
+	// billing.Store resolves it).
+	scope, scopeArgs := q.Scope.CustomerSQL("COALESCE(NULLIF(d.customer_id, ''), (SELECT mc.customer_id FROM billing_charges mc WHERE mc.id = d.charge_id))")
 	if scope != "" {
 		scope = " AND " + scope
 	}

@@ -11,18 +11,22 @@ import (
 
 // seedCustomers gives the fixture's cases and billing rows customers:
 // cus_e has the ecommerce cases A, C1 and C9, charges ch1 and ch3, refunds
-// re1 and re3 and dispute dp1; cus_l has the live cases B and C2, charge
+// re1 and re3 and dispute dp1 (the last two through charge ch1); cus_l has the live cases B and C2, charge
 // ch2, refund re2 and dispute dp2. The rest have none.
 func seedCustomers(t *testing.T, d *db.DB) {
 	t.Helper()
 	for _, u := range []struct{ table, customer, ids string }{
 		{"cases", "cus_e", "'A', 'C1', 'C9'"}, {"cases", "cus_l", "'B', 'C2'"},
 		{"billing_charges", "cus_e", "'ch1', 'ch3'"}, {"billing_charges", "cus_l", "'ch2'"},
-		{"billing_refunds", "cus_e", "'re1', 're3'"}, {"billing_refunds", "cus_l", "'re2'"},
-		{"billing_disputes", "cus_e", "'dp1'"}, {"billing_disputes", "cus_l", "'dp2'"},
+		{"billing_refunds", "cus_e", "'re1'"}, {"billing_refunds", "cus_l", "'re2'"},
+		{"billing_disputes", "cus_l", "'dp2'"},
 	} {
 		exec(t, d, "UPDATE "+u.table+" SET customer_id = ? WHERE id IN ("+u.ids+")", u.customer)
 	}
+	// dp1 names no customer: its charge ch1 does (billing.Store resolves
+	// it so), as does re3's.
+	exec(t, d, "UPDATE billing_disputes SET charge_id = 'ch1' WHERE id = 'dp1'")
+	exec(t, d, "UPDATE billing_refunds SET charge_id = 'ch1', customer_id = '' WHERE id = 're3'")
 }
 
 // Reports within a scope (README "Scoping"): the same fixture, asked by a

@@ -137,6 +137,16 @@ func customerInScope(sc auth.Scope, column string) (string, []any) {
 	return " AND " + c, args
 }
 
+// mirrorCustomer is the SQL of the customer of a row of billing table: its
+// customer_id, or for a refund or dispute that names none, its charge's
+// (as billing.Store resolves it when reading one by id).
+func mirrorCustomer(table string) string {
+	if table == "billing_charges" {
+		return table + ".customer_id"
+	}
+	return "COALESCE(NULLIF(" + table + ".customer_id, ''), (SELECT mc.customer_id FROM billing_charges mc WHERE mc.id = " + table + ".charge_id))"
+}
+
 // with returns args followed by more (a fresh slice: args may be shared).
 func with(args []any, more ...any) []any {
 	return append(append([]any{}, args...), more...)
@@ -835,7 +845,7 @@ func (s *Store) Recovery(ctx context.Context, q Query) (*RecoveryReport, error) 
 	out.RecoveryRatePct = pct(fr["recovered"], fr["recovered"]+fr["churned"]+fr["written_off"])
 	tc := out.TrialConversions
 	out.ConversionRatePct = pct(tc["converted"], tc["converted"]+tc["lost"])
-	rsc, rscArgs := customerInScope(q.Scope, "billing_refunds.customer_id")
+	rsc, rscArgs := customerInScope(q.Scope, mirrorCustomer("billing_refunds"))
 	if err := s.query(ctx, "recovery refunds",
 		"SELECT reason, currency, count(*), sum(amount) FROM billing_refunds WHERE status = 'succeeded' AND created >= ? AND created < ?"+rsc+
 			" GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", with([]any{q.From, q.To}, rscArgs...), func(r *sql.Rows) error {
@@ -900,7 +910,7 @@ func (s *Store) RootCauses(ctx context.Context, q Query) (*RootCauseReport, erro
 	}
 	simple := func(what, table, keyCol, timeCol, where string) ([]Cause, error) {
 		counts := map[string]*Cause{}
-		csc, cscArgs := customerInScope(q.Scope, table+".customer_id")
+		csc, cscArgs := customerInScope(q.Scope, mirrorCustomer(table))
 		err := s.query(ctx, what, "SELECT "+keyCol+", "+period(timeCol)+", count(*) FROM "+table+" WHERE "+where+timeCol+" >= ? AND "+timeCol+" < ?"+csc+" GROUP BY 1, 2",
 			with([]any{q.From, prev, q.To}, cscArgs...), func(r *sql.Rows) error {
 				var k string
