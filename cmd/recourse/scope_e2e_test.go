@@ -263,10 +263,12 @@ func walkReport(t *testing.T, in *instance, r, walker, admin string, w scopeWorl
 	if int(gotW) != listW || int(gotAdmin) != listAdmin || gotW >= gotAdmin || gotW == 0 {
 		t.Errorf("volume opened: walker %v (lists %d), admin %v (lists %d): want the walker's own cases, fewer than all", gotW, listW, gotAdmin, listAdmin)
 	}
+	// Of the two disputes (A's and B's) the walker counts A's. (An
+	// unrestricted answer reads whole months from the rollup, which the
+	// ops loop refreshes: not compared here.)
 	code, m := in.do("GET", "/api/v1/reports/disputes?"+rng, walker, nil, nil)
-	_, all := in.do("GET", "/api/v1/reports/disputes?"+rng, admin, nil, nil)
-	if n, na := m["totals"].(map[string]any)["count"], all["totals"].(map[string]any)["count"]; code != 200 || n != 1.0 || na != 2.0 {
-		t.Errorf("disputes: walker counts %v (%d), admin %v: want A's one of two", n, code, na)
+	if n := m["totals"].(map[string]any)["count"]; code != 200 || n != 1.0 {
+		t.Errorf("disputes: walker counts %v (%d), want A's one", n, code)
 	}
 	if mon, _ := m["monitoring"].([]any); len(mon) != 0 {
 		t.Errorf("disputes: a scoped answer holds the account's monitoring %v", mon)
