@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/clock"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
@@ -84,6 +85,12 @@ type Stats struct {
 type StatsQuery struct {
 	From, To time.Time
 	GroupBy  string
+	// Scope, when it limits anything, keeps the disputes of customers in
+	// it (auth.Scope's rule for mirrored objects). Such a query reads the
+	// mirror over the whole range — the rollup holds no customer — and
+	// answers no Monitoring: the networks' ratio is the account's disputes
+	// over all its successful charges, which a scope cannot divide.
+	Scope auth.Scope
 }
 
 // StatsReader computes dispute analytics from the billing mirror, through
@@ -129,7 +136,7 @@ const statsColumns = "month, brand, reason, network_code, currency, business_lin
 // statsSelect groups the disputes created in [?, ?) by every dimension.
 // business_line is the dispute case's business line when one was set on
 // it, else the product of the case's subscription, else "".
-func (r *StatsReader) statsSelect() string {
+func (r *StatsReader) statsSelect(extra string) string {
 	return `SELECT ` + r.db.Dialect.MonthSQL("d.created") + ` AS month, d.card_brand AS brand, d.reason AS reason,
   d.network_reason_code AS network_code, d.currency AS currency,
   COALESCE(NULLIF(bc.business_line, ''), bs.product_id, '') AS business_line, d.status AS status,
@@ -141,7 +148,7 @@ FROM billing_disputes d
 LEFT JOIN cases bc ON bc.kind = 'dispute' AND bc.subject_id = d.id
 LEFT JOIN billing_subscriptions bs ON bs.id = bc.subscription_id
 LEFT JOIN dispute_deadline_marks m ON m.dispute_id = d.id AND m.mark = 'missed'
-WHERE d.created >= ? AND d.created < ?
+WHERE d.created >= ? AND d.created < ?` + extra + `
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`
 }
 
@@ -168,15 +175,21 @@ func (r *StatsReader) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	}
 	lastFullEnd := monthStart(to)
 	var rows []statsRow
+	// The dispute's customer, or its charge's when it names none (as
+	// billing.Store resolves it).
+	scope, scopeArgs := q.Scope.CustomerSQL("COALESCE(NULLIF(d.customer_id, ''), (SELECT mc.customer_id FROM billing_charges mc WHERE mc.id = d.charge_id))")
+	if scope != "" {
+		scope = " AND " + scope
+	}
 	raw := func(a, b time.Time) error {
 		var part []statsRow
-		if err := r.db.WithContext(ctx).Raw(r.statsSelect(), a, b).Scan(&part).Error; err != nil {
+		if err := r.db.WithContext(ctx).Raw(r.statsSelect(scope), append([]any{a, b}, scopeArgs...)...).Scan(&part).Error; err != nil {
 			return fmt.Errorf("dispute stats: %w", err)
 		}
 		rows = append(rows, part...)
 		return nil
 	}
-	if !firstFull.Before(lastFullEnd) {
+	if !firstFull.Before(lastFullEnd) || scope != "" {
 		if err := raw(from, to); err != nil {
 			return Stats{}, err
 		}
@@ -226,6 +239,10 @@ func (r *StatsReader) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	var counts []monthRow
 	for bm, n := range chargebacks {
 		counts = append(counts, monthRow{Month: bm.month, Brand: bm.brand, N: n})
+	}
+	if scope != "" {
+		out.Monitoring = []MonitoringMonth{}
+		return out, nil
 	}
 	mon, err := r.monitoring(ctx, counts, from, to)
 	if err != nil {
@@ -323,7 +340,7 @@ func (r *StatsReader) Refresh(ctx context.Context) (int, error) {
 			if err := tx.WithContext(ctx).Exec("DELETE FROM dispute_stats_months").Error; err != nil {
 				return err
 			}
-			if err := tx.WithContext(ctx).Exec("INSERT INTO dispute_stats_months ("+statsColumns+") "+r.statsSelect(),
+			if err := tx.WithContext(ctx).Exec("INSERT INTO dispute_stats_months ("+statsColumns+") "+r.statsSelect(""),
 				time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)).Error; err != nil {
 				return fmt.Errorf("dispute stats rebuild: %w", err)
 			}
@@ -348,7 +365,7 @@ UNION SELECT DISTINCT `+month+` FROM dispute_deadline_marks m JOIN billing_dispu
 			if err := tx.WithContext(ctx).Exec("DELETE FROM dispute_stats_months WHERE month = ?", m).Error; err != nil {
 				return err
 			}
-			if err := tx.WithContext(ctx).Exec("INSERT INTO dispute_stats_months ("+statsColumns+") "+r.statsSelect(), start, start.AddDate(0, 1, 0)).Error; err != nil {
+			if err := tx.WithContext(ctx).Exec("INSERT INTO dispute_stats_months ("+statsColumns+") "+r.statsSelect(""), start, start.AddDate(0, 1, 0)).Error; err != nil {
 				return fmt.Errorf("dispute stats refresh %s: %w", m, err)
 			}
 		}

@@ -162,6 +162,10 @@ func (h *HTTP) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The caller's scope, explicitly: a scoped supervisor's report counts
+	// only the cases (and customers) in it.
+	p, _ := auth.FromContext(c.Request().Context())
+	q.Scope = p.Scope
 	r, err := h.svc.Run(c.Request().Context(), q)
 	if err != nil {
 		return err

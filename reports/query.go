@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
 
@@ -102,6 +103,11 @@ type Query struct {
 	GroupBy  string
 	// TZ is the time zone buckets and dates follow (nil: UTC).
 	TZ *time.Location
+	// Scope limits the report to the cases in it (and the billing
+	// objects of their customers): the scope of the principal asking,
+	// which the API and the console set from the request. The zero Scope
+	// reports on the whole desk.
+	Scope auth.Scope
 }
 
 // Location is the query's time zone (UTC when none is set).

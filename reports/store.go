@@ -14,6 +14,7 @@ import (
 
 	"github.com/recourse-hq/recourse/cases"
 	"github.com/recourse-hq/recourse/disputes"
+	"github.com/recourse-hq/recourse/internal/auth"
 	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
@@ -104,6 +105,51 @@ func groupKey(s string) string {
 		return NoneKey
 	}
 	return s
+}
+
+// inScope returns " AND <cond>" holding for the cases row aliased alias
+// in sc, and its arguments; "" for an unrestricted scope.
+func inScope(sc auth.Scope, alias string) (string, []any) {
+	c, args := sc.CaseSQL(alias)
+	if c == "" {
+		return "", nil
+	}
+	return " AND " + c, args
+}
+
+// caseInScope is inScope for a row holding a case id in column (actions,
+// timeline entries): the case it belongs to is in sc.
+func caseInScope(sc auth.Scope, column string) (string, []any) {
+	c, args := sc.CaseSQL("sc")
+	if c == "" {
+		return "", nil
+	}
+	return " AND EXISTS (SELECT 1 FROM cases sc WHERE sc.id = " + column + " AND " + c + ")", args
+}
+
+// customerInScope is inScope for a billing mirror row whose customer is in
+// column: the customer has a case in sc (auth.Scope's rule).
+func customerInScope(sc auth.Scope, column string) (string, []any) {
+	c, args := sc.CustomerSQL(column)
+	if c == "" {
+		return "", nil
+	}
+	return " AND " + c, args
+}
+
+// mirrorCustomer is the SQL of the customer of a row of billing table: its
+// customer_id, or for a refund or dispute that names none, its charge's
+// (as billing.Store resolves it when reading one by id).
+func mirrorCustomer(table string) string {
+	if table == "billing_charges" {
+		return table + ".customer_id"
+	}
+	return "COALESCE(NULLIF(" + table + ".customer_id, ''), (SELECT mc.customer_id FROM billing_charges mc WHERE mc.id = " + table + ".charge_id))"
+}
+
+// with returns args followed by more (a fresh slice: args may be shared).
+func with(args []any, more ...any) []any {
+	return append(append([]any{}, args...), more...)
 }
 
 // query runs sql and calls scan for each row.
@@ -230,35 +276,36 @@ func (s *Store) Volume(ctx context.Context, q Query) (*VolumeReport, error) {
 	openedSQL, openedArgs := bucketSQL("c.created_at", bs)
 	closedSQL, closedArgs := bucketSQL("c.closed_at", bs)
 	reopenedSQL, reopenedArgs := bucketSQL("t.at", bs)
-	join := " JOIN cases c ON c.id = t.case_id" // only to group by the case's column
-	if q.GroupBy == "" {
+	sc, scArgs := inScope(q.Scope, "c")
+	join := " JOIN cases c ON c.id = t.case_id" // only to group by the case's column or limit to a scope
+	if q.GroupBy == "" && sc == "" {
 		join = ""
 	}
 	err := concurrently(
 		func() error {
 			return s.countByBucket(ctx, "volume opened",
-				"SELECT "+openedSQL+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.created_at >= ? AND c.created_at < ? GROUP BY "+groupBy,
-				append(openedArgs, q.From, q.To), add(func(c *cell, n int64) { c.opened += n }))
+				"SELECT "+openedSQL+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.created_at >= ? AND c.created_at < ?"+sc+" GROUP BY "+groupBy,
+				with(openedArgs, append([]any{q.From, q.To}, scArgs...)...), add(func(c *cell, n int64) { c.opened += n }))
 		},
 		func() error {
 			return s.countByBucket(ctx, "volume closed",
-				"SELECT "+closedSQL+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ? GROUP BY "+groupBy,
-				append(closedArgs, q.From, q.To), add(func(c *cell, n int64) { c.closed += n }))
+				"SELECT "+closedSQL+" AS b, "+g+" AS g, count(*) FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ?"+sc+" GROUP BY "+groupBy,
+				with(closedArgs, append([]any{q.From, q.To}, scArgs...)...), add(func(c *cell, n int64) { c.closed += n }))
 		},
 		func() error {
 			return s.countByBucket(ctx, "volume reopened",
 				"SELECT "+reopenedSQL+" AS b, "+g+" AS g, count(*) FROM case_timeline t"+join+" WHERE t.type = '"+
-					cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
-				append(reopenedArgs, q.From, q.To), add(func(c *cell, n int64) { c.reopened += n }))
+					cases.EntryReopened+"' AND t.at >= ? AND t.at < ?"+sc+" GROUP BY "+groupBy,
+				with(reopenedArgs, append([]any{q.From, q.To}, scArgs...)...), add(func(c *cell, n int64) { c.reopened += n }))
 		},
 		func() error {
 			// The backlog at from: open cases created before it, and cases
 			// created before it that closed at or after it. Two index range
 			// scans.
 			return s.query(ctx, "volume backlog",
-				"SELECT g, count(*) FROM (SELECT "+g+" AS g FROM cases c WHERE c.closed_at IS NULL AND c.created_at < ?"+
-					" UNION ALL SELECT "+g+" AS g FROM cases c WHERE c.closed_at >= ? AND c.created_at < ?) x GROUP BY g",
-				[]any{q.From, q.From, q.From}, func(r *sql.Rows) error {
+				"SELECT g, count(*) FROM (SELECT "+g+" AS g FROM cases c WHERE c.closed_at IS NULL AND c.created_at < ?"+sc+
+					" UNION ALL SELECT "+g+" AS g FROM cases c WHERE c.closed_at >= ? AND c.created_at < ?"+sc+") x GROUP BY g",
+				with(with([]any{q.From}, scArgs...), with([]any{q.From, q.From}, scArgs...)...), func(r *sql.Rows) error {
 					var k string
 					var n int64
 					if err := r.Scan(&k, &n); err != nil {
@@ -451,26 +498,30 @@ func (s *Store) Resolution(ctx context.Context, q Query) (*ResolutionReport, err
 	// Breaches are the sweeper's sla_breached entries (a reopened case's
 	// columns start afresh; its timeline keeps every breach).
 	bexpr, bargs := bucketSQL("t.at", bs)
+	sc, scArgs := inScope(q.Scope, "c")
 	groupBy, join := "1, 2", " JOIN cases c ON c.id = t.case_id"
 	if q.GroupBy == "" {
-		groupBy, join = "1", ""
+		groupBy = "1"
+		if sc == "" {
+			join = ""
+		}
 	}
 	err := concurrently(
 		func() error {
 			return s.query(ctx, "resolution first responses",
 				"SELECT "+g+", c.team, c.created_at, c.first_responded_at, c.first_response_due, c.first_response_breached_at FROM cases c"+
-					" WHERE c.first_responded_at >= ? AND c.first_responded_at < ?", []any{q.From, q.To}, scan(true))
+					" WHERE c.first_responded_at >= ? AND c.first_responded_at < ?"+sc, with([]any{q.From, q.To}, scArgs...), scan(true))
 		},
 		func() error {
 			return s.query(ctx, "resolution closes",
 				"SELECT "+g+", c.team, c.created_at, c.closed_at, c.resolution_due, c.resolution_breached_at FROM cases c"+
-					" WHERE c.closed_at >= ? AND c.closed_at < ?", []any{q.From, q.To}, scan(false))
+					" WHERE c.closed_at >= ? AND c.closed_at < ?"+sc, with([]any{q.From, q.To}, scArgs...), scan(false))
 		},
 		func() error {
 			return s.query(ctx, "resolution breaches",
 				"SELECT "+bexpr+" AS b, "+g+" AS g, sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END), sum(CASE WHEN t.summary LIKE ? THEN 1 ELSE 0 END)"+
-					" FROM case_timeline t"+join+" WHERE t.type = '"+cases.EntrySLABreached+"' AND t.at >= ? AND t.at < ? GROUP BY "+groupBy,
-				append(bargs, "%"+cases.BreachFirstResponse+"%", "%"+cases.BreachResolution+"%", q.From, q.To), func(r *sql.Rows) error {
+					" FROM case_timeline t"+join+" WHERE t.type = '"+cases.EntrySLABreached+"' AND t.at >= ? AND t.at < ?"+sc+" GROUP BY "+groupBy,
+				with(bargs, append([]any{"%" + cases.BreachFirstResponse + "%", "%" + cases.BreachResolution + "%", q.From, q.To}, scArgs...)...), func(r *sql.Rows) error {
 					var (
 						b       int
 						k       string
@@ -643,27 +694,29 @@ func (s *Store) Team(ctx context.Context, q Query) (*TeamReport, error) {
 		caseTeam := "(SELECT c.team FROM cases c WHERE c.id = a.case_id)"
 		requester, decider = caseTeam, caseTeam
 	}
+	sc, scArgs := inScope(q.Scope, "c")
+	asc, ascArgs := caseInScope(q.Scope, "a.case_id")
 	err := concurrently(
 		func() error {
 			return counts("team handled", "SELECT "+caseKey+", count(*),"+
 				" sum(CASE WHEN c.resolution_breached_at IS NULL AND c.closed_at <= c.resolution_due THEN 1 ELSE 0 END)"+
-				" FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ? GROUP BY 1", []any{q.From, q.To},
+				" FROM cases c WHERE c.closed_at >= ? AND c.closed_at < ?"+sc+" GROUP BY 1", with([]any{q.From, q.To}, scArgs...),
 				func(g *TeamGroup, ns []int64) { g.Handled += ns[0]; g.ResolutionMet += ns[1] })
 		},
 		func() error {
 			return counts("team first responses", "SELECT "+caseKey+", count(*),"+
 				" sum(CASE WHEN c.first_response_breached_at IS NULL AND c.first_responded_at <= c.first_response_due THEN 1 ELSE 0 END)"+
-				" FROM cases c WHERE c.first_responded_at >= ? AND c.first_responded_at < ? GROUP BY 1", []any{q.From, q.To},
+				" FROM cases c WHERE c.first_responded_at >= ? AND c.first_responded_at < ?"+sc+" GROUP BY 1", with([]any{q.From, q.To}, scArgs...),
 				func(g *TeamGroup, ns []int64) { g.FirstResponses += ns[0]; g.FirstResponseMet += ns[1] })
 		},
 		func() error {
 			return counts("team reopened", "SELECT "+caseKey+", count(*) FROM case_timeline t JOIN cases c ON c.id = t.case_id"+
-				" WHERE t.type = '"+cases.EntryReopened+"' AND t.at >= ? AND t.at < ? GROUP BY 1", []any{q.From, q.To},
+				" WHERE t.type = '"+cases.EntryReopened+"' AND t.at >= ? AND t.at < ?"+sc+" GROUP BY 1", with([]any{q.From, q.To}, scArgs...),
 				func(g *TeamGroup, ns []int64) { g.Reopened += ns[0] })
 		},
 		func() error {
 			return counts("team actions", "SELECT "+requester+", count(*), sum(CASE WHEN a.status = 'succeeded' THEN 1 ELSE 0 END), sum("+asked+")"+
-				from+" WHERE a.created_at >= ? AND a.created_at < ? GROUP BY 1", []any{q.From, q.To},
+				from+" WHERE a.created_at >= ? AND a.created_at < ?"+asc+" GROUP BY 1", with([]any{q.From, q.To}, ascArgs...),
 				func(g *TeamGroup, ns []int64) {
 					g.Actions += ns[0]
 					g.ActionsSucceeded += ns[1]
@@ -673,7 +726,7 @@ func (s *Store) Team(ctx context.Context, q Query) (*TeamReport, error) {
 		func() error {
 			return counts("team approvals", "SELECT "+decider+", sum(CASE WHEN a.status = 'rejected' THEN 0 ELSE 1 END),"+
 				" sum(CASE WHEN a.status = 'rejected' THEN 1 ELSE 0 END)"+from+
-				" WHERE a.decided_at >= ? AND a.decided_at < ? AND a.decided_by IS NOT NULL GROUP BY 1", []any{q.From, q.To},
+				" WHERE a.decided_at >= ? AND a.decided_at < ? AND a.decided_by IS NOT NULL"+asc+" GROUP BY 1", with([]any{q.From, q.To}, ascArgs...),
 				func(g *TeamGroup, ns []int64) { g.ApprovalsGiven += ns[0]; g.ApprovalsRejected += ns[1] })
 		},
 	)
@@ -758,12 +811,13 @@ type RecoveryReport struct {
 func (s *Store) Recovery(ctx context.Context, q Query) (*RecoveryReport, error) {
 	out := &RecoveryReport{Header: header(q), FailedRenewals: outcomes(cases.KindPaymentFailure), RecoveredRevenue: Money{},
 		TrialConversions: outcomes(cases.KindTrialConversion), Cancellations: outcomes(cases.KindCancellation), Refunds: []RefundReason{}}
+	sc, scArgs := inScope(q.Scope, "c")
 	if err := s.query(ctx, "recovery outcomes",
 		"SELECT c.kind, c.state, COALESCE(c.currency, ''), count(*), sum(COALESCE(c.amount, 0)),"+
 			" sum(CASE WHEN c.kind = 'cancellation' AND c.state = 'retained' AND EXISTS (SELECT 1 FROM case_timeline t WHERE t.case_id = c.id"+
 			" AND t.to_state = 'retention_offered') THEN 1 ELSE 0 END)"+
-			" FROM cases c WHERE c.kind IN (?, ?, ?) AND c.closed_at >= ? AND c.closed_at < ? GROUP BY 1, 2, 3",
-		[]any{cases.KindPaymentFailure, cases.KindTrialConversion, cases.KindCancellation, q.From, q.To}, func(r *sql.Rows) error {
+			" FROM cases c WHERE c.kind IN (?, ?, ?) AND c.closed_at >= ? AND c.closed_at < ?"+sc+" GROUP BY 1, 2, 3",
+		with([]any{cases.KindPaymentFailure, cases.KindTrialConversion, cases.KindCancellation, q.From, q.To}, scArgs...), func(r *sql.Rows) error {
 			var kind, state, cur string
 			var n, amount, offered int64
 			if err := r.Scan(&kind, &state, &cur, &n, &amount, &offered); err != nil {
@@ -791,9 +845,10 @@ func (s *Store) Recovery(ctx context.Context, q Query) (*RecoveryReport, error) 
 	out.RecoveryRatePct = pct(fr["recovered"], fr["recovered"]+fr["churned"]+fr["written_off"])
 	tc := out.TrialConversions
 	out.ConversionRatePct = pct(tc["converted"], tc["converted"]+tc["lost"])
+	rsc, rscArgs := customerInScope(q.Scope, mirrorCustomer("billing_refunds"))
 	if err := s.query(ctx, "recovery refunds",
-		"SELECT reason, currency, count(*), sum(amount) FROM billing_refunds WHERE status = 'succeeded' AND created >= ? AND created < ?"+
-			" GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", []any{q.From, q.To}, func(r *sql.Rows) error {
+		"SELECT reason, currency, count(*), sum(amount) FROM billing_refunds WHERE status = 'succeeded' AND created >= ? AND created < ?"+rsc+
+			" GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", with([]any{q.From, q.To}, rscArgs...), func(r *sql.Rows) error {
 			var rr RefundReason
 			if err := r.Scan(&rr.Reason, &rr.Currency, &rr.Count, &rr.Amount); err != nil {
 				return err
@@ -855,8 +910,9 @@ func (s *Store) RootCauses(ctx context.Context, q Query) (*RootCauseReport, erro
 	}
 	simple := func(what, table, keyCol, timeCol, where string) ([]Cause, error) {
 		counts := map[string]*Cause{}
-		err := s.query(ctx, what, "SELECT "+keyCol+", "+period(timeCol)+", count(*) FROM "+table+" WHERE "+where+timeCol+" >= ? AND "+timeCol+" < ? GROUP BY 1, 2",
-			[]any{q.From, prev, q.To}, func(r *sql.Rows) error {
+		csc, cscArgs := customerInScope(q.Scope, mirrorCustomer(table))
+		err := s.query(ctx, what, "SELECT "+keyCol+", "+period(timeCol)+", count(*) FROM "+table+" WHERE "+where+timeCol+" >= ? AND "+timeCol+" < ?"+csc+" GROUP BY 1, 2",
+			with([]any{q.From, prev, q.To}, cscArgs...), func(r *sql.Rows) error {
 				var k string
 				var cur int
 				var n int64
@@ -870,6 +926,8 @@ func (s *Store) RootCauses(ctx context.Context, q Query) (*RootCauseReport, erro
 	}
 	// Each list reads its own table into its own map: the five run at once.
 	teams, reasons, tags := map[string]*Cause{}, map[string]*Cause{}, map[string]*Cause{}
+	tsc, tscArgs := caseInScope(q.Scope, "t.case_id")
+	sc, scArgs := inScope(q.Scope, "c")
 	err := concurrently(
 		func() (err error) {
 			out.DeclineCodes, err = simple("decline codes", "billing_charges", "failure_code", "created", "status = 'failed' AND ")
@@ -885,7 +943,7 @@ func (s *Store) RootCauses(ctx context.Context, q Query) (*RootCauseReport, erro
 		},
 		func() error {
 			return s.query(ctx, "escalations", "SELECT t.summary, t.at FROM case_timeline t WHERE t.type = '"+cases.EntryEscalated+
-				"' AND t.at >= ? AND t.at < ?", []any{prev, q.To}, func(r *sql.Rows) error {
+				"' AND t.at >= ? AND t.at < ?"+tsc, with([]any{prev, q.To}, tscArgs...), func(r *sql.Rows) error {
 				var summary string
 				var at time.Time
 				if err := r.Scan(&summary, &at); err != nil {
@@ -899,8 +957,8 @@ func (s *Store) RootCauses(ctx context.Context, q Query) (*RootCauseReport, erro
 			})
 		},
 		func() error {
-			return s.query(ctx, "tags", "SELECT c.tags, c.created_at FROM cases c WHERE c.tags <> '[]' AND c.created_at >= ? AND c.created_at < ?",
-				[]any{prev, q.To}, func(r *sql.Rows) error {
+			return s.query(ctx, "tags", "SELECT c.tags, c.created_at FROM cases c WHERE c.tags <> '[]' AND c.created_at >= ? AND c.created_at < ?"+sc,
+				with([]any{prev, q.To}, scArgs...), func(r *sql.Rows) error {
 					var raw string
 					var at time.Time
 					if err := r.Scan(&raw, &at); err != nil {
@@ -995,7 +1053,7 @@ func (s *Store) Disputes(ctx context.Context, q Query) (*DisputeReport, error) {
 		return nil, errs.New(errs.EINTERNAL, "reports: no dispute statistics reader wired")
 	}
 	group := q.GroupBy
-	st, err := s.disputes.Stats(ctx, disputes.StatsQuery{From: q.From, To: q.To, GroupBy: group})
+	st, err := s.disputes.Stats(ctx, disputes.StatsQuery{From: q.From, To: q.To, GroupBy: group, Scope: q.Scope})
 	if err != nil {
 		return nil, err
 	}

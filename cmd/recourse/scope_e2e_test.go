@@ -42,10 +42,16 @@ const (
 	// nothing changes.
 	scopeWrite scopeKind = "write"
 	// refused: spans every customer (inbox, audit, events, notifications,
-	// reports, users, tokens, erasure): 403 scope_restricted.
+	// dispute stats, users, tokens, erasure): 403 scope_restricted.
 	scopeRefused scopeKind = "refused"
 	// own: the caller's own things (saved views), no customer data.
 	scopeOwn scopeKind = "own"
+	// report: an aggregate computed over the scope's cases (and their
+	// customers' billing rows): every report, grouped by business line and
+	// by team, names none of B's (apac) and still counts A's (emea), and
+	// the volume report opens exactly the cases the caller's own case list
+	// holds, fewer than an unrestricted admin's.
+	scopeReport scopeKind = "report"
 )
 
 // scopeRoute is the decision for one route: what it does with a scope, the
@@ -144,8 +150,8 @@ var scopeRoutes = map[string]scopeRoute{
 	"GET /api/v1/webhook-events/:id":         {kind: scopeRefused, perm: auth.PermWebhookEventsRead},
 	"POST /api/v1/webhook-events/:id/replay": {kind: scopeRefused, perm: auth.PermWebhookEventsReplay},
 	"POST /api/v1/webhook-events/replay":     {kind: scopeRefused, perm: auth.PermWebhookEventsReplay},
-	"GET /api/v1/reports":                    {kind: scopeRefused, perm: auth.PermReportsRead},
-	"GET /api/v1/reports/:name":              {kind: scopeRefused, perm: auth.PermReportsRead},
+	"GET /api/v1/reports":                    {kind: scopeOpen, perm: auth.PermReportsRead, note: "the reports' names and parameters, no figures"},
+	"GET /api/v1/reports/:name":              {kind: scopeReport, perm: auth.PermReportsRead},
 	"GET /api/v1/users":                      {kind: scopeRefused, perm: auth.PermUsersManage},
 	"POST /api/v1/users":                     {kind: scopeRefused, perm: auth.PermUsersManage, body: map[string]any{"email": "walk@example.com", "display_name": "Walk", "role": "agent"}},
 	"GET /api/v1/users/:id":                  {kind: scopeRefused, perm: auth.PermUsersManage},
@@ -179,8 +185,8 @@ var scopeRoutes = map[string]scopeRoute{
 	"GET /export/cases.csv":                {kind: scopeList, perm: auth.PermCasesRead, showsA: true},
 	"GET /export/audit.csv":                {kind: scopeRefused, perm: auth.PermAuditRead},
 	"GET /export/webhook-events.csv":       {kind: scopeRefused, perm: auth.PermWebhookEventsRead},
-	"GET /reports":                         {kind: scopeRefused, perm: auth.PermReportsRead},
-	"GET /reports/export":                  {kind: scopeRefused, perm: auth.PermReportsRead},
+	"GET /reports":                         {kind: scopeReport, perm: auth.PermReportsRead},
+	"GET /reports/export":                  {kind: scopeReport, perm: auth.PermReportsRead},
 	"GET /admin/users":                     {kind: scopeRefused, perm: auth.PermUsersManage},
 	"POST /admin/users":                    {kind: scopeRefused, perm: auth.PermUsersManage, form: url.Values{"email": {"walk2@example.com"}, "display_name": {"Walk"}, "role": {"agent"}}},
 	"POST /admin/users/:id/role":           {kind: scopeRefused, perm: auth.PermUsersManage, form: url.Values{"role": {"admin"}}},
@@ -196,6 +202,92 @@ var scopeRoutes = map[string]scopeRoute{
 	"GET /admin/audit":                     {kind: scopeRefused, perm: auth.PermAuditRead},
 	"GET /admin/notifications":             {kind: scopeRefused, perm: auth.PermNotificationsRead},
 	"POST /admin/notifications/:id/replay": {kind: scopeRefused, perm: auth.PermNotificationsReplay},
+}
+
+// walkReport asks report route r (the API's /reports/:name, the console's
+// /reports or /reports/export) for every report, grouped by business line
+// and by team where the report can be, as JSON, CSV or the page, through
+// get (the walker's client): each answer is 200, holds none of B's
+// markers nor B's business line (apac), and the business-line groupings
+// of the case reports show A's (emea). Then the volume report's opened
+// total is the number of cases the walker's own case list holds, and less
+// than an unrestricted admin's: the figures count A's cases and not B's.
+func walkReport(t *testing.T, in *instance, r, walker, admin string, w scopeWorld, get func(path string) (int, string)) {
+	t.Helper()
+	// From a month before the earlier of now and A's dispute to two days
+	// after the later (the story's clock, not now, sets when the provider
+	// created the dispute: it may be ahead).
+	now := time.Now().UTC()
+	start, end := now, now
+	if _, dp := in.do("GET", "/api/v1/disputes/"+w.objA["dispute"], admin, nil, nil); dp != nil {
+		if c, err := time.Parse(time.RFC3339, fmt.Sprint(dp["created"])); err == nil {
+			if c.Before(start) {
+				start = c
+			}
+			if c.After(end) {
+				end = c
+			}
+		}
+	}
+	rng := "from=" + start.AddDate(0, -1, 0).Format(time.DateOnly) + "&to=" + end.AddDate(0, 0, 2).Format(time.DateOnly) + "&interval=month"
+	path := strings.SplitN(r, " ", 2)[1]
+	for _, v := range []struct{ report, groupBy, wantA string }{
+		{"volume", "business_line", "emea"}, {"volume", "team", ""}, {"resolution", "business_line", ""},
+		{"team", "team", ""}, {"team", "agent", ""}, {"recovery", "", ""}, {"root_causes", "", ""},
+		{"disputes", "business_line", "emea"}, {"disputes", "reason", ""},
+	} {
+		q := rng
+		if v.groupBy != "" {
+			q += "&group_by=" + v.groupBy
+		}
+		var paths []string
+		switch path {
+		case "/api/v1/reports/:name":
+			base := "/api/v1/reports/" + v.report + "?" + q
+			paths = []string{base, base + "&format=csv"}
+		default:
+			paths = []string{path + "?report=" + v.report + "&" + q}
+		}
+		for _, p := range paths {
+			code, body := get(p)
+			if code != 200 {
+				t.Errorf("GET %s: %d %.300s", p, code, body)
+				continue
+			}
+			if l := leaks(body, append([]string{"apac"}, w.markersB...), p); l != nil {
+				t.Errorf("GET %s leaks %v", p, l)
+			}
+			if v.wantA != "" && !strings.Contains(body, v.wantA) {
+				t.Errorf("GET %s never shows A's %s: the scope hides everything\n%.300s", p, v.wantA, body)
+			}
+		}
+	}
+	if path != "/api/v1/reports/:name" {
+		return
+	}
+	opened := func(token string) (float64, int) {
+		code, m := in.do("GET", "/api/v1/reports/volume?"+rng, token, nil, nil)
+		if code != 200 {
+			t.Fatalf("volume: %d %v", code, m)
+		}
+		_, list := in.do("GET", "/api/v1/cases?limit=100", token, nil, nil)
+		return m["totals"].([]any)[0].(map[string]any)["opened"].(float64), len(list["data"].([]any))
+	}
+	gotW, listW := opened(walker)
+	gotAdmin, listAdmin := opened(admin)
+	if int(gotW) != listW || int(gotAdmin) != listAdmin || gotW >= gotAdmin || gotW == 0 {
+		t.Errorf("volume opened: walker %v (lists %d), admin %v (lists %d): want the walker's own cases, fewer than all", gotW, listW, gotAdmin, listAdmin)
+	}
+	// Of the two disputes (A's and B's) the walker counts A's. (An
+	// unrestricted answer reads whole months from the rollup, which the
+	// ops loop refreshes: not compared here.)
+	code, m := in.do("GET", "/api/v1/reports/disputes?"+rng, walker, nil, nil)
+	if n := m["totals"].(map[string]any)["count"]; code != 200 || n != 1.0 {
+		t.Errorf("disputes: walker counts %v (%d), want A's one", n, code)
+	}
+	if mon, _ := m["monitoring"].([]any); len(mon) != 0 {
+		t.Errorf("disputes: a scoped answer holds the account's monitoring %v", mon)
+	}
 }
 
 // routerRoutes builds the service as serve does and returns every
@@ -692,6 +784,14 @@ func TestScopeWalk(t *testing.T) {
 							t.Errorf("%s on A: %d %.300s, want 200", r, code, body)
 						}
 					}
+				case scopeReport:
+					walkReport(t, in, r, walker, admin, w, func(path string) (int, string) {
+						if api {
+							code, _, body := in.raw(path, walker, nil)
+							return code, body
+						}
+						return consoleDo(t, in, cc, csrf, http.MethodGet, path, nil)
+					})
 				case scopeRefused:
 					code, ec, body := call(pathFor(r, d, w.objB), d.body, d.form)
 					if code != 403 || (api && ec != "scope_restricted") {

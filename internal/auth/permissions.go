@@ -80,8 +80,9 @@ var grants = map[Permission][]Role{
 // unscopedOnly are the permissions a scoped principal never holds, whatever
 // their role (README "Scoping"). What they reach cannot be narrowed to a
 // scope's teams and business lines — the raw webhook inbox, the audit log,
-// the events feed and outbound notifications span every customer; reports
-// and dispute statistics aggregate the whole desk — or could mint an
+// the events feed and outbound notifications span every customer; dispute
+// statistics carry the networks' monitoring ratios of the whole account
+// (reports are narrowed instead: reports.Query.Scope) — or could mint an
 // identity wider than the caller's: a scoped admin managing users or
 // tokens could issue a token for an unrestricted user, or clear a scope.
 var unscopedOnly = map[Permission]bool{
@@ -93,7 +94,6 @@ var unscopedOnly = map[Permission]bool{
 	PermEventsRead:          true,
 	PermNotificationsRead:   true,
 	PermNotificationsReplay: true,
-	PermReportsRead:         true,
 	PermDisputesStats:       true,
 	// Erasure rewrites every case and timeline of the customer, in scope
 	// or not.
