@@ -95,7 +95,7 @@ func (e *Eraser) Erase(ctx context.Context, req Request) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if e.db.Dialect == db.Postgres {
+	if e.db.Dialect.OverlappingWriters() {
 		// A transaction that was applying one of the customer's events while
 		// this one ran read "not erased" and wrote what this one could not
 		// see yet (a new charge, its payload). Once every transaction older

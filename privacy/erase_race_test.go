@@ -90,7 +90,7 @@ func TestErasureRacingApply(t *testing.T) {
 				// Commit only after the erasure's own commit where the
 				// database lets the two overlap (PostgreSQL); SQLite's one
 				// connection is this transaction's until it ends.
-				for deadline := time.Now().Add(3 * time.Second); d.Dialect == db.Postgres && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				for deadline := time.Now().Add(3 * time.Second); d.Dialect.OverlappingWriters() && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 					if erasedCommitted() {
 						overlapped = true
 						break
@@ -110,7 +110,7 @@ func TestErasureRacingApply(t *testing.T) {
 		if err := <-applied; err != nil {
 			t.Fatal(err)
 		}
-		if d.Dialect == db.Postgres {
+		if d.Dialect.OverlappingWriters() {
 			if !overlapped {
 				t.Fatal("the race was not set up: the erasure did not commit while the apply was open")
 			}

@@ -23,6 +23,7 @@ import (
 //	AdvisoryXactLock     pg_advisory_xact_lock(class, hashtext(key))   no-op (one writer)
 //	InsertReturning      INSERT … VALUES ($1,…),(…) … RETURNING …       same with ? placeholders
 //	Partitioned          true: webhook_events by month (0029)   false: plain tables
+//	OverlappingWriters   true: transactions write concurrently  false: one writer at a time
 //
 // SQLite runs on one connection and opens every transaction with BEGIN
 // IMMEDIATE, so a transaction already holds the only write lock there is:
@@ -77,6 +78,12 @@ func (d Dialect) SkipLockedSQL() string {
 // append-only tables by month (PostgreSQL, migration 0029: the webhook
 // inbox), so retention may drop a month instead of deleting its rows.
 func (d Dialect) Partitioned() bool { return d == Postgres }
+
+// OverlappingWriters reports whether one transaction may write while
+// another that began earlier is still open and has not seen its writes
+// (PostgreSQL). SQLite has one writer and serializable snapshots, so a
+// transaction sees all of every earlier one's writes.
+func (d Dialect) OverlappingWriters() bool { return d == Postgres }
 
 // AdvisoryXactLock takes the advisory lock (class, key) inside tx and holds
 // it until tx ends; another transaction asking for the same (class, key)
