@@ -168,8 +168,8 @@ func cleanScope(s Scope, known []string) (Scope, error) {
 	}
 	teams, err := clean(s.Teams, knownTeam, "team")
 	if err != nil {
-		if known != nil {
-			return Scope{}, errs.Coded(errs.EINVALID, "invalid_scope", "%s; teams are %s", err.Error(), strings.Join(known, ", "))
+		if e, ok := errs.As(err); ok && known != nil {
+			return Scope{}, errs.Coded(errs.EINVALID, "invalid_scope", "%s; teams are %s", e.Message, strings.Join(known, ", "))
 		}
 		return Scope{}, err
 	}
