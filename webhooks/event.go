@@ -8,6 +8,7 @@ package webhooks
 import (
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -44,8 +45,11 @@ type Event struct {
 	APIVersion string
 	ObjectType string // data.object.object, e.g. "invoice"
 	ObjectID   string // data.object.id
-	Payload    []byte // the raw body as delivered
-	Attempts   int    // attempts so far, including the current one
+	// Shard is the event's ordering key (ShardOf): the worker loop that
+	// applies it, so that one customer's events are applied by one loop.
+	Shard    int64
+	Payload  []byte // the raw body as delivered
+	Attempts int    // attempts so far, including the current one
 }
 
 // envelope is the part of a Stripe event the intake reads: enough to index
@@ -64,10 +68,62 @@ type envelope struct {
 }
 
 type envelopeData struct {
-	Object *struct {
-		ID     string `json:"id"`
-		Object string `json:"object"`
-	} `json:"object"`
+	Object *envelopeObject `json:"object"`
+}
+
+type envelopeObject struct {
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	// Customer and Charge are ids or, when expanded, objects.
+	Customer json.RawMessage `json:"customer"`
+	Charge   json.RawMessage `json:"charge"`
+}
+
+// orderingKey is what an event's shard is hashed from: the customer the
+// object belongs to, else the charge it is about (disputes, refunds and
+// early fraud warnings often name no customer), else the object itself.
+func (o *envelopeObject) orderingKey() string {
+	if o.Object == "customer" {
+		return o.ID
+	}
+	if c := refID(o.Customer); c != "" {
+		return c
+	}
+	if c := refID(o.Charge); c != "" {
+		return c
+	}
+	return o.ID
+}
+
+// refID reads a reference that is an id or an expanded object; "" for
+// null, absent or anything else.
+func refID(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	case '{':
+		var o struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(raw, &o) == nil {
+			return o.ID
+		}
+	}
+	return ""
+}
+
+// ShardOf hashes an ordering key into a non-negative shard (FNV-1a, 31
+// bits). A worker loop i of n applies the events whose shard % n == i.
+func ShardOf(key string) int64 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int64(h.Sum32() & 0x7fffffff)
 }
 
 // maxIDLen bounds the identifiers we index; Stripe's are far shorter.
@@ -106,6 +162,7 @@ func parseEnvelope(payload []byte) (Event, error) {
 		APIVersion: env.APIVersion,
 		ObjectType: truncate(obj.Object),
 		ObjectID:   truncate(obj.ID),
+		Shard:      ShardOf(obj.orderingKey()),
 		Payload:    payload,
 	}
 	return ev, nil

@@ -76,6 +76,8 @@ type harness struct {
 type harnessOpts struct {
 	handlers    func(r *webhooks.Registry, h *harness)
 	maxAttempts int
+	concurrency int           // worker loops (default 2)
+	poll        time.Duration // idle worker poll (default 20 ms)
 }
 
 func newHarness(t *testing.T, d *db.DB, o harnessOpts) *harness {
@@ -90,8 +92,14 @@ func newHarness(t *testing.T, d *db.DB, o harnessOpts) *harness {
 	if o.maxAttempts == 0 {
 		o.maxAttempts = 3
 	}
+	if o.concurrency == 0 {
+		o.concurrency = 2
+	}
+	if o.poll == 0 {
+		o.poll = 20 * time.Millisecond
+	}
 	h.worker = webhooks.NewWorker(d, h.inbox, reg, h.clock, log, h.metrics, webhooks.WorkerConfig{
-		Concurrency: 2, MaxAttempts: o.maxAttempts, Lease: time.Minute, PollInterval: 20 * time.Millisecond,
+		Concurrency: o.concurrency, MaxAttempts: o.maxAttempts, Lease: time.Minute, PollInterval: o.poll,
 		BackoffBase: time.Second, BackoffMax: time.Minute,
 	})
 	h.intake = webhooks.NewIntake(h.inbox, h.clock, log, h.metrics, webhooks.IntakeConfig{

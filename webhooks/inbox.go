@@ -106,7 +106,7 @@ func nullable(s string) any {
 
 // insertColumns are the columns InsertBatch writes, in order.
 var insertColumns = []string{"event_id", "type", "created", "livemode", "account", "api_version", "object_type", "object_id",
-	"payload", "status", "attempts", "next_attempt_at", "received_at"}
+	"payload", "status", "attempts", "next_attempt_at", "received_at", "shard"}
 
 // InsertBatch stores events in one statement and one commit, and reports
 // which event ids were new. Duplicates (already stored, or repeated within the
@@ -120,7 +120,7 @@ func (in *Inbox) InsertBatch(ctx context.Context, events []Event, now time.Time)
 			continue
 		}
 		values = append(values, []any{ev.ID, ev.Type, ev.Created.UTC(), ev.Livemode, nullable(ev.Account), nullable(ev.APIVersion),
-			nullable(ev.ObjectType), nullable(ev.ObjectID), ev.Payload, string(StatusPending), 0, now, now})
+			nullable(ev.ObjectType), nullable(ev.ObjectID), ev.Payload, string(StatusPending), 0, now, now, ev.Shard})
 	}
 	n := len(values)
 	if n == 0 {
@@ -155,13 +155,28 @@ const claimReturning = "id, event_id, type, created, livemode, account, api_vers
 // once without taking the same row; SQLite has one writer, so the claim is
 // serialised anyway.
 func (in *Inbox) Claim(ctx context.Context, owner string, n int, now time.Time, lease time.Duration) ([]Event, error) {
+	return in.ClaimShard(ctx, owner, n, now, lease, 0, 1)
+}
+
+// ClaimShard is Claim limited to the events of one shard of `of`: those
+// whose shard % of == shard (of ≤ 1: every event). Worker loop i of n
+// claims shard i, so one customer's events are applied by one loop, in
+// order, and the loops' batches do not wait on each other's rows.
+func (in *Inbox) ClaimShard(ctx context.Context, owner string, n int, now time.Time, lease time.Duration, shard, of int) ([]Event, error) {
+	args := []any{owner, now.Add(lease), now, now}
+	filter := ""
+	if of > 1 {
+		filter = " AND shard % ? = ?"
+		args = append(args, of, shard)
+	}
+	args = append(args, n)
 	q := `UPDATE webhook_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM webhook_events
-  WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+  WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)` + filter + `
   ORDER BY next_attempt_at, id LIMIT ?` + in.db.Dialect.SkipLockedSQL() + `)
 RETURNING ` + claimReturning
 	var rows []inboxRow
-	if err := in.db.WithContext(ctx).Raw(q, owner, now.Add(lease), now, now, n).Scan(&rows).Error; err != nil {
+	if err := in.db.WithContext(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
@@ -187,9 +202,17 @@ var errLeaseLost = errors.New("lease on inbox event lost")
 // finishIn marks the event done with status inside tx, provided owner still
 // holds it. It is the first statement of the event's transaction, so the row
 // lock it takes keeps any other worker out until the effects commit.
-func finishIn(ctx context.Context, tx *gorm.DB, ev Event, owner string, status Status, now time.Time) error {
-	res := tx.WithContext(ctx).Exec(`UPDATE webhook_events SET status = ?, processed_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL
-WHERE event_id = ? AND lease_owner = ? AND status = 'pending'`, string(status), now, ev.ID, owner)
+func finishIn(ctx context.Context, tx *gorm.DB, ev Event, owner string, status Status, now time.Time, partitioned bool) error {
+	q := `UPDATE webhook_events SET status = ?, processed_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL
+WHERE event_id = ? AND lease_owner = ? AND status = 'pending'`
+	args := []any{string(status), now, ev.ID, owner}
+	if partitioned {
+		// The partition key narrows the update to the event's month and to
+		// the (event_id, created) key; without it every month is searched.
+		q += " AND created = ?"
+		args = append(args, ev.Created)
+	}
+	res := tx.WithContext(ctx).Exec(q, args...)
 	if res.Error != nil {
 		return fmt.Errorf("mark event %s %s: %w", ev.ID, status, res.Error)
 	}

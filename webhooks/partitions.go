@@ -26,7 +26,7 @@ const partitionPrefix = "webhook_events_p"
 // inboxColumns are every column of webhook_events, in order: rows kept from
 // a dropped month are copied by name, not by position.
 const inboxColumns = "id, event_id, provider, type, created, livemode, account, api_version, object_type, object_id, " +
-	"payload, status, attempts, next_attempt_at, last_error, lease_owner, lease_until, received_at, processed_at"
+	"payload, status, attempts, next_attempt_at, last_error, lease_owner, lease_until, received_at, processed_at, shard"
 
 // EnsurePartitions makes the partitions of the month of now and the
 // PartitionMonthsAhead next ones where missing, moving any of their rows

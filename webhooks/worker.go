@@ -105,7 +105,7 @@ type Worker struct {
 	metrics  *metrics.Metrics
 	cfg      WorkerConfig
 	owner    string
-	wake     chan struct{}
+	wake     []chan struct{} // one per loop: Notify wakes them all
 }
 
 // NewWorker returns a worker; Run starts it.
@@ -128,15 +128,23 @@ func NewWorker(d *db.DB, inbox *Inbox, reg *Registry, c clock.Clock, log *slog.L
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return &Worker{db: d, inbox: inbox, registry: reg, clock: c, log: log, metrics: m, cfg: cfg,
-		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b)), wake: make(chan struct{}, 1)}
+	w := &Worker{db: d, inbox: inbox, registry: reg, clock: c, log: log, metrics: m, cfg: cfg,
+		owner: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))}
+	w.wake = make([]chan struct{}, cfg.Concurrency)
+	for i := range w.wake {
+		w.wake[i] = make(chan struct{}, 1)
+	}
+	return w
 }
 
 // Notify tells an idle worker that new events may be waiting.
 func (w *Worker) Notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	// Each loop claims only its own shard, so every loop must look.
+	for _, ch := range w.wake {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -161,15 +169,17 @@ func (w *Worker) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.loop(ctx)
+			w.loop(ctx, i)
 		}()
 	}
 	wg.Wait()
 }
 
-func (w *Worker) loop(ctx context.Context) {
+// loop runs worker loop i of cfg.Concurrency: it applies the events of
+// shard i (Inbox.ClaimShard).
+func (w *Worker) loop(ctx context.Context, i int) {
 	for ctx.Err() == nil {
-		n, err := w.RunOnce(ctx)
+		n, err := w.runOnce(ctx, i, w.cfg.Concurrency)
 		if err != nil {
 			w.log.Warn("webhook worker: claim failed", "err", err)
 		}
@@ -180,7 +190,7 @@ func (w *Worker) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-t.C:
-		case <-w.wake:
+		case <-w.wake[i]:
 		}
 		t.Stop()
 	}
@@ -190,7 +200,12 @@ func (w *Worker) loop(ctx context.Context) {
 // it claimed. Cancelling ctx stops it before the batch starts; a batch in
 // hand finishes.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	events, err := w.inbox.Claim(ctx, w.owner, w.cfg.Batch, w.clock.Now(), w.cfg.Lease)
+	return w.runOnce(ctx, 0, 1)
+}
+
+// runOnce is RunOnce over the events of one shard of `of`.
+func (w *Worker) runOnce(ctx context.Context, shard, of int) (int, error) {
+	events, err := w.inbox.ClaimShard(ctx, w.owner, w.cfg.Batch, w.clock.Now(), w.cfg.Lease, shard, of)
 	if err != nil {
 		return 0, err
 	}
@@ -258,7 +273,7 @@ func (w *Worker) processBatch(ctx context.Context, events []Event) bool {
 				if len(handlers) == 0 {
 					statuses[i] = StatusIgnored
 				}
-				if err := finishIn(ctx, tx, ev, w.owner, statuses[i], now); err != nil {
+				if err := finishIn(ctx, tx, ev, w.owner, statuses[i], now, w.db.Dialect.Partitioned()); err != nil {
 					return err
 				}
 				for _, h := range handlers {
@@ -289,7 +304,7 @@ func (w *Worker) process(ctx context.Context, ev Event) {
 		status = StatusIgnored
 	}
 	err := w.db.Transact(ctx, func(tx *gorm.DB) error {
-		if err := finishIn(ctx, tx, ev, w.owner, status, w.clock.Now()); err != nil {
+		if err := finishIn(ctx, tx, ev, w.owner, status, w.clock.Now(), w.db.Dialect.Partitioned()); err != nil {
 			return err
 		}
 		return w.registry.inScopes(ctx, tx, func(ctx context.Context) error {
