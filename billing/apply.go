@@ -465,7 +465,9 @@ func (s *Store) applyCharge(ctx context.Context, env envelope, ch *Change) (time
 		in = in.withoutPersonalData()
 	}
 	prevStatus := jsonObject(env.Previous).str("status")
+	storedCustomer := ""
 	row, first, v, err := upsert(ctx, s, &chargeRow{Charge: in, PrevStatus: prevStatus}, func(st *chargeRow) (*chargeRow, verdict) {
+		storedCustomer = st.CustomerID
 		v := compareStates(
 			ordering{version: in.Version, rank: chargeRank(in), status: in.Status, prevStatus: prevStatus},
 			ordering{version: st.Version, rank: chargeRank(st.Charge), status: st.Status, prevStatus: st.PrevStatus})
@@ -504,7 +506,10 @@ func (s *Store) applyCharge(ctx context.Context, env envelope, ch *Change) (time
 			return timelineRecord{}, err
 		}
 	}
-	if cur.CustomerID != "" {
+	// Children recorded while the charge was unknown or had no customer
+	// get it now; once the charge has it, later children resolve it
+	// themselves (resolveCustomer), so there is nothing left to attach.
+	if cur.CustomerID != "" && (first || storedCustomer != cur.CustomerID) {
 		if err := s.attachToCustomer(ctx, cur.ID, cur.CustomerID); err != nil {
 			return timelineRecord{}, err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // IsErased reports whether customerID's personal data was erased
@@ -14,11 +16,30 @@ func (s *Store) IsErased(ctx context.Context, customerID string) (bool, error) {
 	if customerID == "" {
 		return false, nil
 	}
+	cache, _ := ctx.Value(erasedCacheKey{}).(map[string]bool)
+	if erased, ok := cache[customerID]; ok {
+		return erased, nil
+	}
 	var n int64
 	if err := s.conn(ctx).Table("erased_customers").Where("customer_id = ?", customerID).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("is customer %s erased: %w", customerID, err)
 	}
+	if cache != nil {
+		cache[customerID] = n > 0
+	}
 	return n > 0, nil
+}
+
+type erasedCacheKey struct{}
+
+// CacheErased returns a context under which IsErased asks the database once
+// per customer: the webhook worker's scope for one transaction, which asks
+// for every event (a batch holds many of one customer), before and after
+// applying it. An erasure that commits while the transaction runs is not
+// missed: the eraser waits for every older transaction to end and then
+// sweeps again (privacy.Eraser).
+func CacheErased(ctx context.Context) (context.Context, func(ctx context.Context, tx *gorm.DB) error) {
+	return context.WithValue(ctx, erasedCacheKey{}, map[string]bool{}), func(context.Context, *gorm.DB) error { return nil }
 }
 
 // ErasedAt returns when customerID's personal data was erased, or nil.

@@ -24,6 +24,9 @@ type CaseHandler interface {
 func RegisterBilling(r *Registry, store *billing.Store, cases CaseHandler) {
 	// The monthly charge rollup is written once per worker transaction.
 	r.WithScope(billing.DeferCounts)
+	// Whether a customer is erased is asked for every event, twice; once
+	// per customer and transaction is enough.
+	r.WithScope(billing.CacheErased)
 	r.Handle(func(ctx context.Context, tx *gorm.DB, ev Event) error {
 		ch, err := store.In(tx).Apply(ctx, billing.ProviderEvent{ID: ev.ID, Type: ev.Type, Created: ev.Created,
 			Livemode: ev.Livemode, APIVersion: ev.APIVersion, Payload: ev.Payload})
