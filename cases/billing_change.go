@@ -265,7 +265,7 @@ func (a *applier) summary() string {
 	return s
 }
 
-// lockSubject serialises, across transactions, every find-or-create of a
+// lockSubject serialises, across transactions, every creation of a
 // case of kind on subject (PostgreSQL), so two workers racing on events of
 // one object cannot both create a case, open or closed. The unique indexes
 // back this up.
@@ -278,19 +278,29 @@ func (a *applier) lockSubject(kind Kind, subject string) error {
 
 // ensure finds the case of kind on subject and applies p to it, or, when
 // there is none and create is true, opens one from fresh() with p applied.
+//
+// Most events find their case, whose row lock (forSubject locks it) is all
+// they need; only when there is none is the subject locked and the lookup
+// repeated, so that of two transactions racing to open it the second finds
+// the first's case.
 func (a *applier) ensure(kind Kind, subject string, create bool, fresh func() Case, p func(c *Case, isNew bool) plan) error {
-	if err := a.lockSubject(kind, subject); err != nil {
-		return err
-	}
 	c, ok, err := a.s.st.forSubject(a.ctx, a.tx, kind, subject)
 	if err != nil {
 		return err
 	}
+	if !ok {
+		if !create || a.noCreate {
+			return nil
+		}
+		if err := a.lockSubject(kind, subject); err != nil {
+			return err
+		}
+		if c, ok, err = a.s.st.forSubject(a.ctx, a.tx, kind, subject); err != nil {
+			return err
+		}
+	}
 	if ok {
 		return a.applyTo(c, p(&c, false))
-	}
-	if !create || a.noCreate {
-		return nil
 	}
 	nc := fresh()
 	return a.open(nc, p(&nc, true))
