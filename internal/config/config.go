@@ -130,7 +130,7 @@ var settings = []Setting{
 	{"RECOURSE_HTTP_IDLE_TIMEOUT", "idle-timeout", "120s", "how long an idle keep-alive connection is kept"},
 	{"RECOURSE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long a graceful shutdown waits for in-flight work"},
 	{"RECOURSE_WORKER_ENABLED", "worker", "true", "run the webhook inbox worker in this process"},
-	{"RECOURSE_WORKER_CONCURRENCY", "worker-concurrency", "4", "events processed at once by this process"},
+	{"RECOURSE_WORKER_CONCURRENCY", "worker-concurrency", "4", "worker loops in this process, each applying one shard of the customers' events"},
 	{"RECOURSE_WORKER_BATCH", "worker-batch", "16", "events one worker loop claims and applies in one transaction (1–64)"},
 	{"RECOURSE_WORKER_MAX_ATTEMPTS", "worker-max-attempts", "8", "attempts before an event is dead-lettered"},
 	{"RECOURSE_WORKER_LEASE", "worker-lease", "2m", "how long a claimed event stays reserved if its worker dies"},
