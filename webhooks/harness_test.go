@@ -78,6 +78,7 @@ type harnessOpts struct {
 	maxAttempts int
 	concurrency int           // worker loops (default 2)
 	poll        time.Duration // idle worker poll (default 20 ms)
+	notify      bool          // the intake wakes the worker (Worker.NotifyShards), as in serve
 }
 
 func newHarness(t *testing.T, d *db.DB, o harnessOpts) *harness {
@@ -102,9 +103,13 @@ func newHarness(t *testing.T, d *db.DB, o harnessOpts) *harness {
 		Concurrency: o.concurrency, MaxAttempts: o.maxAttempts, Lease: time.Minute, PollInterval: o.poll,
 		BackoffBase: time.Second, BackoffMax: time.Minute,
 	})
+	var onStore func([]int64)
+	if o.notify {
+		onStore = h.worker.NotifyShards
+	}
 	h.intake = webhooks.NewIntake(h.inbox, h.clock, log, h.metrics, webhooks.IntakeConfig{
 		Secrets: []string{secretA, secretB}, Tolerance: 300 * time.Second, MaxBody: 64 << 10,
-	}, nil)
+	}, onStore)
 	e := httpx.New(httpx.Options{Logger: log, Metrics: h.metrics})
 	h.intake.Register(e)
 	tokens := auth.NewTokenStore(d, h.clock)

@@ -37,7 +37,7 @@ type Intake struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	cfg     IntakeConfig
-	onStore func() // wakes the local worker
+	onStore func(shards []int64) // wakes the local worker's loops of these shards
 
 	queue chan *submission
 	quit  chan struct{}
@@ -56,8 +56,9 @@ type submitResult struct {
 }
 
 // NewIntake returns the endpoint and starts its committers; Close stops them.
-// onStore, if not nil, is called after new events are committed.
-func NewIntake(inbox *Inbox, c clock.Clock, log *slog.Logger, m *metrics.Metrics, cfg IntakeConfig, onStore func()) *Intake {
+// onStore, if not nil, is called after new events are committed, with their
+// shards (Worker.NotifyShards).
+func NewIntake(inbox *Inbox, c clock.Clock, log *slog.Logger, m *metrics.Metrics, cfg IntakeConfig, onStore func(shards []int64)) *Intake {
 	if cfg.Committers < 1 {
 		// One committer gathers every waiting delivery into one batch; on
 		// the benchmark machine more committers made smaller batches and
@@ -228,6 +229,12 @@ func (in *Intake) commit(batch []*submission) {
 		s.done <- r
 	}
 	if err == nil && len(inserted) > 0 && in.onStore != nil {
-		in.onStore()
+		shards := make([]int64, 0, len(inserted))
+		for _, ev := range events {
+			if inserted[ev.ID] {
+				shards = append(shards, ev.Shard)
+			}
+		}
+		in.onStore(shards)
 	}
 }

@@ -160,3 +160,32 @@ func TestNotifyWakesEveryLoop(t *testing.T) {
 		}
 	})
 }
+
+// TestIntakeWakesTheLoopOfEachShard: with an hour between polls, each event
+// the intake stores wakes the loop of its shard, and only that loop needs
+// to look.
+func TestIntakeWakesTheLoopOfEachShard(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		createEffects(t, d)
+		const loops = 4
+		h := newHarness(t, d, harnessOpts{concurrency: loops, poll: time.Hour, notify: true, handlers: withEffects})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { h.worker.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		time.Sleep(300 * time.Millisecond) // every loop has looked once and sleeps
+		for i, c := range customersPerShard(loops) {
+			id, payload := objectEvent(t, "invoice.paid", map[string]any{"id": fmt.Sprintf("in_n%d", i), "object": "invoice", "customer": c})
+			if r := h.deliverSigned(payload); r.Status != 200 {
+				t.Fatalf("deliver: %d %s", r.Status, r.Body)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for countEffects(t, d, id) != 1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("event %s of shard %d not applied after the intake stored it", id, i)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+}

@@ -148,6 +148,19 @@ func (w *Worker) Notify() {
 	}
 }
 
+// NotifyShards wakes only the loops that claim these shards (the intake's
+// newly stored events): waking every loop for every commit would cost each
+// idle loop a claim query that finds nothing.
+func (w *Worker) NotifyShards(shards []int64) {
+	n := int64(len(w.wake))
+	for _, s := range shards {
+		select {
+		case w.wake[s%n] <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // DefaultWorkerBatch is the events a worker loop claims and applies per
 // transaction unless configured: one commit for many events is what lifted
 // the apply rate on the benchmark machine (docs/benchmarks.md).

@@ -193,9 +193,9 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 		Concurrency: concurrency, Batch: cfg.WorkerBatch, MaxAttempts: cfg.WorkerMaxAttempts, Lease: cfg.WorkerLease,
 		PollInterval: cfg.WorkerPoll, BackoffBase: cfg.WorkerBackoffBase, BackoffMax: cfg.WorkerBackoffMax,
 	})
-	notify := func() {}
+	notify, notifyShards := func() {}, func([]int64) {}
 	if cfg.WorkerEnabled {
-		notify = s.worker.Notify
+		notify, notifyShards = s.worker.Notify, s.worker.NotifyShards
 	}
 	if lister != nil {
 		s.reconciler = webhooks.NewReconciler(d, inbox, lister, clk, log, auditLog, s.metrics.Registry, notify)
@@ -211,7 +211,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger, clk cl
 	s.intake = webhooks.NewIntake(inbox, clk, log, s.metrics, webhooks.IntakeConfig{
 		Secrets: cfg.WebhookSecrets, Tolerance: cfg.WebhookTolerance, MaxBody: cfg.WebhookMaxBody,
 		Committers: cfg.WebhookCommitters,
-	}, notify)
+	}, notifyShards)
 
 	e := httpx.New(httpx.Options{Logger: log, Metrics: s.metrics, APIMaxBody: cfg.APIMaxBody, TrustedProxies: cfg.TrustedProxies})
 	lim := newLimits(cfg, clk, s.metrics)
