@@ -222,6 +222,39 @@ WHERE event_id = ? AND lease_owner = ? AND status = 'pending'`
 	return nil
 }
 
+// finishAllIn is finishIn for a batch: events[i] gets statuses[i], in one
+// UPDATE per status. Unless owner still holds every one of them it returns
+// errLeaseLost (and the caller rolls the batch back).
+func finishAllIn(ctx context.Context, tx *gorm.DB, events []Event, statuses []Status, owner string, now time.Time, partitioned bool) error {
+	byStatus := map[Status][]Event{}
+	for i, ev := range events {
+		byStatus[statuses[i]] = append(byStatus[statuses[i]], ev)
+	}
+	var marked int64
+	for status, evs := range byStatus {
+		ids, created := make([]string, len(evs)), make([]time.Time, len(evs))
+		for i, ev := range evs {
+			ids[i], created[i] = ev.ID, ev.Created
+		}
+		q := `UPDATE webhook_events SET status = ?, processed_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL
+WHERE event_id IN ? AND lease_owner = ? AND status = 'pending'`
+		args := []any{string(status), now, ids, owner}
+		if partitioned {
+			q += " AND created IN ?" // prunes the months the batch is not in
+			args = append(args, created)
+		}
+		res := tx.WithContext(ctx).Exec(q, args...)
+		if res.Error != nil {
+			return fmt.Errorf("mark %d events %s: %w", len(evs), status, res.Error)
+		}
+		marked += res.RowsAffected
+	}
+	if marked != int64(len(events)) {
+		return errLeaseLost
+	}
+	return nil
+}
+
 // Fail records a failed attempt: the event goes back to pending until
 // nextAt, or to dead when dead is true — then, in the same transaction, the
 // outbox gets webhook.dead_lettered (recorded at now). Only the lease holder

@@ -279,17 +279,20 @@ func (w *Worker) processBatch(ctx context.Context, events []Event) bool {
 		if err := w.db.Dialect.LockTimeout(ctx, tx, batchLockTimeout); err != nil {
 			return err
 		}
+		for i, ev := range events {
+			statuses[i] = StatusProcessed
+			if len(w.registry.Handlers(ev.Type)) == 0 {
+				statuses[i] = StatusIgnored
+			}
+		}
+		// Every mark first, in one statement per status: the row locks keep
+		// other workers out of the whole batch until it commits.
+		if err := finishAllIn(ctx, tx, events, statuses, w.owner, now, w.db.Dialect.Partitioned()); err != nil {
+			return err
+		}
 		return w.registry.inScopes(ctx, tx, func(ctx context.Context) error {
-			for i, ev := range events {
-				handlers := w.registry.Handlers(ev.Type)
-				statuses[i] = StatusProcessed
-				if len(handlers) == 0 {
-					statuses[i] = StatusIgnored
-				}
-				if err := finishIn(ctx, tx, ev, w.owner, statuses[i], now, w.db.Dialect.Partitioned()); err != nil {
-					return err
-				}
-				for _, h := range handlers {
+			for _, ev := range events {
+				for _, h := range w.registry.Handlers(ev.Type) {
 					if err := h(ctx, tx, ev); err != nil {
 						return fmt.Errorf("event %s: %w", ev.ID, err)
 					}
