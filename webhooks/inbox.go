@@ -176,7 +176,16 @@ WHERE id IN (SELECT id FROM webhook_events
   ORDER BY next_attempt_at, id LIMIT ?` + in.db.Dialect.SkipLockedSQL() + `)
 RETURNING ` + claimReturning
 	var rows []inboxRow
-	if err := in.db.WithContext(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
+	err := in.db.Transact(ctx, func(tx *gorm.DB) error {
+		// The first due rows in (next_attempt_at, id) order, walking the
+		// partial index (migration 0032) and stopping at n: left to its
+		// estimates, the planner read and sorted the whole backlog.
+		if err := in.db.Dialect.IndexOrder(ctx, tx); err != nil {
+			return err
+		}
+		return tx.WithContext(ctx).Raw(q, args...).Scan(&rows).Error
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
