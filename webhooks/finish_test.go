@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +85,43 @@ func TestFinishAllInMarksTheBatchOrNothing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestClaimWalksTheDueIndex: on PostgreSQL the claim reads the due index in
+// order and stops at the batch, whatever the statistics say — no sort, no
+// bitmap or sequential scan of the backlog. Without Dialect.IndexOrder the
+// planner, trusting estimates, reads every pending row.
+func TestClaimWalksTheDueIndex(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres)
+	ctx := context.Background()
+	in := NewInbox(d)
+	now := time.Now().UTC().Truncate(time.Second)
+	var evs []Event
+	for i := 0; i < 200; i++ {
+		ev, err := parseEnvelope([]byte(fmt.Sprintf(`{"id":"evt_due%d","object":"event","type":"invoice.paid","created":%d,"data":{"object":{"id":"in_%d","object":"invoice","customer":"cus_%d"}}}`,
+			i, now.Unix(), i, i%7)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if _, err := in.InsertBatch(ctx, evs, now); err != nil {
+		t.Fatal(err)
+	}
+	q, args := in.claimSQL("w", 16, now, time.Minute, 1, 4)
+	var plan []string
+	err := d.Transact(ctx, func(tx *gorm.DB) error {
+		if err := d.Dialect.IndexOrder(ctx, tx); err != nil {
+			return err
+		}
+		return tx.Raw("EXPLAIN "+q, args...).Scan(&plan).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "Index Scan using webhook_events_") || !strings.Contains(text, "next_attempt_at_id_idx") ||
+		strings.Contains(text, "Sort  (") || strings.Contains(text, "Bitmap") || strings.Contains(text, "Seq Scan") {
+		t.Fatalf("the claim does not walk the due index:\n%s", text)
+	}
 }

@@ -163,18 +163,7 @@ func (in *Inbox) Claim(ctx context.Context, owner string, n int, now time.Time, 
 // claims shard i, so one customer's events are applied by one loop, in
 // order, and the loops' batches do not wait on each other's rows.
 func (in *Inbox) ClaimShard(ctx context.Context, owner string, n int, now time.Time, lease time.Duration, shard, of int) ([]Event, error) {
-	args := []any{owner, now.Add(lease), now, now}
-	filter := ""
-	if of > 1 {
-		filter = " AND shard % ? = ?"
-		args = append(args, of, shard)
-	}
-	args = append(args, n)
-	q := `UPDATE webhook_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM webhook_events
-  WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)` + filter + `
-  ORDER BY next_attempt_at, id LIMIT ?` + in.db.Dialect.SkipLockedSQL() + `)
-RETURNING ` + claimReturning
+	q, args := in.claimSQL(owner, n, now, lease, shard, of)
 	var rows []inboxRow
 	err := in.db.Transact(ctx, func(tx *gorm.DB) error {
 		// The first due rows in (next_attempt_at, id) order, walking the
@@ -207,6 +196,23 @@ func deref(s *string) string {
 
 // errLeaseLost means another worker took the event over after our lease ran out.
 var errLeaseLost = errors.New("lease on inbox event lost")
+
+// claimSQL is ClaimShard's statement and its arguments.
+func (in *Inbox) claimSQL(owner string, n int, now time.Time, lease time.Duration, shard, of int) (string, []any) {
+	args := []any{owner, now.Add(lease), now, now}
+	filter := ""
+	if of > 1 {
+		filter = " AND shard % ? = ?"
+		args = append(args, of, shard)
+	}
+	args = append(args, n)
+	q := `UPDATE webhook_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM webhook_events
+  WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)` + filter + `
+  ORDER BY next_attempt_at, id LIMIT ?` + in.db.Dialect.SkipLockedSQL() + `)
+RETURNING ` + claimReturning
+	return q, args
+}
 
 // finishIn marks the event done with status inside tx, provided owner still
 // holds it. It is the first statement of the event's transaction, so the row
