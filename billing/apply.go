@@ -9,6 +9,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"gorm.io/gorm"
 
+	"github.com/recourse-hq/recourse/internal/db"
 	"github.com/recourse-hq/recourse/internal/errs"
 )
 
@@ -488,6 +489,16 @@ func (s *Store) applyCharge(ctx context.Context, env envelope, ch *Change) (time
 	setOutcome(ch, first, v)
 	cur := row.Charge
 	ch.Charge, ch.CustomerID = &cur, cur.CustomerID
+	// The charge gains its customer here: wait for any child event that
+	// found it without one (resolveChildCustomer) to commit, so that the
+	// attach below sees the child's row. Before the embedded refunds, which
+	// such a child may be writing.
+	attach := cur.CustomerID != "" && (first || storedCustomer != cur.CustomerID)
+	if attach {
+		if err := s.db.Dialect.AdvisoryXactLock(ctx, s.conn(ctx), db.LockChargeChildren, cur.ID); err != nil {
+			return timelineRecord{}, err
+		}
+	}
 	if err := s.countSucceeded(ctx, cur); err != nil {
 		return timelineRecord{}, err
 	}
@@ -509,7 +520,7 @@ func (s *Store) applyCharge(ctx context.Context, env envelope, ch *Change) (time
 	// Children recorded while the charge was unknown or had no customer
 	// get it now; once the charge has it, later children resolve it
 	// themselves (resolveCustomer), so there is nothing left to attach.
-	if cur.CustomerID != "" && (first || storedCustomer != cur.CustomerID) {
+	if attach {
 		if err := s.attachToCustomer(ctx, cur.ID, cur.CustomerID); err != nil {
 			return timelineRecord{}, err
 		}
@@ -541,7 +552,7 @@ func (s *Store) applyRefund(ctx context.Context, env envelope, ch *Change) (time
 	if env.Type == EventTypeRefundFailed && in.Status == "" {
 		in.Status = "failed"
 	}
-	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
+	if err := s.resolveChildCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
 	if in.CustomerID == "" { // a customer found before (from the provider) is kept
@@ -598,7 +609,7 @@ func disputeRank(x Dispute) []int64 {
 func (s *Store) applyDispute(ctx context.Context, env envelope, ch *Change) (timelineRecord, error) {
 	in := parseDispute(env.Object, env)
 	in.Version = env.version()
-	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
+	if err := s.resolveChildCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
 	if in.CustomerID == "" { // a customer found before (from the provider) is kept
@@ -653,7 +664,7 @@ func (s *Store) applyDispute(ctx context.Context, env envelope, ch *Change) (tim
 func (s *Store) applyFraudWarning(ctx context.Context, env envelope, ch *Change) (timelineRecord, error) {
 	in := parseFraudWarning(env.Object, env)
 	in.Version = env.version()
-	if err := s.resolveCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
+	if err := s.resolveChildCustomer(ctx, &in.CustomerID, in.ChargeID); err != nil {
 		return timelineRecord{}, err
 	}
 	if in.CustomerID == "" { // a customer found before (from the provider) is kept

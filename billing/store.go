@@ -650,6 +650,22 @@ func (s *Store) resolveCustomer(ctx context.Context, customerID *string, chargeI
 	return nil
 }
 
+// resolveChildCustomer is resolveCustomer for a refund, dispute or fraud
+// warning. When the mirror knows no customer for the charge, it takes the
+// charge's children lock and reads again: a charge applied at the same time
+// by another worker either committed before the lock (the second read sees
+// its customer) or waits for this transaction before attaching children
+// (applyCharge takes the same lock), so the child is never left unlinked.
+func (s *Store) resolveChildCustomer(ctx context.Context, customerID *string, chargeID string) error {
+	if err := s.resolveCustomer(ctx, customerID, chargeID); err != nil || *customerID != "" || chargeID == "" {
+		return err
+	}
+	if err := s.db.Dialect.AdvisoryXactLock(ctx, s.conn(ctx), db.LockChargeChildren, chargeID); err != nil {
+		return err
+	}
+	return s.resolveCustomer(ctx, customerID, chargeID)
+}
+
 // customerFromProvider fills *customerID from the provider's copy of the
 // charge when the mirror has never seen that charge (and a fetcher is
 // configured), and records on ch how that went. It returns the fetched

@@ -43,6 +43,10 @@ const (
 	// LockActionSubject serialises action policy checks on one provider
 	// object (key: the object's provider id).
 	LockActionSubject LockClass = 7_460_005
+	// LockChargeChildren serialises a charge gaining its customer with the
+	// events of its refunds, disputes and fraud warnings that find the
+	// charge without one (key: the charge's provider id).
+	LockChargeChildren LockClass = 7_460_006
 )
 
 // ForUpdate adds a row lock (FOR UPDATE) to q on PostgreSQL; the rows stay
