@@ -133,6 +133,12 @@ func (a *applier) backfillCustomer() error {
 	for _, c := range cs {
 		next := c
 		next.Links.Customer = strp(a.ch.CustomerID)
+		if a.ch.Object == billing.KindCharge {
+			// Opened while the charge was not mirrored (a dispute applied
+			// beside its charge), the case also lacks what relatedLinks
+			// would have added: the charge's invoice and subscription.
+			a.relatedLinks(&next, a.ch.ObjectID)
+		}
 		if err := a.s.save(a.ctx, a.tx, c, &next); err != nil {
 			return err
 		}
@@ -500,6 +506,11 @@ func disputeTarget(status string) (string, []string) {
 }
 
 func (a *applier) dispute(d billing.Dispute) error {
+	// Before the dispute's own case: every path that takes this lock takes
+	// it before locking any case row, so none waits on the other's rows.
+	if err := a.lockFraudCase(d.ChargeID); err != nil {
+		return err
+	}
 	customer := firstNonEmpty(a.ch.CustomerID, d.CustomerID)
 	links := Links{Customer: strp(customer), Charge: strp(d.ChargeID), Dispute: strp(d.ID)}
 	target, accept := disputeTarget(d.Status)
@@ -651,7 +662,22 @@ func (a *applier) fraudTarget(chargeID string) (string, string, *billing.Charge,
 	return "", "", chg, nil
 }
 
+// lockFraudCase orders a fraud warning's look at its charge (fraudTarget)
+// with the events that resolve its case — the charge refunded, a refund, a
+// dispute — applied at the same time by another worker: all take the lock
+// ensure takes to open the case, so whichever comes second sees the first's
+// case or the charge's new state, never neither.
+func (a *applier) lockFraudCase(chargeID string) error {
+	if chargeID == "" {
+		return nil
+	}
+	return a.lockSubject(KindFraudWarning, chargeID)
+}
+
 func (a *applier) fraudWarning(w billing.FraudWarning) error {
+	if err := a.lockFraudCase(w.ChargeID); err != nil {
+		return err
+	}
 	target, disputeID, chg, err := a.fraudTarget(w.ChargeID)
 	if err != nil {
 		return err
@@ -690,8 +716,8 @@ func (a *applier) fraudWarning(w billing.FraudWarning) error {
 
 // resolveFraudByRefund resolves the open fraud_warning cases on chargeID.
 func (a *applier) resolveFraudByRefund(chargeID string) error {
-	if chargeID == "" {
-		return nil
+	if err := a.lockFraudCase(chargeID); err != nil || chargeID == "" {
+		return err
 	}
 	open, err := a.s.st.byLink(a.ctx, a.tx, KindFraudWarning, "charge_id", chargeID, true)
 	if err != nil {
