@@ -809,11 +809,20 @@ func (a *applier) invoice(inv billing.Invoice) error {
 	if inv.SubscriptionID == "" {
 		return nil // only subscription invoices are renewals worth a case
 	}
+	isFailure := a.ch.EventType == evInvoicePaymentFailed
+	if isFailure {
+		// A failure may open a case from the subscription's state as read
+		// here; the subscription's churn, applied at the same time by
+		// another process, closes the cases it finds. Both take this lock
+		// first, so the second sees the first's case or the churn.
+		if err := a.lockChurn(inv.SubscriptionID); err != nil {
+			return err
+		}
+	}
 	sub, err := a.subscriptionOf(inv.SubscriptionID)
 	if err != nil {
 		return err
 	}
-	isFailure := a.ch.EventType == evInvoicePaymentFailed
 	target := paymentFailureTarget(inv, sub)
 	links := Links{Customer: strp(firstNonEmpty(a.ch.CustomerID, inv.CustomerID)), Subscription: strp(inv.SubscriptionID),
 		Invoice: strp(inv.ID), Charge: strp(inv.ChargeID)}
@@ -843,8 +852,18 @@ func (a *applier) invoice(inv billing.Invoice) error {
 	return a.flagUnknownStatus(knownStatus(billing.KindInvoice), "invoice_id", inv.ID, inv.Status)
 }
 
+// lockChurn orders a subscription's churn with the payment failures of its
+// invoices (see invoice). One customer's events share a worker loop, but
+// replicas run the same loops.
+func (a *applier) lockChurn(subscriptionID string) error {
+	return a.lockSubject(KindPaymentFailure, "subscription:"+subscriptionID)
+}
+
 func (a *applier) subscription(sub billing.Subscription) error {
 	if churned(sub.Status) {
+		if err := a.lockChurn(sub.ID); err != nil {
+			return err
+		}
 		// Open cases, and written-off ones (churned outranks written_off).
 		cs, err := a.s.st.byLink(a.ctx, a.tx, KindPaymentFailure, "subscription_id", sub.ID, false)
 		if err != nil {

@@ -145,3 +145,30 @@ func TestFraudWarningBesideItsRefundIsResolved(t *testing.T) {
 		})
 	}
 }
+
+// A renewal's payment failure and its subscription's churn, applied at once
+// by two processes (replicas run the same worker loops), in either order:
+// the failure's case ends churned, never left open on a canceled
+// subscription.
+func TestPaymentFailureBesideTheChurnIsChurned(t *testing.T) {
+	for _, first := range []string{"failure", "churn"} {
+		t.Run(first+" first", func(t *testing.T) {
+			o := newOverlap(t)
+			cus, sub, inv := "cus_p", "sub_p", "in_p"
+			o.commit(o.ev("customer.subscription.created", o.gen.Subscription(stripetest.SubscriptionParams{ID: sub, Customer: cus, Created: t0}), t0))
+			failed := o.ev("invoice.payment_failed", o.gen.Invoice(stripetest.InvoiceParams{ID: inv, Customer: cus, Subscription: sub, Status: "open",
+				AttemptCount: 1}), t0.Add(time.Hour))
+			churn := o.ev("customer.subscription.updated", o.gen.Subscription(stripetest.SubscriptionParams{ID: sub, Customer: cus, Created: t0,
+				Status: "canceled"}), t0.Add(2*time.Hour))
+			if first == "failure" {
+				o.race(failed, churn)
+			} else {
+				o.race(churn, failed)
+			}
+			c := o.only(KindPaymentFailure, inv)
+			if c.State != "churned" {
+				t.Fatalf("the payment failure's case is %s (%s), want churned", c.State, c.Status)
+			}
+		})
+	}
+}
