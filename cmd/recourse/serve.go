@@ -359,6 +359,13 @@ func (s *service) run(ctx context.Context, ln net.Listener) error {
 	if len(s.cfg.WebhookSecrets) == 0 {
 		s.log.Warn("no Stripe webhook secret configured: POST /webhooks/stripe answers 503 until RECOURSE_STRIPE_WEBHOOK_SECRETS is set")
 	}
+	if advice, err := s.db.Advisories(ctx); err != nil {
+		s.log.Warn("could not read the database's settings", "err", err)
+	} else {
+		for _, a := range advice {
+			s.log.Warn(a)
+		}
+	}
 
 	var serveErr error
 	select {

@@ -222,3 +222,22 @@ func (d *DB) TextColumns(ctx context.Context) (map[string][]string, error) {
 	}
 	return out, nil
 }
+
+// Advisories are what the database server's own settings will cost the
+// service, for the operator: today, PostgreSQL without autovacuum, under
+// which the webhook inbox's dead row versions are never reclaimed and the
+// worker's claims and marks slow as they pile up (docs/benchmarks.md, issue
+// 11's third pass). SQLite has none.
+func (d *DB) Advisories(ctx context.Context) ([]string, error) {
+	if d.Dialect != Postgres {
+		return nil, nil
+	}
+	var autovacuum string
+	if err := d.WithContext(ctx).Raw("SELECT current_setting('autovacuum')").Scan(&autovacuum).Error; err != nil {
+		return nil, fmt.Errorf("read autovacuum setting: %w", err)
+	}
+	if autovacuum == "off" {
+		return []string{"PostgreSQL autovacuum is off: the webhook inbox's dead rows are never reclaimed and the worker slows as they pile up; turn it on, or VACUUM ANALYZE webhook_events regularly"}, nil
+	}
+	return nil, nil
+}

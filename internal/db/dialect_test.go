@@ -203,3 +203,30 @@ func TestSQLitePathWithURICharacters(t *testing.T) {
 		t.Fatalf("database not at %s: %v", path, err)
 	}
 }
+
+// TestAdvisories: on PostgreSQL the autovacuum advisory is given exactly
+// when the server's autovacuum is off (whichever way this server is set);
+// SQLite gives none.
+func TestAdvisories(t *testing.T) {
+	ctx := context.Background()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		got, err := d.Advisories(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Dialect != db.Postgres {
+			if len(got) != 0 {
+				t.Fatalf("SQLite advises %v", got)
+			}
+			return
+		}
+		var setting string
+		if err := d.Gorm.Raw("SHOW autovacuum").Scan(&setting).Error; err != nil {
+			t.Fatal(err)
+		}
+		warned := len(got) == 1 && strings.Contains(got[0], "autovacuum is off")
+		if warned != (setting == "off") || len(got) > 1 {
+			t.Fatalf("autovacuum = %s, advisories %q", setting, got)
+		}
+	})
+}
