@@ -95,55 +95,55 @@ func (o *overlap) ev(typ string, obj map[string]any, at time.Time) stripetest.Ev
 	return o.gen.NewEvent(typ, obj, stripetest.WithCreated(at))
 }
 
+// inBothOrders runs a story twice: once with its first event held in an
+// open transaction while the second applies, once the other way round;
+// check then sees how it ended.
+func inBothOrders(t *testing.T, names [2]string, story func(o *overlap) (first, second stripetest.Event), check func(t *testing.T, o *overlap)) {
+	for i, name := range names {
+		t.Run(name+" first", func(t *testing.T) {
+			o := newOverlap(t)
+			a, b := story(o)
+			if i == 1 {
+				a, b = b, a
+			}
+			o.race(a, b)
+			check(t, o)
+		})
+	}
+}
+
 // A dispute and the charge it disputes, applied at once by two workers
 // (they are sharded apart: a dispute names no customer), in either order:
 // the dispute's case ends linked to the customer, the invoice and the
 // subscription, as it is when they arrive one after the other.
 func TestDisputeBesideItsChargeIsLinked(t *testing.T) {
-	for _, first := range []string{"dispute", "charge"} {
-		t.Run(first+" first", func(t *testing.T) {
-			o := newOverlap(t)
-			cus, sub, inv, chID, dpID := "cus_o", "sub_o", "in_o", "ch_o", "dp_o"
-			o.commit(o.ev("invoice.paid", o.gen.Invoice(stripetest.InvoiceParams{ID: inv, Customer: cus, Subscription: sub, Status: "paid"}), t0))
-			charge := o.ev("charge.succeeded", o.gen.Charge(stripetest.ChargeParams{ID: chID, Customer: cus, Invoice: inv, Amount: 4200, Currency: "usd"}), t0)
-			dispute := o.ev("charge.dispute.created", o.gen.Dispute(stripetest.DisputeParams{ID: dpID, Charge: chID, Amount: 4200, Currency: "usd"}), t0.Add(time.Hour))
-			if first == "dispute" {
-				o.race(dispute, charge)
-			} else {
-				o.race(charge, dispute)
-			}
-			c := o.only(KindDispute, dpID)
-			wantLink(t, "customer", c.Links.Customer, cus)
-			wantLink(t, "invoice", c.Links.Invoice, inv)
-			wantLink(t, "subscription", c.Links.Subscription, sub)
-		})
-	}
+	cus, sub, inv, chID, dpID := "cus_o", "sub_o", "in_o", "ch_o", "dp_o"
+	inBothOrders(t, [2]string{"dispute", "charge"}, func(o *overlap) (stripetest.Event, stripetest.Event) {
+		o.commit(o.ev("invoice.paid", o.gen.Invoice(stripetest.InvoiceParams{ID: inv, Customer: cus, Subscription: sub, Status: "paid"}), t0))
+		return o.ev("charge.dispute.created", o.gen.Dispute(stripetest.DisputeParams{ID: dpID, Charge: chID, Amount: 4200, Currency: "usd"}), t0.Add(time.Hour)),
+			o.ev("charge.succeeded", o.gen.Charge(stripetest.ChargeParams{ID: chID, Customer: cus, Invoice: inv, Amount: 4200, Currency: "usd"}), t0)
+	}, func(t *testing.T, o *overlap) {
+		c := o.only(KindDispute, dpID)
+		wantLink(t, "customer", c.Links.Customer, cus)
+		wantLink(t, "invoice", c.Links.Invoice, inv)
+		wantLink(t, "subscription", c.Links.Subscription, sub)
+	})
 }
 
 // An early fraud warning and its charge's refund, applied at once by two
 // workers, in either order: the warning's case ends resolved as refunded,
 // never left open on a refunded charge.
 func TestFraudWarningBesideItsRefundIsResolved(t *testing.T) {
-	for _, first := range []string{"warning", "refund"} {
-		t.Run(first+" first", func(t *testing.T) {
-			o := newOverlap(t)
-			cus, chID, wID := "cus_f", "ch_f", "issfr_f"
-			o.commit(o.ev("charge.succeeded", o.gen.Charge(stripetest.ChargeParams{ID: chID, Customer: cus, Amount: 4200, Currency: "usd"}), t0))
-			refunded := o.ev("charge.refunded", o.gen.Charge(stripetest.ChargeParams{ID: chID, Customer: cus, Amount: 4200, Currency: "usd",
+	cus, chID, wID := "cus_f", "ch_f", "issfr_f"
+	inBothOrders(t, [2]string{"warning", "refund"}, func(o *overlap) (stripetest.Event, stripetest.Event) {
+		o.commit(o.ev("charge.succeeded", o.gen.Charge(stripetest.ChargeParams{ID: chID, Customer: cus, Amount: 4200, Currency: "usd"}), t0))
+		return o.ev("radar.early_fraud_warning.created", o.gen.EarlyFraudWarning(stripetest.EarlyFraudWarningParams{ID: wID, Charge: chID,
+				Created: t0.Add(time.Hour)}), t0.Add(time.Hour)),
+			o.ev("charge.refunded", o.gen.Charge(stripetest.ChargeParams{ID: chID, Customer: cus, Amount: 4200, Currency: "usd",
 				AmountRefunded: 4200}), t0.Add(2*time.Hour))
-			warning := o.ev("radar.early_fraud_warning.created", o.gen.EarlyFraudWarning(stripetest.EarlyFraudWarningParams{ID: wID, Charge: chID,
-				Created: t0.Add(time.Hour)}), t0.Add(time.Hour))
-			if first == "warning" {
-				o.race(warning, refunded)
-			} else {
-				o.race(refunded, warning)
-			}
-			c := o.only(KindFraudWarning, chID)
-			if c.State != "refunded" {
-				t.Fatalf("the fraud warning's case is %s (%s), want refunded", c.State, c.Status)
-			}
-		})
-	}
+	}, func(t *testing.T, o *overlap) {
+		wantState(t, o.only(KindFraudWarning, chID), "refunded", StatusClosed)
+	})
 }
 
 // A renewal's payment failure and its subscription's churn, applied at once
@@ -151,24 +151,14 @@ func TestFraudWarningBesideItsRefundIsResolved(t *testing.T) {
 // the failure's case ends churned, never left open on a canceled
 // subscription.
 func TestPaymentFailureBesideTheChurnIsChurned(t *testing.T) {
-	for _, first := range []string{"failure", "churn"} {
-		t.Run(first+" first", func(t *testing.T) {
-			o := newOverlap(t)
-			cus, sub, inv := "cus_p", "sub_p", "in_p"
-			o.commit(o.ev("customer.subscription.created", o.gen.Subscription(stripetest.SubscriptionParams{ID: sub, Customer: cus, Created: t0}), t0))
-			failed := o.ev("invoice.payment_failed", o.gen.Invoice(stripetest.InvoiceParams{ID: inv, Customer: cus, Subscription: sub, Status: "open",
-				AttemptCount: 1}), t0.Add(time.Hour))
-			churn := o.ev("customer.subscription.updated", o.gen.Subscription(stripetest.SubscriptionParams{ID: sub, Customer: cus, Created: t0,
+	cus, sub, inv := "cus_p", "sub_p", "in_p"
+	inBothOrders(t, [2]string{"failure", "churn"}, func(o *overlap) (stripetest.Event, stripetest.Event) {
+		o.commit(o.ev("customer.subscription.created", o.gen.Subscription(stripetest.SubscriptionParams{ID: sub, Customer: cus, Created: t0}), t0))
+		return o.ev("invoice.payment_failed", o.gen.Invoice(stripetest.InvoiceParams{ID: inv, Customer: cus, Subscription: sub, Status: "open",
+				AttemptCount: 1}), t0.Add(time.Hour)),
+			o.ev("customer.subscription.updated", o.gen.Subscription(stripetest.SubscriptionParams{ID: sub, Customer: cus, Created: t0,
 				Status: "canceled"}), t0.Add(2*time.Hour))
-			if first == "failure" {
-				o.race(failed, churn)
-			} else {
-				o.race(churn, failed)
-			}
-			c := o.only(KindPaymentFailure, inv)
-			if c.State != "churned" {
-				t.Fatalf("the payment failure's case is %s (%s), want churned", c.State, c.Status)
-			}
-		})
-	}
+	}, func(t *testing.T, o *overlap) {
+		wantState(t, o.only(KindPaymentFailure, inv), "churned", StatusClosed)
+	})
 }
