@@ -218,27 +218,12 @@ RETURNING ` + claimReturning
 // holds it. It is the first statement of the event's transaction, so the row
 // lock it takes keeps any other worker out until the effects commit.
 func finishIn(ctx context.Context, tx *gorm.DB, ev Event, owner string, status Status, now time.Time, partitioned bool) error {
-	q := `UPDATE webhook_events SET status = ?, processed_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL
-WHERE event_id = ? AND lease_owner = ? AND status = 'pending'`
-	args := []any{string(status), now, ev.ID, owner}
-	if partitioned {
-		// The partition key narrows the update to the event's month and to
-		// the (event_id, created) key; without it every month is searched.
-		q += " AND created = ?"
-		args = append(args, ev.Created)
-	}
-	res := tx.WithContext(ctx).Exec(q, args...)
-	if res.Error != nil {
-		return fmt.Errorf("mark event %s %s: %w", ev.ID, status, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return errLeaseLost
-	}
-	return nil
+	return finishAllIn(ctx, tx, []Event{ev}, []Status{status}, owner, now, partitioned)
 }
 
 // finishAllIn is finishIn for a batch: events[i] gets statuses[i], in one
-// UPDATE per status. Unless owner still holds every one of them it returns
+// UPDATE per status. The partition key (created) narrows each update to the
+// events' months; without it every month is searched. Unless owner still holds every one of them it returns
 // errLeaseLost (and the caller rolls the batch back).
 func finishAllIn(ctx context.Context, tx *gorm.DB, events []Event, statuses []Status, owner string, now time.Time, partitioned bool) error {
 	byStatus := map[Status][]Event{}
@@ -255,7 +240,7 @@ func finishAllIn(ctx context.Context, tx *gorm.DB, events []Event, statuses []St
 WHERE event_id IN ? AND lease_owner = ? AND status = 'pending'`
 		args := []any{string(status), now, ids, owner}
 		if partitioned {
-			q += " AND created IN ?" // prunes the months the batch is not in
+			q += " AND created IN ?"
 			args = append(args, created)
 		}
 		res := tx.WithContext(ctx).Exec(q, args...)
